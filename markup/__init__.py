@@ -1,0 +1,70 @@
+"""salience.markup: importance markup in prompts, parsed into spans and importance tokens.
+
+    >>> from markup import parse, tokenize
+    >>> doc = parse("Answer briefly. <rule>Reply in JSON.</rule>")
+    >>> doc.text, [(s.start, s.end, s.level.value) for s in doc.spans]
+    ('Answer briefly. Reply in JSON.', [(16, 30, 'hard')])
+"""
+
+from __future__ import annotations
+
+from .document import (
+    LEVELS,
+    Conversation,
+    Document,
+    Format,
+    Level,
+    MessageDocument,
+    ParseWarning,
+    Source,
+    Span,
+)
+from .encoding import ImportanceEncoding, available_encodings, load_encoding
+from .errors import (
+    BadAttributeError,
+    EncodingError,
+    EncodingUnavailableError,
+    MalformedTagError,
+    MarkupError,
+    MessageError,
+    MismatchedTagError,
+    SalienceError,
+    UnclosedTagError,
+    UnexpectedCloseTagError,
+)
+from .parse import DEFAULT_TRUSTED_ROLES, detect_format, parse, parse_messages
+from .render import RENDER_STYLES, render
+from .tokenize import TokenizedDocument, tokenize
+
+__all__ = [
+    "DEFAULT_TRUSTED_ROLES",
+    "LEVELS",
+    "RENDER_STYLES",
+    "BadAttributeError",
+    "Conversation",
+    "Document",
+    "EncodingError",
+    "EncodingUnavailableError",
+    "Format",
+    "ImportanceEncoding",
+    "Level",
+    "MalformedTagError",
+    "MarkupError",
+    "MessageDocument",
+    "MessageError",
+    "MismatchedTagError",
+    "ParseWarning",
+    "SalienceError",
+    "Source",
+    "Span",
+    "TokenizedDocument",
+    "UnclosedTagError",
+    "UnexpectedCloseTagError",
+    "available_encodings",
+    "detect_format",
+    "load_encoding",
+    "parse",
+    "parse_messages",
+    "render",
+    "tokenize",
+]

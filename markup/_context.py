@@ -1,0 +1,140 @@
+"""Shared machinery of the format parsers: edits, marks, and building the Document.
+
+A format parser never builds clean text itself. It reports, in offsets of the NFC text:
+
+- *edits*: ``(start, end, replacement)`` ranges of markup to remove (or, for HTML character
+  references and line breaks, to replace), non-overlapping;
+- *marks*: ``(start, end, level, source)`` ranges of content that an element gives a level.
+
+``build`` applies the edits, maps the marks onto the clean text and paints levels so that the
+innermost mark wins (the one that opens last; for equal starts, the one that closes first).
+Errors and warnings go through the context so that their offsets point into the text as sent.
+"""
+
+from __future__ import annotations
+
+import heapq
+from bisect import bisect_right
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .document import Document, Format, Level, ParseWarning, Source, Span
+from .errors import MarkupError, line_col
+
+
+@dataclass(slots=True)
+class Mark:
+    start: int
+    end: int
+    level: Level
+    source: Source
+    seq: int
+
+
+@dataclass
+class ParseContext:
+    original: str  # the text as the caller sent it
+    text: str  # its NFC form, which the parsers read
+    to_original: Callable[[int], int]
+    strict: bool
+    edits: list[tuple[int, int, str]] = field(default_factory=list)
+    marks: list[Mark] = field(default_factory=list)
+    warnings: list[ParseWarning] = field(default_factory=list)
+
+    def remove(self, start: int, end: int, replacement: str = "") -> None:
+        if end > start or replacement:
+            self.edits.append((start, end, replacement))
+
+    def mark(self, start: int, end: int, level: Level, source: Source) -> None:
+        self.marks.append(Mark(start, end, level, source, len(self.marks)))
+
+    def fault(self, error: type[MarkupError], code: str, message: str, offset: int) -> None:
+        """Raise ``error`` in strict mode; otherwise record a warning that a repair was made."""
+        original_offset = self.to_original(offset)
+        line, column = line_col(self.original, original_offset)
+        if self.strict:
+            raise error(message, offset=original_offset, line=line, column=column)
+        self.warnings.append(ParseWarning(code, message, original_offset, line, column))
+
+    def where(self, offset: int) -> str:
+        """"line L, column C" of a text offset, for messages that refer to a second place."""
+        line, column = line_col(self.original, self.to_original(offset))
+        return f"line {line}, column {column}"
+
+    def build(self, fmt: Format) -> Document:
+        clean, to_clean = _apply(self.text, self.edits)
+        spans = _paint(self.marks, to_clean)
+        return Document(clean, tuple(spans), fmt, tuple(self.warnings))
+
+
+def _apply(text: str, edits: list[tuple[int, int, str]]) -> tuple[str, Callable[[int], int]]:
+    if not edits:
+        return text, _identity
+    edits.sort(key=lambda e: (e[0], e[1]))
+    pieces: list[str] = []
+    starts: list[int] = []
+    clean_starts: list[int] = []  # where each edit's replacement begins in the clean text
+    ends: list[int] = []
+    lengths: list[int] = []
+    pos = 0
+    clean_pos = 0
+    for a, b, replacement in edits:
+        assert a >= pos, f"overlapping edits at {a} (previous ended at {pos})"
+        pieces.append(text[pos:a])
+        clean_pos += a - pos
+        starts.append(a)
+        clean_starts.append(clean_pos)
+        ends.append(b)
+        lengths.append(len(replacement))
+        pieces.append(replacement)
+        clean_pos += len(replacement)
+        pos = b
+    pieces.append(text[pos:])
+
+    def to_clean(offset: int) -> int:
+        i = bisect_right(starts, offset) - 1
+        if i < 0:
+            return offset
+        if offset == starts[i]:
+            return clean_starts[i]
+        if offset <= ends[i]:
+            return clean_starts[i] + lengths[i]
+        return clean_starts[i] + lengths[i] + (offset - ends[i])
+
+    return "".join(pieces), to_clean
+
+
+def _identity(offset: int) -> int:
+    return offset
+
+
+def _paint(marks: list[Mark], to_clean: Callable[[int], int]) -> list[Span]:
+    # Innermost wins: larger start, then smaller end, then later sequence number.
+    placed = []
+    for m in marks:
+        a, b = to_clean(m.start), to_clean(m.end)
+        if b > a:
+            placed.append(((m.start, -m.end, m.seq), a, b, m.level, m.source))
+    if not placed:
+        return []
+    placed.sort(key=lambda p: p[1])
+    points = sorted({p[1] for p in placed} | {p[2] for p in placed})
+    heap: list[tuple[tuple[int, int, int], int, Level, Source]] = []
+    spans: list[Span] = []
+    i = 0
+    for x, y in zip(points, points[1:], strict=False):
+        while i < len(placed) and placed[i][1] <= x:
+            key, _, end, level, source = placed[i]
+            heapq.heappush(heap, ((-key[0], -key[1], -key[2]), end, level, source))
+            i += 1
+        while heap and heap[0][1] <= x:
+            heapq.heappop(heap)
+        if not heap:
+            continue
+        _, _, level, source = heap[0]
+        last = spans[-1] if spans else None
+        if last is not None and last.end == x and last.level is level and last.source is source:
+            spans[-1] = Span(last.start, y, level, source)
+        else:
+            spans.append(Span(x, y, level, source))
+    return spans

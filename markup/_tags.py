@@ -1,0 +1,213 @@
+"""Importance tags: ``<rule>``, ``<important>``, ``<background>``, ``<importance level=…>`` and kin.
+
+The scanner looks only for the names it knows (case-insensitive); any other tag is ordinary text.
+A known tag that is not well formed, a closing tag that does not match, and an opening tag that
+never closes are faults: errors in strict mode, repaired with a warning otherwise. Tags inside
+code (backtick spans and fenced blocks) are literal.
+
+``TagStack`` is shared with the HTML parser, so both nest and repair the same way.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ._code import CodeIndex, code_regions
+from ._context import ParseContext
+from .document import Level, Source
+from .errors import (
+    BadAttributeError,
+    MalformedTagError,
+    MismatchedTagError,
+    UnclosedTagError,
+    UnexpectedCloseTagError,
+)
+
+# name -> fixed level, or the attribute that carries the level
+IMPORTANCE_TAGS: dict[str, Level | str] = {
+    "rule": Level.HARD,
+    "must": Level.HARD,
+    "hard": Level.HARD,
+    "important": Level.HIGH,
+    "high": Level.HIGH,
+    "background": Level.LOW,
+    "context": Level.LOW,
+    "low": Level.LOW,
+    "aside": Level.LOW,
+    "importance": "level",
+}
+
+# HTML rich text that carries importance. ``span`` without the attribute has no level but must
+# still be tracked, so that its ``</span>`` closes it and not a span that does carry a level.
+HTML_TAGS: dict[str, Level | str | None] = {
+    "strong": Level.HIGH,
+    "b": Level.HIGH,
+    "mark": Level.HIGH,
+    "small": Level.LOW,
+    "span": "data-importance",
+}
+
+_ATTRIBUTE = re.compile(
+    r"""([^\s"'>/=]+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'=<>`]+)))?"""
+)
+_OPEN_TAIL = re.compile(
+    r"""((?:\s+[^\s"'>/=]+(?:\s*=\s*(?:"[^"]*"|'[^']*'|[^\s"'=<>`]+))?)*)\s*(/?)>"""
+)
+_CLOSE_TAIL = re.compile(r"\s*>")
+
+
+def parse_attributes(raw: str) -> dict[str, str]:
+    """Attributes of a tag, names lower-cased; a bare attribute has the value ``""``."""
+    attrs: dict[str, str] = {}
+    for m in _ATTRIBUTE.finditer(raw):
+        value = next((g for g in m.groups()[1:] if g is not None), "")
+        attrs.setdefault(m.group(1).lower(), value)
+    return attrs
+
+
+@dataclass(slots=True)
+class _Open:
+    name: str
+    level: Level | None
+    source: Source
+    start: int  # where the opening tag starts
+    end: int  # where it ends: the content starts here
+
+
+class TagStack:
+    """Open elements, in order; closes them, repairing or failing on faults."""
+
+    def __init__(self, ctx: ParseContext) -> None:
+        self.ctx = ctx
+        self.stack: list[_Open] = []
+
+    def open(self, name: str, level: Level | None, source: Source, start: int, end: int) -> None:
+        self.stack.append(_Open(name, level, source, start, end))
+
+    def close(self, name: str, start: int, end: int) -> None:
+        """Close the element ``name`` with the closing tag at ``[start, end)``."""
+        ctx = self.ctx
+        depth = next((i for i in range(len(self.stack) - 1, -1, -1) if self.stack[i].name == name), -1)
+        if depth < 0:
+            ctx.fault(
+                UnexpectedCloseTagError,
+                "unexpected-close-tag",
+                f"closing tag </{name}> has no matching opening tag; it was dropped",
+                start,
+            )
+            return
+        for inner in reversed(self.stack[depth + 1 :]):
+            ctx.fault(
+                MismatchedTagError,
+                "mismatched-tag",
+                f"closing tag </{name}> while <{inner.name}> (opened at "
+                f"{ctx.where(inner.start)}) is still open; <{inner.name}> was closed here",
+                start,
+            )
+            self._emit(inner, start)
+        self._emit(self.stack[depth], start)
+        del self.stack[depth:]
+
+    def finish(self, end: int) -> None:
+        """Close whatever is still open at the end of the text."""
+        for left in reversed(self.stack):
+            self.ctx.fault(
+                UnclosedTagError,
+                "unclosed-tag",
+                f"<{left.name}> is never closed; it was closed at the end of the text",
+                left.start,
+            )
+            self._emit(left, end)
+        self.stack.clear()
+
+    def _emit(self, element: _Open, content_end: int) -> None:
+        if element.level is not None:
+            self.ctx.mark(element.end, content_end, element.level, element.source)
+
+
+def level_of(
+    ctx: ParseContext, name: str, rule: Level | str | None, attrs: dict[str, str], at: int
+) -> tuple[Level | None, bool]:
+    """``(level, ok)`` for an opening tag; reports a fault when the level attribute is bad."""
+    if rule is None or isinstance(rule, Level):
+        return rule, True
+    value = attrs.get(rule)
+    if value is None:
+        if name == "span":  # a plain <span> carries no importance, and that is fine
+            return None, True
+        ctx.fault(
+            BadAttributeError,
+            "bad-attribute",
+            f'<{name}> needs {rule}="hard|high|normal|low"; the tag was ignored',
+            at,
+        )
+        return None, False
+    level = Level.parse(value)
+    if level is None:
+        ctx.fault(
+            BadAttributeError,
+            "bad-attribute",
+            f'{rule}="{value}" on <{name}> is not a level (hard, high, normal, low); '
+            "the tag was ignored",
+            at,
+        )
+        return None, False
+    return level, True
+
+
+def scan_tags(ctx: ParseContext, *, with_html: bool) -> None:
+    """Find importance tags (and, ``with_html``, HTML rich-text tags) outside code in ``ctx``."""
+    text = ctx.text
+    if "<" not in text:
+        return
+    vocabulary: dict[str, tuple[Level | str | None, Source]] = {
+        name: (rule, Source.TAG) for name, rule in IMPORTANCE_TAGS.items()
+    }
+    if with_html:
+        vocabulary.update({name: (rule, Source.HTML) for name, rule in HTML_TAGS.items()})
+    candidate = _candidate_pattern(tuple(sorted(vocabulary)))
+    code = CodeIndex(code_regions(text))
+    stack = TagStack(ctx)
+    for m in candidate.finditer(text):
+        start = m.start()
+        if start in code:
+            continue
+        name = m.group(2).lower()
+        rule, source = vocabulary[name]
+        closing = m.group(1) == "/"
+        tail = (_CLOSE_TAIL if closing else _OPEN_TAIL).match(text, m.end())
+        if tail is None:
+            ctx.fault(
+                MalformedTagError,
+                "malformed-tag",
+                f"<{'/' if closing else ''}{name} is not a well-formed tag (no closing '>', "
+                "or bad attribute quoting); it was kept as text",
+                start,
+            )
+            continue
+        end = tail.end()
+        if closing:
+            ctx.remove(start, end)
+            stack.close(name, start, end)
+            continue
+        attrs = parse_attributes(tail.group(1))
+        level, _ = level_of(ctx, name, rule, attrs, start)
+        ctx.remove(start, end)
+        if tail.group(2) == "/":
+            continue  # self-closing: no content
+        # A tag with a bad level is still pushed (with no level) so that its closing tag matches.
+        stack.open(name, level, source, start, end)
+    stack.finish(len(text))
+
+
+_PATTERNS: dict[tuple[str, ...], re.Pattern[str]] = {}
+
+
+def _candidate_pattern(names: tuple[str, ...]) -> re.Pattern[str]:
+    pattern = _PATTERNS.get(names)
+    if pattern is None:
+        alternatives = "|".join(sorted(names, key=len, reverse=True))
+        pattern = re.compile(rf"<(/?)({alternatives})(?=[\s/>]|$)", re.IGNORECASE)
+        _PATTERNS[names] = pattern
+    return pattern

@@ -1,0 +1,130 @@
+"""Every error salience raises about its input, as one tree.
+
+    SalienceError
+     ├── MarkupError                 the markup of a prompt is wrong (strict mode)
+     │    ├── UnclosedTagError         an opening tag never closed
+     │    ├── MismatchedTagError       a closing tag that closes the wrong element
+     │    ├── UnexpectedCloseTagError  a closing tag with nothing open to close
+     │    ├── MalformedTagError        a known tag that is not well formed (no ``>``, bad quoting)
+     │    └── BadAttributeError        a level attribute that is missing or not a level
+     ├── MessageError                a chat message that is not a message (no role, bad content)
+     └── EncodingError               a tokenizer encoding problem
+          └── EncodingUnavailableError an encoding whose data is not on this machine
+
+Every ``MarkupError`` carries the character ``offset`` of the fault in the text as the caller
+sent it (before NFC normalisation), with its 1-based ``line`` and ``column``, and, for chat
+messages, the ``message_index``. The service maps this tree to JSON problem details in one place.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BadAttributeError",
+    "EncodingError",
+    "EncodingUnavailableError",
+    "MalformedTagError",
+    "MarkupError",
+    "MessageError",
+    "MismatchedTagError",
+    "SalienceError",
+    "UnclosedTagError",
+    "UnexpectedCloseTagError",
+    "line_col",
+]
+
+
+def line_col(text: str, offset: int) -> tuple[int, int]:
+    """1-based line and column (in characters) of ``offset`` in ``text``."""
+    offset = max(0, min(offset, len(text)))
+    line = text.count("\n", 0, offset) + 1
+    column = offset - (text.rfind("\n", 0, offset) + 1) + 1
+    return line, column
+
+
+class SalienceError(Exception):
+    """Base of every error salience raises about its input."""
+
+    code = "salience-error"
+
+
+class MarkupError(SalienceError):
+    """The markup of a prompt is wrong; raised in strict mode only."""
+
+    code = "markup-error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        offset: int,
+        line: int,
+        column: int,
+        message_index: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.offset = offset
+        self.line = line
+        self.column = column
+        self.message_index = message_index
+
+    @classmethod
+    def at(cls, message: str, text: str, offset: int) -> MarkupError:
+        """Build the error for ``offset`` in ``text`` (the text as the caller sent it)."""
+        line, column = line_col(text, offset)
+        return cls(message, offset=offset, line=line, column=column)
+
+    def __str__(self) -> str:
+        where = f"{self.line}:{self.column}"
+        if self.message_index is not None:
+            where = f"message {self.message_index}, {where}"
+        return f"{where}: {self.message}"
+
+
+class UnclosedTagError(MarkupError):
+    code = "unclosed-tag"
+
+
+class MismatchedTagError(MarkupError):
+    code = "mismatched-tag"
+
+
+class UnexpectedCloseTagError(MarkupError):
+    code = "unexpected-close-tag"
+
+
+class MalformedTagError(MarkupError):
+    code = "malformed-tag"
+
+
+class BadAttributeError(MarkupError):
+    code = "bad-attribute"
+
+
+class MessageError(SalienceError):
+    """A chat message is not a message: no role, or content that is not text."""
+
+    code = "bad-message"
+
+    def __init__(self, message: str, *, message_index: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.message_index = message_index
+
+    def __str__(self) -> str:
+        return f"message {self.message_index}: {self.message}"
+
+
+class EncodingError(SalienceError):
+    code = "encoding-error"
+
+
+class EncodingUnavailableError(EncodingError):
+    """The encoding is unknown, or its data file is not on this machine (nothing is downloaded)."""
+
+    code = "encoding-unavailable"
+
+    def __init__(self, message: str, *, name: str, available: list[str]) -> None:
+        super().__init__(message)
+        self.name = name
+        self.available = available

@@ -1,0 +1,154 @@
+"""``parse`` and ``parse_messages``: from marked-up text to a ``Document``.
+
+Format detection (``format="auto"``) is a fixed sequence of checks on the NFC text, first match
+wins:
+
+1. ``html`` — the text, after leading white space, starts with ``<!doctype``, ``<html``,
+   ``<body``, ``<head`` or an HTML block element (``<p>``, ``<div>``, ``<ul>``, ``<ol>``,
+   ``<table>``, ``<h1>``…``<h6>``, ``<section>``, ``<article>``), or such an element appears and
+   no Markdown signal (below) does.
+2. ``markdown`` — any Markdown signal: an opening ``**``/``__`` followed by a non-space, a callout
+   line ``> [!…]``, a fence line, an ATX heading, a list item, or an inline code span. Markdown
+   also honours the importance tags and inline HTML rich text.
+3. ``html`` — an inline HTML rich-text element that carries importance: ``<strong>``, ``<b>``,
+   ``<mark>``, ``<small>``, ``<span data-importance…>``.
+4. ``tags`` — an importance tag (``<rule>``, ``<important>``, ``<background>``, …).
+5. ``plain`` — otherwise.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from ._context import ParseContext
+from ._html import parse_html
+from ._markdown import parse_markdown
+from ._normalize import nfc_with_map
+from ._tags import IMPORTANCE_TAGS, scan_tags
+from .document import Conversation, Document, Format, MessageDocument
+from .errors import MarkupError, MessageError
+
+DEFAULT_TRUSTED_ROLES: frozenset[str] = frozenset({"system", "developer"})
+
+_BLOCK_NAMES = r"(?:p|div|ul|ol|li|table|tr|td|h[1-6]|section|article|br|blockquote|pre)"
+_HTML_LEADING = re.compile(rf"\s*<(?:!doctype\b|html\b|body\b|head\b|{_BLOCK_NAMES}[\s/>])", re.I)
+_HTML_BLOCK = re.compile(rf"<{_BLOCK_NAMES}[\s/>]", re.I)
+_MARKDOWN = re.compile(
+    r"\*\*[^\s*]|__[^\s_]"  # strong
+    r"|^ {0,3}>[ \t]?\[![A-Za-z]+\]"  # callout
+    r"|^ {0,3}(?:```|~~~)"  # fence
+    r"|^#{1,6}[ \t]+\S"  # heading
+    r"|^[ \t]*(?:[-*+]|\d{1,9}[.)])[ \t]+\S"  # list item
+    r"|`[^`\n]+`",  # inline code
+    re.M,
+)
+_HTML_RICH = re.compile(r"<(?:strong|b|mark|small)[\s>]|<span\b[^>]*\bdata-importance\b", re.I)
+_IMPORTANCE_TAG = re.compile(
+    r"</?(?:" + "|".join(IMPORTANCE_TAGS) + r")(?=[\s/>])", re.IGNORECASE
+)
+
+
+def detect_format(text: str) -> Format:
+    """The format ``parse(text, format="auto")`` uses; see this module's docstring."""
+    if "<" not in text:
+        return Format.MARKDOWN if _MARKDOWN.search(text) else Format.PLAIN
+    if _HTML_LEADING.match(text):
+        return Format.HTML
+    markdown = _MARKDOWN.search(text) is not None
+    if not markdown and _HTML_BLOCK.search(text):
+        return Format.HTML
+    if markdown:
+        return Format.MARKDOWN
+    if _HTML_RICH.search(text):
+        return Format.HTML
+    if _IMPORTANCE_TAG.search(text):
+        return Format.TAGS
+    return Format.PLAIN
+
+
+def parse(text: str, format: Format | str = Format.AUTO, strict: bool = False) -> Document:
+    """Parse importance markup in ``text``.
+
+    Returns the clean text (markup removed, NFC-normalised) with its importance spans. In strict
+    mode a markup fault raises a ``MarkupError`` carrying its offset, line and column in ``text``;
+    otherwise it is repaired and reported in ``Document.warnings``.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"parse() takes text as str, not {type(text).__name__}")
+    fmt = as_format(format)
+    normal, to_original = nfc_with_map(text)
+    if fmt is Format.AUTO:
+        fmt = detect_format(normal)
+    if fmt is Format.PLAIN:
+        return Document(normal, (), Format.PLAIN, ())
+    ctx = ParseContext(text, normal, to_original, strict)
+    if fmt is Format.TAGS:
+        scan_tags(ctx, with_html=False)
+    elif fmt is Format.MARKDOWN:
+        parse_markdown(ctx)
+    else:
+        parse_html(ctx)
+    return ctx.build(fmt)
+
+
+def as_format(value: Format | str) -> Format:
+    try:
+        return Format(value)
+    except ValueError:
+        allowed = ", ".join(f.value for f in Format)
+        raise ValueError(f"unknown format {value!r}; use one of: {allowed}") from None
+
+
+def parse_messages(
+    messages: Sequence[Mapping[str, Any]],
+    trusted_roles: Iterable[str] = DEFAULT_TRUSTED_ROLES,
+    format: Format | str = Format.AUTO,
+    strict: bool = False,
+) -> Conversation:
+    """Parse OpenAI-style chat messages, honouring markup only in trusted roles.
+
+    A message in an untrusted role (user, tool, assistant, unless listed) is parsed as plain
+    text: a ``<rule>`` pasted into it stays literal text and never raises its level above
+    ``normal``. ``content`` may be a string, ``None`` (a tool call) or a list of content parts,
+    whose text parts are joined with a line break. Errors carry the ``message_index``.
+    """
+    trusted = frozenset(role.lower() for role in trusted_roles)
+    fmt = as_format(format)
+    parsed: list[MessageDocument] = []
+    for index, message in enumerate(messages):
+        role, content = _role_and_content(message, index)
+        is_trusted = role.lower() in trusted
+        try:
+            document = parse(content, fmt if is_trusted else Format.PLAIN, strict)
+        except MarkupError as error:
+            error.message_index = index
+            raise
+        parsed.append(MessageDocument(index, role, is_trusted, document))
+    return Conversation(tuple(parsed))
+
+
+def _role_and_content(message: Mapping[str, Any], index: int) -> tuple[str, str]:
+    if not isinstance(message, Mapping):
+        raise MessageError("a message must be an object with role and content", message_index=index)
+    role = message.get("role")
+    if not isinstance(role, str) or not role:
+        raise MessageError("a message needs a non-empty string role", message_index=index)
+    content = message.get("content")
+    if content is None:
+        return role, ""
+    if isinstance(content, str):
+        return role, content
+    if isinstance(content, list):
+        texts: list[str] = []
+        for part in content:
+            if not isinstance(part, Mapping) or not isinstance(part.get("type"), str):
+                raise MessageError("a content part must be an object with a type", message_index=index)
+            if part["type"] == "text":
+                text = part.get("text")
+                if not isinstance(text, str):
+                    raise MessageError("a text content part needs a string text", message_index=index)
+                texts.append(text)
+        return role, "\n".join(texts)
+    raise MessageError("content must be a string, a list of content parts, or null", message_index=index)

@@ -1,0 +1,106 @@
+"""Text renderings of importance, for models that cannot take an attention bias.
+
+Styles (one line each):
+
+- ``plain``: the clean text, marks dropped.
+- ``xml``: hard spans wrapped in ``<rule>…</rule>``, high spans in ``<important>…</important>``.
+- ``caps``: each hard span prefixed with ``IMPORTANT: ``.
+- ``echo``: the hard rules restated in a list after the rest of the prompt.
+- ``system``: the hard rules moved out of the text into the system message (for a single
+  document: to the top of it).
+
+A ``Document`` renders to a string; a ``Conversation`` to OpenAI-style messages. Markup in
+untrusted messages was never parsed, so it is never rendered as a rule.
+"""
+
+from __future__ import annotations
+
+from .document import Conversation, Document, Level, Span
+
+RENDER_STYLES: dict[str, str] = {
+    "plain": "the clean text, marks dropped",
+    "xml": "hard spans wrapped in <rule>…</rule>, high spans in <important>…</important>",
+    "caps": "each hard span prefixed with 'IMPORTANT: '",
+    "echo": "the hard rules restated in a list after the rest of the prompt",
+    "system": "the hard rules moved into the system message (a document: to its top)",
+}
+RULES_HEADER = "Rules you must follow:"
+ECHO_HEADER = "Remember, these rules must be followed:"
+
+
+def render(target: Document | Conversation, style: str) -> str | list[dict[str, str]]:
+    if style not in RENDER_STYLES:
+        raise ValueError(f"unknown render style {style!r}; use one of: {', '.join(RENDER_STYLES)}")
+    if isinstance(target, Document):
+        return render_document(target, style)
+    return render_conversation(target, style)
+
+
+def rules(document: Document) -> list[str]:
+    """The text of each hard span, stripped, in order."""
+    found = [document.span_text(s).strip() for s in document.spans if s.level is Level.HARD]
+    return [r for r in found if r]
+
+
+def _rule_list(header: str, items: list[str]) -> str:
+    return header + "\n" + "\n".join(f"- {item}" for item in items)
+
+
+def _inline(document: Document, style: str) -> str:
+    """xml/caps/plain: rewrite each span in place; ``system`` removes hard spans."""
+    text = document.text
+    out: list[str] = []
+    pos = 0
+    for span in document.spans:
+        out.append(text[pos : span.start])
+        out.append(_inline_span(text, span, style))
+        pos = span.end
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def _inline_span(text: str, span: Span, style: str) -> str:
+    body = text[span.start : span.end]
+    if style == "xml" and span.level is Level.HARD:
+        return f"<rule>{body}</rule>"
+    if style == "xml" and span.level is Level.HIGH:
+        return f"<important>{body}</important>"
+    if style == "caps" and span.level is Level.HARD:
+        lead = len(body) - len(body.lstrip())
+        return f"{body[:lead]}IMPORTANT: {body[lead:]}"
+    if style == "system" and span.level is Level.HARD:
+        return ""
+    return body
+
+
+def render_document(document: Document, style: str) -> str:
+    found = rules(document)
+    if style == "echo":
+        return document.text if not found else f"{document.text.rstrip()}\n\n{_rule_list(ECHO_HEADER, found)}"
+    if style == "system":
+        rest = _inline(document, "system").strip()
+        if not found:
+            return document.text
+        return f"{_rule_list(RULES_HEADER, found)}\n\n{rest}"
+    return _inline(document, style)
+
+
+def render_conversation(conversation: Conversation, style: str) -> list[dict[str, str]]:
+    messages = [
+        {"role": m.role, "content": _inline(m.document, style if style != "echo" else "plain")}
+        for m in conversation.messages
+    ]
+    found = [r for m in conversation.messages for r in rules(m.document)]
+    if not found or style in ("plain", "xml", "caps"):
+        return messages
+    if style == "echo":
+        last = messages[-1]
+        last["content"] = f"{last['content'].rstrip()}\n\n{_rule_list(ECHO_HEADER, found)}"
+        return messages
+    # system: the rules leave their messages and join the first system message (or a new one).
+    block = _rule_list(RULES_HEADER, found)
+    system = next((m for m in messages if m["role"] == "system"), None)
+    if system is None:
+        return [{"role": "system", "content": block}, *messages]
+    system["content"] = f"{system['content'].rstrip()}\n\n{block}".lstrip()
+    return messages

@@ -1,0 +1,1 @@
+"""salience.service: the HTTP service and the ``salience`` command line."""

@@ -1,0 +1,43 @@
+"""The ``salience`` command: one module per subcommand, dispatched from here."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from . import annotate
+
+EPILOG = """\
+examples:
+  salience annotate prompt.md                 highlight what is marked (colour on a terminal)
+  echo '<rule>Reply in JSON.</rule> Hi' | salience annotate --json
+  salience annotate --render echo prompt.md   the text a model without a bias should get
+  salience annotate --messages chat.json      OpenAI-style messages; markup only in trusted roles
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="salience",
+        description="Mark what matters in a prompt; make the model heed it.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    annotate.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    code: int = args.run(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,210 @@
+"""``salience annotate``: parse a prompt's importance markup and show it.
+
+Reads FILE, or standard input when FILE is ``-`` or omitted and input is piped. On a terminal the
+clean text is shown with levels in colour (and a legend); piped, it prints the clean text alone.
+``--json`` prints the whole Document with tokens; ``--tokens`` one token per line; ``--render``
+the text for a model that cannot take a bias. Markup errors print like a compiler's and exit 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any, TextIO
+
+from markup import (
+    DEFAULT_TRUSTED_ROLES,
+    RENDER_STYLES,
+    Conversation,
+    Document,
+    EncodingError,
+    Format,
+    Level,
+    MarkupError,
+    MessageError,
+    load_encoding,
+    parse,
+    parse_messages,
+    render,
+    tokenize,
+)
+
+EXIT_OK, EXIT_INPUT, EXIT_USAGE = 0, 1, 2
+
+_STYLE = {  # ANSI; hard is also underlined so that the level does not rest on colour alone
+    Level.HARD: "\x1b[1;4;31m",
+    Level.HIGH: "\x1b[1;33m",
+    Level.LOW: "\x1b[2m",
+}
+_RESET = "\x1b[0m"
+
+
+def register(commands: Any) -> None:
+    p: argparse.ArgumentParser = commands.add_parser(
+        "annotate",
+        help="parse importance markup and show spans, tokens or a rendering",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("file", nargs="?", default=None, help="input file, or - for standard input")
+    p.add_argument("--format", default="auto", choices=[f.value for f in Format])
+    p.add_argument("--strict", action="store_true", help="markup faults are errors, not repairs")
+    p.add_argument("--encoding", default="cl100k_base", help="tiktoken base encoding")
+    p.add_argument("--messages", action="store_true", help="input is JSON chat messages")
+    p.add_argument(
+        "--trusted-roles",
+        default=",".join(sorted(DEFAULT_TRUSTED_ROLES)),
+        help="comma-separated roles whose markup is honoured (default: %(default)s)",
+    )
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="the full Document with tokens, as JSON")
+    out.add_argument("--tokens", action="store_true", help="one token per line")
+    out.add_argument("--render", choices=list(RENDER_STYLES), help="render for a model without bias")
+    p.add_argument("--color", choices=["auto", "always", "never"], default="auto")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    name, text = _read_input(args.file)
+    if text is None:
+        print(
+            "salience annotate: no input. Pass a FILE, or pipe text in: "
+            "echo '<rule>Be brief.</rule>' | salience annotate",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    try:
+        if args.messages:
+            return _run_messages(args, name, text)
+        document = parse(text, args.format, strict=args.strict)
+        _print_warnings(name, text, document)
+        if args.render:
+            print(render(document, args.render))
+        elif args.json or args.tokens:
+            encoding = load_encoding(args.encoding)
+            tokens = tokenize(document, encoding)
+            if args.json:
+                body = document.to_dict()
+                body["tokens"] = tokens.to_dict()
+                body["special_tokens"] = encoding.special_tokens()
+                json.dump(body, sys.stdout, ensure_ascii=False)
+                print()
+            else:
+                _print_tokens(document, tokens.ids, tokens.levels, tokens.starts, tokens.ends, tokens.markers, encoding.encoding.decode_single_token_bytes)
+        else:
+            _print_highlighted(document, _use_color(args.color, sys.stdout))
+    except MarkupError as error:
+        _print_markup_error(name, text, error)
+        return EXIT_INPUT
+    except (EncodingError, MessageError) as error:
+        print(f"{name}: error: {error}", file=sys.stderr)
+        return EXIT_INPUT
+    return EXIT_OK
+
+
+def _read_input(path: str | None) -> tuple[str, str | None]:
+    if path is None or path == "-":
+        if path is None and sys.stdin.isatty():
+            return "<stdin>", None
+        return "<stdin>", sys.stdin.read()
+    with open(path, encoding="utf-8") as f:
+        return path, f.read()
+
+
+def _run_messages(args: argparse.Namespace, name: str, text: str) -> int:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        print(f"{name}:{error.lineno}:{error.colno}: error: not JSON: {error.msg}", file=sys.stderr)
+        return EXIT_INPUT
+    messages = data.get("messages") if isinstance(data, dict) else data
+    if not isinstance(messages, list):
+        print(f"{name}: error: expected a list of messages or {{\"messages\": [...]}}", file=sys.stderr)
+        return EXIT_INPUT
+    roles = [r.strip() for r in args.trusted_roles.split(",") if r.strip()]
+    try:
+        conversation = parse_messages(messages, roles, args.format, args.strict)
+    except MarkupError as error:
+        index = error.message_index or 0
+        content = messages[index].get("content") if isinstance(messages[index], dict) else ""
+        _print_markup_error(f"{name}[{index}]", content if isinstance(content, str) else "", error)
+        return EXIT_INPUT
+    if args.render:
+        print(json.dumps(render(conversation, args.render), ensure_ascii=False, indent=2))
+    elif args.json or args.tokens:
+        print(json.dumps(_conversation_json(conversation, args.encoding), ensure_ascii=False))
+    else:
+        color = _use_color(args.color, sys.stdout)
+        for m in conversation.messages:
+            trust = "trusted" if m.trusted else "untrusted: markup kept as text"
+            print(f"── {m.index} {m.role} ({trust})")
+            _print_highlighted(m.document, color, legend=False)
+    return EXIT_OK
+
+
+def _conversation_json(conversation: Conversation, encoding_name: str) -> dict[str, Any]:
+    encoding = load_encoding(encoding_name)
+    body = conversation.to_dict()
+    for row, m in zip(body["messages"], conversation.messages, strict=True):
+        row["tokens"] = tokenize(m.document, encoding).to_dict()
+    body["special_tokens"] = encoding.special_tokens()
+    return body
+
+
+def _use_color(choice: str, stream: TextIO) -> bool:
+    if choice != "auto":
+        return choice == "always"
+    return stream.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+
+
+def _print_highlighted(document: Document, color: bool, legend: bool = True) -> None:
+    if not color:
+        print(document.text)
+        return
+    text = document.text
+    out: list[str] = []
+    pos = 0
+    for span in document.spans:
+        out.append(text[pos : span.start])
+        style = _STYLE.get(span.level)
+        body = text[span.start : span.end]
+        out.append(f"{style}{body}{_RESET}" if style else body)
+        pos = span.end
+    out.append(text[pos:])
+    print("".join(out))
+    if legend:
+        keys = "  ".join(f"{_STYLE[lv]}{lv.value}{_RESET}" for lv in (Level.HARD, Level.HIGH, Level.LOW))
+        counts = {lv: len(document.spans_at(lv)) for lv in (Level.HARD, Level.HIGH, Level.LOW)}
+        summary = ", ".join(f"{n} {lv.value}" for lv, n in counts.items())
+        print(f"\n[{document.format.value}] {keys}   spans: {summary}", file=sys.stderr)
+
+
+def _print_tokens(
+    document: Document,
+    ids: list[int],
+    levels: list[Level],
+    starts: list[int],
+    ends: list[int],
+    markers: list[bool],
+    token_bytes: Any,
+) -> None:
+    for i, (tid, level, a, b, marker) in enumerate(zip(ids, levels, starts, ends, markers, strict=True)):
+        shown = "marker" if marker else repr(token_bytes(tid).decode("utf-8", "replace"))
+        print(f"{i}\t{tid}\t{level.value}\t{a}:{b}\t{shown}")
+
+
+def _print_warnings(name: str, text: str, document: Document) -> None:
+    for w in document.warnings:
+        print(f"{name}:{w.line}:{w.column}: warning: {w.message}", file=sys.stderr)
+
+
+def _print_markup_error(name: str, text: str, error: MarkupError) -> None:
+    lines = text.split("\n")
+    line = lines[error.line - 1] if 0 < error.line <= len(lines) else ""
+    print(f"{name}:{error.line}:{error.column}: error: {error.message}", file=sys.stderr)
+    print(f"  {line}", file=sys.stderr)
+    # Keep tabs so that the caret lines up under the faulty character.
+    pad = "".join("\t" if c == "\t" else " " for c in line[: error.column - 1])
+    print(f"  {pad}^", file=sys.stderr)
