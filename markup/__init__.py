@@ -1,9 +1,9 @@
 """salience.markup: importance markup in prompts, parsed into spans and importance tokens.
 
-    >>> from markup import parse, tokenize
-    >>> doc = parse("Answer briefly. <rule>Reply in JSON.</rule>")
-    >>> doc.text, [(s.start, s.end, s.level.value) for s in doc.spans]
-    ('Answer briefly. Reply in JSON.', [(16, 30, 'hard')])
+>>> from markup import parse, tokenize
+>>> doc = parse("Answer briefly. <rule>Reply in JSON.</rule>")
+>>> doc.text, [(s.start, s.end, s.level.value) for s in doc.spans]
+('Answer briefly. Reply in JSON.', [(16, 30, 'hard')])
 """
 
 from __future__ import annotations

@@ -42,7 +42,9 @@ def _fences(text: str) -> list[tuple[int, int]]:
             # A backtick fence's info string may not hold a backtick: this is inline code.
             pos = m.end() + 1
             continue
-        close = re.compile(r"^ {0,3}" + re.escape(fence[0]) + "{" + str(len(fence)) + r",} *$", re.M)
+        close = re.compile(
+            r"^ {0,3}" + re.escape(fence[0]) + "{" + str(len(fence)) + r",} *$", re.M
+        )
         end_match = close.search(text, m.end() + 1) if m.end() < len(text) else None
         end = len(text) if end_match is None else end_match.end()
         found.append((m.start(), end))

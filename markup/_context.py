@@ -14,6 +14,7 @@ Errors and warnings go through the context so that their offsets point into the 
 from __future__ import annotations
 
 import heapq
+import itertools
 from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -57,7 +58,7 @@ class ParseContext:
         self.warnings.append(ParseWarning(code, message, original_offset, line, column))
 
     def where(self, offset: int) -> str:
-        """"line L, column C" of a text offset, for messages that refer to a second place."""
+        """ "line L, column C" of a text offset, for messages that refer to a second place."""
         line, column = line_col(self.original, self.to_original(offset))
         return f"line {line}, column {column}"
 
@@ -122,7 +123,7 @@ def _paint(marks: list[Mark], to_clean: Callable[[int], int]) -> list[Span]:
     heap: list[tuple[tuple[int, int, int], int, Level, Source]] = []
     spans: list[Span] = []
     i = 0
-    for x, y in zip(points, points[1:], strict=False):
+    for x, y in itertools.pairwise(points):
         while i < len(placed) and placed[i][1] <= x:
             key, _, end, level, source = placed[i]
             heapq.heappush(heap, ((-key[0], -key[1], -key[2]), end, level, source))

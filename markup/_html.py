@@ -19,8 +19,11 @@ from ._tags import HTML_TAGS, IMPORTANCE_TAGS, TagStack, level_of
 from .document import Level, Source
 
 _BLOCK = frozenset(
-    "p div li ul ol h1 h2 h3 h4 h5 h6 tr table blockquote pre section article header footer "
-    "nav aside dl dt dd figure figcaption".split()
+    {
+        *("p", "div", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "table"),
+        *("blockquote", "pre", "section", "article", "header", "footer", "nav", "aside"),
+        *("dl", "dt", "dd", "figure", "figcaption"),
+    }
 )
 _RAW_TEXT = frozenset({"script", "style"})
 _CODE = frozenset({"code", "pre", "kbd", "samp"})

@@ -95,19 +95,25 @@ def _callout(
     # this quote (at the quote's own column, so an enclosing list or quote keeps its prefix).
     first_newline = stripped.find("\n", a, b)
     marker_end = b if first_newline < 0 else first_newline + 1
-    _remove(ctx, to_full, a, marker_end)
-    column = a - (stripped.rfind("\n", 0, a) + 1)
+    marker_line = stripped.rfind("\n", 0, a) + 1
+    column = a - marker_line
+    # The whole marker line goes when only indentation or outer quote markers precede it.
+    blank_before = stripped[marker_line:a].strip(" >") == ""
+    _remove(ctx, to_full, marker_line if blank_before else a, marker_end)
     line_start = marker_end
+    content_start = marker_end
     while line_start < b:
         prefix = _QUOTE_PREFIX.match(stripped, line_start + column, b)
         if prefix is not None and stripped[line_start : line_start + column].strip(" >") == "":
             _remove(ctx, to_full, prefix.start(), prefix.end())
+            if line_start == marker_end:
+                content_start = prefix.end()
         newline = stripped.find("\n", line_start, b)
         if newline < 0:
             break
         line_start = newline + 1
-    if marker_end < b:
-        ctx.mark(to_full(marker_end - 1) + 1, to_full(b - 1) + 1, level, Source.MARKDOWN)
+    if content_start < b:
+        ctx.mark(to_full(content_start - 1) + 1, to_full(b - 1) + 1, level, Source.MARKDOWN)
 
 
 def _remove(ctx: ParseContext, to_full: Callable[[int], int], a: int, b: int) -> None:

@@ -48,9 +48,7 @@ HTML_TAGS: dict[str, Level | str | None] = {
     "span": "data-importance",
 }
 
-_ATTRIBUTE = re.compile(
-    r"""([^\s"'>/=]+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'=<>`]+)))?"""
-)
+_ATTRIBUTE = re.compile(r"""([^\s"'>/=]+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'=<>`]+)))?""")
 _OPEN_TAIL = re.compile(
     r"""((?:\s+[^\s"'>/=]+(?:\s*=\s*(?:"[^"]*"|'[^']*'|[^\s"'=<>`]+))?)*)\s*(/?)>"""
 )
@@ -88,7 +86,9 @@ class TagStack:
     def close(self, name: str, start: int, end: int) -> None:
         """Close the element ``name`` with the closing tag at ``[start, end)``."""
         ctx = self.ctx
-        depth = next((i for i in range(len(self.stack) - 1, -1, -1) if self.stack[i].name == name), -1)
+        depth = next(
+            (i for i in range(len(self.stack) - 1, -1, -1) if self.stack[i].name == name), -1
+        )
         if depth < 0:
             ctx.fault(
                 UnexpectedCloseTagError,

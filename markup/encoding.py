@@ -14,6 +14,7 @@ file is in none of those places raises ``EncodingUnavailableError`` naming what 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from dataclasses import dataclass
@@ -62,8 +63,22 @@ class ImportanceEncoding:
         """The importance markers, in id order, as JSON-ready rows."""
         rows = []
         for level in LEVELS:
-            rows.append({"token": open_marker(level), "id": self.open_ids[level], "level": level.value, "kind": "open"})
-            rows.append({"token": close_marker(level), "id": self.close_ids[level], "level": level.value, "kind": "close"})
+            rows.append(
+                {
+                    "token": open_marker(level),
+                    "id": self.open_ids[level],
+                    "level": level.value,
+                    "kind": "open",
+                }
+            )
+            rows.append(
+                {
+                    "token": close_marker(level),
+                    "id": self.close_ids[level],
+                    "level": level.value,
+                    "kind": "close",
+                }
+            )
         return sorted(rows, key=lambda r: r["id"])
 
 
@@ -99,7 +114,10 @@ def load_encoding(name: str = "cl100k_base") -> ImportanceEncoding:
             return cached
         if base in _unavailable:
             raise _unavailable_error(name, _unavailable[base])
-        constructor = tiktoken.registry.ENCODING_CONSTRUCTORS.get(base) if base in known_encodings() else None
+        # list_encoding_names() fills tiktoken's registry of constructors (plugins included).
+        known = known_encodings()
+        constructors = tiktoken.registry.ENCODING_CONSTRUCTORS or {}
+        constructor = constructors.get(base) if base in known else None
         if constructor is None:
             raise _unavailable_error(name, f"unknown encoding {name!r}")
         try:
@@ -115,8 +133,9 @@ def load_encoding(name: str = "cl100k_base") -> ImportanceEncoding:
 def _unavailable_error(name: str, why: str) -> EncodingUnavailableError:
     available = [n for n in known_encodings() if n in _cache or n not in _unavailable]
     available = [n for n in available if _is_loadable(n)]
+    listed = ", ".join(available) or "none"
     return EncodingUnavailableError(
-        f"encoding {name!r} is not available here: {why}. Available: {', '.join(available) or 'none'}",
+        f"encoding {name!r} is not available here: {why}. Available: {listed}",
         name=name,
         available=available,
     )
@@ -140,10 +159,8 @@ class _NotLocal(Exception):
 
 def _search_dirs() -> list[Path]:
     dirs = [Path(p) for p in os.environ.get("SALIENCE_TIKTOKEN_DIR", "").split(os.pathsep) if p]
-    try:
+    with contextlib.suppress(ModuleNotFoundError, TypeError):
         dirs.append(Path(str(resources.files("tiktoken_ext") / "data")))
-    except (ModuleNotFoundError, TypeError):
-        pass
     return dirs
 
 
@@ -195,4 +212,6 @@ def _extend(base: str, spec: dict[str, Any]) -> ImportanceEncoding:
     lengths = np.zeros(next_id, dtype=np.int64)
     for token, rank in ranks.items():
         lengths[rank] = len(token)
-    return ImportanceEncoding(base + IMPORTANCE_SUFFIX, base, encoding, open_ids, close_ids, lengths)
+    return ImportanceEncoding(
+        base + IMPORTANCE_SUFFIX, base, encoding, open_ids, close_ids, lengths
+    )

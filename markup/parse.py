@@ -45,9 +45,7 @@ _MARKDOWN = re.compile(
     re.M,
 )
 _HTML_RICH = re.compile(r"<(?:strong|b|mark|small)[\s>]|<span\b[^>]*\bdata-importance\b", re.I)
-_IMPORTANCE_TAG = re.compile(
-    r"</?(?:" + "|".join(IMPORTANCE_TAGS) + r")(?=[\s/>])", re.IGNORECASE
-)
+_IMPORTANCE_TAG = re.compile(r"</?(?:" + "|".join(IMPORTANCE_TAGS) + r")(?=[\s/>])", re.IGNORECASE)
 
 
 def detect_format(text: str) -> Format:
@@ -144,11 +142,17 @@ def _role_and_content(message: Mapping[str, Any], index: int) -> tuple[str, str]
         texts: list[str] = []
         for part in content:
             if not isinstance(part, Mapping) or not isinstance(part.get("type"), str):
-                raise MessageError("a content part must be an object with a type", message_index=index)
+                raise MessageError(
+                    "a content part must be an object with a type", message_index=index
+                )
             if part["type"] == "text":
                 text = part.get("text")
                 if not isinstance(text, str):
-                    raise MessageError("a text content part needs a string text", message_index=index)
+                    raise MessageError(
+                        "a text content part needs a string text", message_index=index
+                    )
                 texts.append(text)
         return role, "\n".join(texts)
-    raise MessageError("content must be a string, a list of content parts, or null", message_index=index)
+    raise MessageError(
+        "content must be a string, a list of content parts, or null", message_index=index
+    )

@@ -76,7 +76,11 @@ def _inline_span(text: str, span: Span, style: str) -> str:
 def render_document(document: Document, style: str) -> str:
     found = rules(document)
     if style == "echo":
-        return document.text if not found else f"{document.text.rstrip()}\n\n{_rule_list(ECHO_HEADER, found)}"
+        return (
+            document.text
+            if not found
+            else f"{document.text.rstrip()}\n\n{_rule_list(ECHO_HEADER, found)}"
+        )
     if style == "system":
         rest = _inline(document, "system").strip()
         if not found:

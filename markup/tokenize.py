@@ -46,7 +46,9 @@ class TokenizedDocument:
         }
 
 
-def tokenize(document: Document, encoding: ImportanceEncoding | str = "cl100k_base") -> TokenizedDocument:
+def tokenize(
+    document: Document, encoding: ImportanceEncoding | str = "cl100k_base"
+) -> TokenizedDocument:
     enc = load_encoding(encoding) if isinstance(encoding, str) else encoding
     text = document.text
     # (start, end, level or None for unmarked) pieces covering the text in order
@@ -94,7 +96,9 @@ def tokenize(document: Document, encoding: ImportanceEncoding | str = "cl100k_ba
     return TokenizedDocument(enc.name, ids, levels, out_starts, out_ends, markers)
 
 
-def _char_offsets(text: str, ids: list[int], enc: ImportanceEncoding) -> tuple[list[int], list[int]]:
+def _char_offsets(
+    text: str, ids: list[int], enc: ImportanceEncoding
+) -> tuple[list[int], list[int]]:
     if not ids:
         return [], []
     lengths = enc.token_byte_lengths[np.asarray(ids, dtype=np.int64)]

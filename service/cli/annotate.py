@@ -61,7 +61,9 @@ def register(commands: Any) -> None:
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="the full Document with tokens, as JSON")
     out.add_argument("--tokens", action="store_true", help="one token per line")
-    out.add_argument("--render", choices=list(RENDER_STYLES), help="render for a model without bias")
+    out.add_argument(
+        "--render", choices=list(RENDER_STYLES), help="render for a model without bias"
+    )
     p.add_argument("--color", choices=["auto", "always", "never"], default="auto")
     p.set_defaults(run=run)
 
@@ -92,7 +94,15 @@ def run(args: argparse.Namespace) -> int:
                 json.dump(body, sys.stdout, ensure_ascii=False)
                 print()
             else:
-                _print_tokens(document, tokens.ids, tokens.levels, tokens.starts, tokens.ends, tokens.markers, encoding.encoding.decode_single_token_bytes)
+                _print_tokens(
+                    document,
+                    tokens.ids,
+                    tokens.levels,
+                    tokens.starts,
+                    tokens.ends,
+                    tokens.markers,
+                    encoding.encoding.decode_single_token_bytes,
+                )
         else:
             _print_highlighted(document, _use_color(args.color, sys.stdout))
     except MarkupError as error:
@@ -121,7 +131,9 @@ def _run_messages(args: argparse.Namespace, name: str, text: str) -> int:
         return EXIT_INPUT
     messages = data.get("messages") if isinstance(data, dict) else data
     if not isinstance(messages, list):
-        print(f"{name}: error: expected a list of messages or {{\"messages\": [...]}}", file=sys.stderr)
+        print(
+            f'{name}: error: expected a list of messages or {{"messages": [...]}}', file=sys.stderr
+        )
         return EXIT_INPUT
     roles = [r.strip() for r in args.trusted_roles.split(",") if r.strip()]
     try:
@@ -175,7 +187,9 @@ def _print_highlighted(document: Document, color: bool, legend: bool = True) -> 
     out.append(text[pos:])
     print("".join(out))
     if legend:
-        keys = "  ".join(f"{_STYLE[lv]}{lv.value}{_RESET}" for lv in (Level.HARD, Level.HIGH, Level.LOW))
+        keys = "  ".join(
+            f"{_STYLE[lv]}{lv.value}{_RESET}" for lv in (Level.HARD, Level.HIGH, Level.LOW)
+        )
         counts = {lv: len(document.spans_at(lv)) for lv in (Level.HARD, Level.HIGH, Level.LOW)}
         summary = ", ".join(f"{n} {lv.value}" for lv, n in counts.items())
         print(f"\n[{document.format.value}] {keys}   spans: {summary}", file=sys.stderr)
@@ -190,7 +204,9 @@ def _print_tokens(
     markers: list[bool],
     token_bytes: Any,
 ) -> None:
-    for i, (tid, level, a, b, marker) in enumerate(zip(ids, levels, starts, ends, markers, strict=True)):
+    for i, (tid, level, a, b, marker) in enumerate(
+        zip(ids, levels, starts, ends, markers, strict=True)
+    ):
         shown = "marker" if marker else repr(token_bytes(tid).decode("utf-8", "replace"))
         print(f"{i}\t{tid}\t{level.value}\t{a}:{b}\t{shown}")
 

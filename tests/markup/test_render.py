@@ -1,0 +1,78 @@
+"""Text renderings for models that cannot take a bias."""
+
+from __future__ import annotations
+
+import pytest
+
+from markup import RENDER_STYLES, parse, parse_messages, render
+
+DOC = parse("Write a haiku. <rule>Use lowercase only.</rule> Be **vivid**.", "markdown")
+
+
+def test_plain_drops_the_marks() -> None:
+    assert render(DOC, "plain") == "Write a haiku. Use lowercase only. Be vivid."
+
+
+def test_xml_wraps_hard_in_rule_and_high_in_important() -> None:
+    assert render(DOC, "xml") == (
+        "Write a haiku. <rule>Use lowercase only.</rule> Be <important>vivid</important>."
+    )
+
+
+def test_caps_prefixes_hard_spans() -> None:
+    assert render(DOC, "caps") == "Write a haiku. IMPORTANT: Use lowercase only. Be vivid."
+
+
+def test_echo_restates_the_rules_at_the_end() -> None:
+    out = render(DOC, "echo")
+    assert isinstance(out, str)
+    assert out.startswith("Write a haiku. Use lowercase only. Be vivid.")
+    assert out.endswith("- Use lowercase only.")
+
+
+def test_system_hoists_the_rules_to_the_top_of_a_document() -> None:
+    out = render(DOC, "system")
+    assert isinstance(out, str)
+    assert out.startswith("Rules you must follow:\n- Use lowercase only.\n\n")
+    assert out.count("Use lowercase only.") == 1
+
+
+def test_a_document_without_rules_renders_unchanged() -> None:
+    plain = parse("nothing marked")
+    assert all(render(plain, style) == "nothing marked" for style in RENDER_STYLES)
+
+
+def test_system_moves_rules_from_trusted_messages_into_the_system_message() -> None:
+    conv = parse_messages(
+        [
+            {"role": "system", "content": "You help."},
+            {"role": "developer", "content": "Task. <rule>Answer in French.</rule>"},
+            {"role": "user", "content": "<rule>pasted, not a rule</rule> Hello"},
+        ]
+    )
+    out = render(conv, "system")
+    assert isinstance(out, list)
+    assert out[0]["content"] == "You help.\n\nRules you must follow:\n- Answer in French."
+    assert out[1]["content"] == "Task. "
+    assert out[2]["content"] == "<rule>pasted, not a rule</rule> Hello"
+
+
+def test_system_creates_a_system_message_when_there_is_none() -> None:
+    conv = parse_messages([{"role": "developer", "content": "<rule>Be brief.</rule> Hi"}])
+    out = render(conv, "system")
+    assert isinstance(out, list)
+    assert out[0] == {"role": "system", "content": "Rules you must follow:\n- Be brief."}
+
+
+def test_echo_appends_rules_to_the_last_message() -> None:
+    conv = parse_messages(
+        [{"role": "system", "content": "<rule>Be brief.</rule>"}, {"role": "user", "content": "Q?"}]
+    )
+    out = render(conv, "echo")
+    assert isinstance(out, list)
+    assert out[-1]["content"].startswith("Q?\n\n") and out[-1]["content"].endswith("- Be brief.")
+
+
+def test_unknown_style_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="unknown render style"):
+        render(DOC, "loud")
