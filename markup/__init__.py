@@ -32,9 +32,9 @@ from .errors import (
     UnclosedTagError,
     UnexpectedCloseTagError,
 )
-from .parse import DEFAULT_TRUSTED_ROLES, detect_format, parse, parse_messages
-from .render import RENDER_STYLES, render
-from .tokenize import TokenizedDocument, tokenize
+from .parsing import DEFAULT_TRUSTED_ROLES, detect_format, parse, parse_messages
+from .rendering import RENDER_STYLES, render
+from .tokens import TokenizedDocument, tokenize
 
 __all__ = [
     "DEFAULT_TRUSTED_ROLES",

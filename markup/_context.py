@@ -119,6 +119,8 @@ def _paint(marks: list[Mark], to_clean: Callable[[int], int]) -> list[Span]:
     if not placed:
         return []
     placed.sort(key=lambda p: p[1])
+    if all(placed[k][2] <= placed[k + 1][1] for k in range(len(placed) - 1)):
+        return _disjoint(placed)  # the common case: no nesting at all
     points = sorted({p[1] for p in placed} | {p[2] for p in placed})
     heap: list[tuple[tuple[int, int, int], int, Level, Source]] = []
     spans: list[Span] = []
@@ -138,4 +140,15 @@ def _paint(marks: list[Mark], to_clean: Callable[[int], int]) -> list[Span]:
             spans[-1] = Span(last.start, y, level, source)
         else:
             spans.append(Span(x, y, level, source))
+    return spans
+
+
+def _disjoint(placed: list[tuple[tuple[int, int, int], int, int, Level, Source]]) -> list[Span]:
+    spans: list[Span] = []
+    for _, a, b, level, source in placed:
+        last = spans[-1] if spans else None
+        if last is not None and last.end == a and last.level is level and last.source is source:
+            spans[-1] = Span(last.start, b, level, source)
+        else:
+            spans.append(Span(a, b, level, source))
     return spans

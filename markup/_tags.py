@@ -85,6 +85,10 @@ class TagStack:
 
     def close(self, name: str, start: int, end: int) -> None:
         """Close the element ``name`` with the closing tag at ``[start, end)``."""
+        stack = self.stack
+        if stack and stack[-1].name == name:  # the usual case: it closes the innermost element
+            self._emit(stack.pop(), start)
+            return
         ctx = self.ctx
         depth = next(
             (i for i in range(len(self.stack) - 1, -1, -1) if self.stack[i].name == name), -1
@@ -156,46 +160,57 @@ def level_of(
     return level, True
 
 
+_VOCABULARIES: dict[bool, dict[str, tuple[Level | str | None, Source]]] = {
+    False: {name: (rule, Source.TAG) for name, rule in IMPORTANCE_TAGS.items()},
+    True: {
+        **{name: (rule, Source.TAG) for name, rule in IMPORTANCE_TAGS.items()},
+        **{name: (rule, Source.HTML) for name, rule in HTML_TAGS.items()},
+    },
+}
+
+
 def scan_tags(ctx: ParseContext, *, with_html: bool) -> None:
     """Find importance tags (and, ``with_html``, HTML rich-text tags) outside code in ``ctx``."""
     text = ctx.text
     if "<" not in text:
         return
-    vocabulary: dict[str, tuple[Level | str | None, Source]] = {
-        name: (rule, Source.TAG) for name, rule in IMPORTANCE_TAGS.items()
-    }
-    if with_html:
-        vocabulary.update({name: (rule, Source.HTML) for name, rule in HTML_TAGS.items()})
+    vocabulary = _VOCABULARIES[with_html]
     candidate = _candidate_pattern(tuple(sorted(vocabulary)))
-    code = CodeIndex(code_regions(text))
+    regions = code_regions(text)
+    code = CodeIndex(regions) if regions else None
     stack = TagStack(ctx)
+    edits = ctx.edits
+    # This loop runs once per tag in long prompts: it is kept flat on purpose.
     for m in candidate.finditer(text):
         start = m.start()
-        if start in code:
+        if code is not None and start in code:
             continue
-        name = m.group(2).lower()
+        slash, raw_name = m.groups()
+        name = raw_name.lower()
         rule, source = vocabulary[name]
-        closing = m.group(1) == "/"
-        tail = (_CLOSE_TAIL if closing else _OPEN_TAIL).match(text, m.end())
+        tail = (_CLOSE_TAIL if slash else _OPEN_TAIL).match(text, m.end())
         if tail is None:
             ctx.fault(
                 MalformedTagError,
                 "malformed-tag",
-                f"<{'/' if closing else ''}{name} is not a well-formed tag (no closing '>', "
+                f"<{slash}{name} is not a well-formed tag (no closing '>', "
                 "or bad attribute quoting); it was kept as text",
                 start,
             )
             continue
         end = tail.end()
-        if closing:
-            ctx.remove(start, end)
+        edits.append((start, end, ""))
+        if slash:
             stack.close(name, start, end)
             continue
-        attrs = parse_attributes(tail.group(1))
-        level, _ = level_of(ctx, name, rule, attrs, start)
-        ctx.remove(start, end)
-        if tail.group(2) == "/":
-            continue  # self-closing: no content
+        raw_attributes, self_closing = tail.groups()
+        if isinstance(rule, str):
+            attrs = parse_attributes(raw_attributes) if raw_attributes else {}
+            level, _ = level_of(ctx, name, rule, attrs, start)
+        else:
+            level = rule
+        if self_closing:
+            continue  # no content
         # A tag with a bad level is still pushed (with no level) so that its closing tag matches.
         stack.open(name, level, source, start, end)
     stack.finish(len(text))

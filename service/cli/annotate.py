@@ -21,9 +21,11 @@ from markup import (
     Document,
     EncodingError,
     Format,
+    ImportanceEncoding,
     Level,
     MarkupError,
     MessageError,
+    TokenizedDocument,
     load_encoding,
     parse,
     parse_messages,
@@ -94,15 +96,7 @@ def run(args: argparse.Namespace) -> int:
                 json.dump(body, sys.stdout, ensure_ascii=False)
                 print()
             else:
-                _print_tokens(
-                    document,
-                    tokens.ids,
-                    tokens.levels,
-                    tokens.starts,
-                    tokens.ends,
-                    tokens.markers,
-                    encoding.encoding.decode_single_token_bytes,
-                )
+                _print_tokens(tokens, encoding)
         else:
             _print_highlighted(document, _use_color(args.color, sys.stdout))
     except MarkupError as error:
@@ -195,20 +189,14 @@ def _print_highlighted(document: Document, color: bool, legend: bool = True) -> 
         print(f"\n[{document.format.value}] {keys}   spans: {summary}", file=sys.stderr)
 
 
-def _print_tokens(
-    document: Document,
-    ids: list[int],
-    levels: list[Level],
-    starts: list[int],
-    ends: list[int],
-    markers: list[bool],
-    token_bytes: Any,
-) -> None:
-    for i, (tid, level, a, b, marker) in enumerate(
-        zip(ids, levels, starts, ends, markers, strict=True)
+def _print_tokens(tokens: TokenizedDocument, encoding: ImportanceEncoding) -> None:
+    token_bytes = encoding.encoding.decode_single_token_bytes
+    rows = tokens.to_dict()
+    for i, (tid, level, (a, b), marker) in enumerate(
+        zip(rows["ids"], rows["levels"], rows["offsets"], rows["markers"], strict=True)
     ):
         shown = "marker" if marker else repr(token_bytes(tid).decode("utf-8", "replace"))
-        print(f"{i}\t{tid}\t{level.value}\t{a}:{b}\t{shown}")
+        print(f"{i}\t{tid}\t{level}\t{a}:{b}\t{shown}")
 
 
 def _print_warnings(name: str, text: str, document: Document) -> None:

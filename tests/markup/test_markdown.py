@@ -16,7 +16,9 @@ def test_strong_is_high(delimiter: str) -> None:
     assert marked(doc) == [("every number", "high", "markdown")]
 
 
-@pytest.mark.parametrize(("kind", "level"), [("CAUTION", "hard"), ("WARNING", "hard"), ("IMPORTANT", "high")])
+@pytest.mark.parametrize(
+    ("kind", "level"), [("CAUTION", "hard"), ("WARNING", "hard"), ("IMPORTANT", "high")]
+)
 def test_callouts_mark_their_body(kind: str, level: str) -> None:
     text = f"Intro.\n\n> [!{kind}]\n> Never share the key.\n> Not even partly.\n\nOutro."
     doc = parse(text, "markdown")
@@ -65,7 +67,11 @@ def test_rule_tag_on_its_own_lines_does_not_hide_the_markdown_inside() -> None:
     # CommonMark would make this a raw HTML block; salience removes the tags first.
     doc = parse("<rule>\nAnswer **only** in JSON.\n</rule>\n", "markdown")
     assert doc.text == "\nAnswer only in JSON.\n\n"
-    assert marked(doc) == [("\nAnswer ", "hard", "tag"), ("only", "high", "markdown"), (" in JSON.\n", "hard", "tag")]
+    assert marked(doc) == [
+        ("\nAnswer ", "hard", "tag"),
+        ("only", "high", "markdown"),
+        (" in JSON.\n", "hard", "tag"),
+    ]
 
 
 def test_innermost_wins_between_tags_and_markdown() -> None:
@@ -76,7 +82,11 @@ def test_innermost_wins_between_tags_and_markdown() -> None:
 
 def test_callout_containing_strong_gives_the_strong_text_high() -> None:
     doc = parse("> [!WARNING]\n> Never **ever** do it.\n", "markdown")
-    assert marked(doc) == [("Never ", "hard", "markdown"), ("ever", "high", "markdown"), (" do it.\n", "hard", "markdown")]
+    assert marked(doc) == [
+        ("Never ", "hard", "markdown"),
+        ("ever", "high", "markdown"),
+        (" do it.\n", "hard", "markdown"),
+    ]
 
 
 def test_inline_html_rich_text_is_honoured_in_markdown() -> None:

@@ -34,7 +34,10 @@ def test_a_rule_typed_into_an_untrusted_message_stays_text_and_never_hard(role: 
 
 def test_trusted_roles_are_configurable() -> None:
     conv = parse_messages(
-        [{"role": "system", "content": "<rule>a</rule>"}, {"role": "user", "content": "<rule>b</rule>"}],
+        [
+            {"role": "system", "content": "<rule>a</rule>"},
+            {"role": "user", "content": "<rule>b</rule>"},
+        ],
         trusted_roles={"user"},
     )
     assert conv.messages[0].document.spans == ()
@@ -42,7 +45,10 @@ def test_trusted_roles_are_configurable() -> None:
 
 
 def test_strict_errors_name_the_message_index() -> None:
-    messages = [{"role": "system", "content": "fine"}, {"role": "developer", "content": "x <rule>y"}]
+    messages = [
+        {"role": "system", "content": "fine"},
+        {"role": "developer", "content": "x <rule>y"},
+    ]
     with pytest.raises(MarkupError) as caught:
         parse_messages(messages, strict=True)
     assert caught.value.message_index == 1
@@ -52,7 +58,10 @@ def test_strict_errors_name_the_message_index() -> None:
 def test_content_parts_and_null_content() -> None:
     conv = parse_messages(
         [
-            {"role": "system", "content": [{"type": "text", "text": "<rule>a</rule>"}, {"type": "image_url"}]},
+            {
+                "role": "system",
+                "content": [{"type": "text", "text": "<rule>a</rule>"}, {"type": "image_url"}],
+            },
             {"role": "assistant", "content": None},
         ]
     )

@@ -62,7 +62,11 @@ def test_unknown_tags_stay_as_text() -> None:
 def test_innermost_level_wins_in_nested_tags() -> None:
     doc = parse("<rule>Always <background>(context) </background>JSON</rule>", "tags")
     assert doc.text == "Always (context) JSON"
-    assert marked(doc) == [("Always ", "hard", "tag"), ("(context) ", "low", "tag"), ("JSON", "hard", "tag")]
+    assert marked(doc) == [
+        ("Always ", "hard", "tag"),
+        ("(context) ", "low", "tag"),
+        ("JSON", "hard", "tag"),
+    ]
 
 
 def test_explicit_normal_inside_a_rule_is_its_own_span() -> None:

@@ -35,15 +35,24 @@ DEFAULT_TRUSTED_ROLES: frozenset[str] = frozenset({"system", "developer"})
 _BLOCK_NAMES = r"(?:p|div|ul|ol|li|table|tr|td|h[1-6]|section|article|br|blockquote|pre)"
 _HTML_LEADING = re.compile(rf"\s*<(?:!doctype\b|html\b|body\b|head\b|{_BLOCK_NAMES}[\s/>])", re.I)
 _HTML_BLOCK = re.compile(rf"<{_BLOCK_NAMES}[\s/>]", re.I)
-_MARKDOWN = re.compile(
-    r"\*\*[^\s*]|__[^\s_]"  # strong
-    r"|^ {0,3}>[ \t]?\[![A-Za-z]+\]"  # callout
-    r"|^ {0,3}(?:```|~~~)"  # fence
-    r"|^#{1,6}[ \t]+\S"  # heading
-    r"|^[ \t]*(?:[-*+]|\d{1,9}[.)])[ \t]+\S"  # list item
-    r"|`[^`\n]+`",  # inline code
-    re.M,
+# Markdown signals. Each check has a literal first character so that the search stays fast
+# on long prompts; line-start checks run on the first line and after every newline.
+_MD_LINE = (
+    r"[ \t]*(?:[-*+]|\d{1,9}[.)])[ \t]+\S"  # list item
+    r"|#{1,6}[ \t]+\S"  # heading
+    r"| {0,3}(?:>[ \t]?\[![A-Za-z]+\]|```|~~~)"  # callout, fence
 )
+_MD_FIRST_LINE = re.compile(_MD_LINE)
+_MD_LATER_LINE = re.compile(rf"\n(?:{_MD_LINE})")
+_MD_INLINE = (re.compile(r"\*\*[^\s*]"), re.compile(r"__[^\s_]"), re.compile(r"`[^`\n]+`"))
+
+
+def _has_markdown(text: str) -> bool:
+    if _MD_FIRST_LINE.match(text) or _MD_LATER_LINE.search(text):
+        return True
+    return any(p.search(text) for p in _MD_INLINE)
+
+
 _HTML_RICH = re.compile(r"<(?:strong|b|mark|small)[\s>]|<span\b[^>]*\bdata-importance\b", re.I)
 _IMPORTANCE_TAG = re.compile(r"</?(?:" + "|".join(IMPORTANCE_TAGS) + r")(?=[\s/>])", re.IGNORECASE)
 
@@ -51,10 +60,10 @@ _IMPORTANCE_TAG = re.compile(r"</?(?:" + "|".join(IMPORTANCE_TAGS) + r")(?=[\s/>
 def detect_format(text: str) -> Format:
     """The format ``parse(text, format="auto")`` uses; see this module's docstring."""
     if "<" not in text:
-        return Format.MARKDOWN if _MARKDOWN.search(text) else Format.PLAIN
+        return Format.MARKDOWN if _has_markdown(text) else Format.PLAIN
     if _HTML_LEADING.match(text):
         return Format.HTML
-    markdown = _MARKDOWN.search(text) is not None
+    markdown = _has_markdown(text)
     if not markdown and _HTML_BLOCK.search(text):
         return Format.HTML
     if markdown:

@@ -1,0 +1,106 @@
+"""`salience annotate`, run as a user runs it: a real process, stdin, files, exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SALIENCE = [sys.executable, "-m", "service.cli"]
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "NO_COLOR": "1"}
+    return subprocess.run(
+        [*SALIENCE, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=60,
+    )
+
+
+def test_piped_input_prints_the_clean_text() -> None:
+    out = run("annotate", stdin="Hi <rule>Be brief.</rule>")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "Hi Be brief.\n"
+
+
+def test_json_output_has_spans_tokens_and_the_special_token_table() -> None:
+    out = run("annotate", "--json", stdin="Hi <rule>Be brief.</rule>")
+    assert out.returncode == 0, out.stderr
+    body = json.loads(out.stdout)
+    assert body["spans"] == [{"start": 3, "end": 12, "level": "hard", "source": "tag"}]
+    assert body["tokens"]["encoding"] == "cl100k_base_imp"
+    assert 100277 in body["tokens"]["ids"]
+    assert {row["token"] for row in body["special_tokens"]} >= {"<|imp:hard|>", "<|/imp:hard|>"}
+
+
+def test_file_argument_and_render(tmp_path: Path) -> None:
+    prompt = tmp_path / "p.md"
+    prompt.write_text("Write. <rule>Use lowercase.</rule>", encoding="utf-8")
+    out = run("annotate", "--render", "xml", str(prompt))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "Write. <rule>Use lowercase.</rule>\n"
+
+
+def test_tokens_lists_one_token_per_line() -> None:
+    out = run("annotate", "--tokens", stdin="<rule>ok</rule>")
+    lines = out.stdout.splitlines()
+    assert out.returncode == 0
+    assert lines[0].split("\t")[1:4] == ["100277", "hard", "0:0"]
+    assert lines[-1].split("\t")[1] == "100278"
+
+
+def test_strict_error_prints_like_a_compiler_and_exits_1(tmp_path: Path) -> None:
+    prompt = tmp_path / "bad.txt"
+    prompt.write_text("first line\nsay <rule>never closed\n", encoding="utf-8")
+    out = run("annotate", "--strict", str(prompt))
+    assert out.returncode == 1
+    lines = out.stderr.splitlines()
+    assert lines[0].startswith(f"{prompt}:2:5: error: <rule> is never closed")
+    assert lines[1] == "  say <rule>never closed"
+    assert lines[2] == "      ^"
+
+
+def test_lenient_repairs_are_reported_as_warnings() -> None:
+    out = run("annotate", stdin="a <rule>b")
+    assert out.returncode == 0
+    assert "<stdin>:1:3: warning:" in out.stderr
+
+
+def test_messages_mode_reports_trust() -> None:
+    chat = json.dumps(
+        {
+            "messages": [
+                {"role": "system", "content": "<rule>r</rule>"},
+                {"role": "user", "content": "<rule>u</rule>"},
+            ]
+        }
+    )
+    out = run("annotate", "--messages", "--json", stdin=chat)
+    assert out.returncode == 0, out.stderr
+    body = json.loads(out.stdout)
+    assert [m["trusted"] for m in body["messages"]] == [True, False]
+    assert body["messages"][1]["text"] == "<rule>u</rule>"
+    assert body["messages"][1]["spans"] == []
+
+
+def test_unavailable_encoding_is_a_clear_error_not_a_traceback() -> None:
+    out = run("annotate", "--json", "--encoding", "o200k_base", stdin="x")
+    assert out.returncode == 1
+    assert "not available here" in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("args", [[], ["--help"]])
+def test_help_shows_examples(args: list[str]) -> None:
+    out = run(*args)
+    text = out.stdout + out.stderr
+    assert "salience annotate" in text
