@@ -6,10 +6,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import annotate
+from . import annotate, serve
 
 EPILOG = """\
 examples:
+  salience serve                              the HTTP service on 127.0.0.1:8000 (docs at /docs)
   salience annotate prompt.md                 highlight what is marked (colour on a terminal)
   echo '<rule>Reply in JSON.</rule> Hi' | salience annotate --json
   salience annotate --render echo prompt.md   the text a model without a bias should get
@@ -26,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     annotate.register(commands)
+    serve.register(commands)
     return parser
 
 

@@ -1,0 +1,140 @@
+"""From an annotate request to its response body: parse, tokenize, limit, render, count.
+
+The routes stay thin; this is where the markup core meets the service's limits and metrics. The
+body it returns holds numpy arrays, serialised by orjson without a per-token Python loop.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import orjson
+
+from markup import (
+    Conversation,
+    Document,
+    ImportanceEncoding,
+    Level,
+    load_encoding,
+    parse,
+    parse_messages,
+    render,
+    tokenize,
+)
+from markup.tokens import TokenizedDocument
+
+from .api.schemas import SCHEMA_VERSION, AnnotateRequest, ChatMessage
+from .core.config import Settings
+from .core.metrics import Metrics
+from .core.problems import ProblemError
+
+_LEVEL_NAMES = np.array([level.value for level in (Level.HARD, Level.HIGH, Level.NORMAL, Level.LOW)], dtype=object)
+JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
+
+
+class Annotator:
+    def __init__(self, settings: Settings, metrics: Metrics) -> None:
+        self.settings = settings
+        self.metrics = metrics
+
+    def annotate(self, request: AnnotateRequest) -> dict[str, Any]:
+        encoding = load_encoding(request.encoding or self.settings.default_encoding)
+        if request.text is not None:
+            body = self._text(request, request.text, encoding)
+        else:
+            assert request.messages is not None
+            body = self._messages(request, request.messages, encoding)
+        body["special_tokens"] = encoding.special_tokens()
+        self.metrics.prompts.inc()
+        self.metrics.tokens.inc(body["token_count"])
+        return body
+
+    def _text(self, request: AnnotateRequest, text: str, encoding: ImportanceEncoding) -> dict[str, Any]:
+        document = parse(text, request.format, request.strict)
+        tokens = tokenize(document, encoding)
+        self._check_limit(len(tokens))
+        self._count_spans(document)
+        body: dict[str, Any] = {
+            "schema_version": SCHEMA_VERSION,
+            "encoding": encoding.name,
+            "token_count": len(tokens),
+            "document": _document_body(document, tokens, request),
+        }
+        if request.render is not None:
+            body["render"] = render(document, request.render)
+        return body
+
+    def _messages(
+        self, request: AnnotateRequest, messages: list[ChatMessage], encoding: ImportanceEncoding
+    ) -> dict[str, Any]:
+        if len(messages) > self.settings.max_messages:
+            raise ProblemError(
+                422,
+                "too-many-messages",
+                "Too many messages",
+                f"{len(messages)} messages; the limit is {self.settings.max_messages}",
+                limit=self.settings.max_messages,
+            )
+        plain = [{"role": m.role, "content": _content(m)} for m in messages]
+        roles = request.trusted_roles if request.trusted_roles is not None else self.settings.trusted_roles
+        conversation: Conversation = parse_messages(plain, roles, request.format, request.strict)
+        out = []
+        total = 0
+        for message in conversation.messages:
+            tokens = tokenize(message.document, encoding)
+            total += len(tokens)
+            self._check_limit(total)
+            self._count_spans(message.document)
+            row = {"index": message.index, "role": message.role, "trusted": message.trusted}
+            row.update(_document_body(message.document, tokens, request))
+            out.append(row)
+        body: dict[str, Any] = {
+            "schema_version": SCHEMA_VERSION,
+            "encoding": encoding.name,
+            "token_count": total,
+            "messages": out,
+        }
+        if request.render is not None:
+            body["render"] = render(conversation, request.render)
+        return body
+
+    def _check_limit(self, count: int) -> None:
+        limit = self.settings.max_prompt_tokens
+        if count > limit:
+            raise ProblemError(
+                422,
+                "token-limit",
+                "Prompt too long",
+                f"the prompt has more than {limit} tokens (markers included)",
+                limit=limit,
+            )
+
+    def _count_spans(self, document: Document) -> None:
+        for span in document.spans:
+            self.metrics.spans.labels(span.level.value).inc()
+
+
+def _content(message: ChatMessage) -> Any:
+    if isinstance(message.content, list):
+        return [part.model_dump(exclude_none=True) for part in message.content]
+    return message.content
+
+
+def _document_body(document: Document, tokens: TokenizedDocument, request: AnnotateRequest) -> dict[str, Any]:
+    body = document.to_dict()
+    if request.tokens:
+        out: dict[str, Any] = {
+            "count": len(tokens),
+            "ids": tokens.ids,
+            "levels": _LEVEL_NAMES[tokens.level_codes].tolist(),
+            "markers": tokens.markers,
+        }
+        if request.offsets:
+            out["offsets"] = np.stack([tokens.starts, tokens.ends], axis=1)
+        body["tokens"] = out
+    return body
+
+
+def to_json(body: Any) -> bytes:
+    return orjson.dumps(body, option=JSON_OPTIONS)

@@ -1,0 +1,92 @@
+"""``POST /annotate`` and ``POST /annotate/batch``."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from markup import SalienceError
+
+from ...core.guard import GuardedRoute
+from ...core.problems import ProblemError, problem_for
+from ..deps import AnnotatorDep, SettingsDep
+from ..schemas import (
+    PROBLEM_RESPONSES,
+    SCHEMA_VERSION,
+    AnnotateRequest,
+    AnnotateResponse,
+    BatchRequest,
+    BatchResponse,
+)
+
+router = APIRouter(route_class=GuardedRoute, tags=["annotate"])
+
+# Prompts longer than this are annotated on a worker thread, so that one big prompt does not
+# hold up the event loop (and every other request) for milliseconds.
+_INLINE_CHARS = 20_000
+
+
+@router.post(
+    "/annotate",
+    response_model=AnnotateResponse,
+    responses=PROBLEM_RESPONSES,
+    summary="Parse a prompt's importance markup into spans and importance tokens",
+)
+async def annotate(body: AnnotateRequest, annotator: AnnotatorDep) -> Response:
+    from ...annotator import to_json
+
+    if _size(body) <= _INLINE_CHARS:
+        result = annotator.annotate(body)
+    else:
+        result = await asyncio.to_thread(annotator.annotate, body)
+    return Response(to_json(result), media_type="application/json")
+
+
+@router.post(
+    "/annotate/batch",
+    response_model=BatchResponse,
+    responses=PROBLEM_RESPONSES,
+    summary="Annotate many prompts in one call; each result succeeds or fails on its own",
+)
+async def annotate_batch(
+    body: BatchRequest, request: Request, annotator: AnnotatorDep, settings: SettingsDep
+) -> Response:
+    from ...annotator import to_json
+
+    if len(body.requests) > settings.max_batch_size:
+        raise ProblemError(
+            422,
+            "batch-too-large",
+            "Batch too large",
+            f"{len(body.requests)} requests; the limit is {settings.max_batch_size}",
+            limit=settings.max_batch_size,
+        )
+    pool = request.app.state.pool
+    loop = asyncio.get_running_loop()
+
+    def one(item: AnnotateRequest) -> dict[str, Any]:
+        try:
+            return {"ok": True, "result": annotator.annotate(item)}
+        except (SalienceError, ProblemError) as error:
+            return {"ok": False, "error": problem_for(error)}
+
+    # Prompts are tokenized on a small thread pool: tiktoken releases the GIL while it encodes.
+    results = await asyncio.gather(*(loop.run_in_executor(pool, one, item) for item in body.requests))
+    return Response(
+        to_json({"schema_version": SCHEMA_VERSION, "results": results}), media_type="application/json"
+    )
+
+
+def _size(body: AnnotateRequest) -> int:
+    if body.text is not None:
+        return len(body.text)
+    total = 0
+    for message in body.messages or ():
+        if isinstance(message.content, str):
+            total += len(message.content)
+        elif message.content:
+            total += sum(len(p.text or "") for p in message.content)
+    return total

@@ -1,0 +1,188 @@
+"""Request and response bodies of the HTTP API, with the examples shown in ``/docs``."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from markup import RENDER_STYLES, Format
+
+SCHEMA_VERSION = "1"
+RenderStyle = Literal["plain", "xml", "caps", "echo", "system"]
+assert set(RenderStyle.__args__) == set(RENDER_STYLES)  # type: ignore[attr-defined]
+LevelName = Literal["hard", "high", "normal", "low"]
+SourceName = Literal["tag", "markdown", "html"]
+
+EXAMPLE_TEXT = "Summarise the report. <rule>Answer in at most three bullet points.</rule>"
+
+
+class ContentPart(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    type: str = Field(min_length=1)
+    text: str | None = None
+
+
+class ChatMessage(BaseModel):
+    """An OpenAI-style chat message; fields other than role and content are kept as they are."""
+
+    model_config = ConfigDict(extra="allow")
+    role: str = Field(min_length=1, max_length=64)
+    content: str | list[ContentPart] | None = None
+
+
+class AnnotateRequest(BaseModel):
+    """Either ``text`` or ``messages``, and what to return."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"text": EXAMPLE_TEXT, "render": "xml"},
+                {
+                    "messages": [
+                        {"role": "system", "content": "<rule>Reply in French.</rule>"},
+                        {"role": "user", "content": "<rule>this stays text</rule> Hello!"},
+                    ],
+                    "tokens": False,
+                },
+            ]
+        },
+    )
+
+    text: str | None = Field(None, description="a prompt with importance markup")
+    messages: list[ChatMessage] | None = Field(
+        None, description="OpenAI-style chat messages; markup only in trusted roles"
+    )
+    format: Format = Field(Format.AUTO, description="markup format; auto detects it")
+    strict: bool = Field(False, description="markup faults are 422 errors instead of repairs")
+    encoding: str | None = Field(None, description="tiktoken base encoding (default: the server's)")
+    trusted_roles: list[str] | None = Field(
+        None, description="roles whose markup is honoured (default: the server's)"
+    )
+    tokens: bool = Field(True, description="include token ids, levels and markers")
+    offsets: bool = Field(True, description="include each token's character offsets")
+    render: RenderStyle | None = Field(None, description="also render for a model without a bias")
+
+    @model_validator(mode="after")
+    def _one_input(self) -> AnnotateRequest:
+        if (self.text is None) == (self.messages is None):
+            raise ValueError("give exactly one of text or messages")
+        return self
+
+
+class SpanOut(BaseModel):
+    start: int
+    end: int
+    level: LevelName
+    source: SourceName
+
+
+class WarningOut(BaseModel):
+    code: str
+    message: str
+    offset: int
+    line: int
+    column: int
+
+
+class TokensOut(BaseModel):
+    count: int
+    ids: list[int]
+    levels: list[LevelName]
+    markers: list[bool]
+    offsets: list[tuple[int, int]] | None = None
+
+
+class DocumentOut(BaseModel):
+    text: str
+    format: Literal["tags", "markdown", "html", "plain"]
+    spans: list[SpanOut]
+    warnings: list[WarningOut]
+    tokens: TokensOut | None = None
+
+
+class MessageOut(DocumentOut):
+    index: int
+    role: str
+    trusted: bool
+
+
+class SpecialToken(BaseModel):
+    token: str
+    id: int
+    level: LevelName
+    kind: Literal["open", "close"]
+
+
+class RenderedMessage(BaseModel):
+    role: str
+    content: str
+
+
+class AnnotateResponse(BaseModel):
+    schema_version: Literal["1"] = SCHEMA_VERSION
+    encoding: str = Field(description="the importance encoding used, e.g. cl100k_base_imp")
+    token_count: int
+    document: DocumentOut | None = Field(None, description="for a text request")
+    messages: list[MessageOut] | None = Field(None, description="for a messages request")
+    special_tokens: list[SpecialToken]
+    render: str | list[RenderedMessage] | None = None
+
+
+class BatchRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"requests": [{"text": EXAMPLE_TEXT}, {"text": "**hi**"}]}]},
+    )
+    requests: list[AnnotateRequest] = Field(min_length=1)
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details; the fields after ``detail`` appear where they apply."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str
+    title: str
+    status: int
+    detail: str
+    offset: int | None = None
+    line: int | None = None
+    column: int | None = None
+    message_index: int | None = None
+
+
+class BatchItem(BaseModel):
+    ok: bool
+    result: AnnotateResponse | None = None
+    error: Problem | None = None
+
+
+class BatchResponse(BaseModel):
+    schema_version: Literal["1"] = SCHEMA_VERSION
+    results: list[BatchItem]
+
+
+class EncodingOut(BaseModel):
+    name: str
+    importance_name: str
+    n_vocab: int
+    special_tokens: list[SpecialToken]
+
+
+class EncodingsResponse(BaseModel):
+    default: str
+    encodings: list[EncodingOut]
+    unavailable: list[dict[str, str]]
+
+
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": Problem, "description": description, "content": {"application/problem+json": {}}}
+    for status, description in {
+        400: "invalid JSON or UTF-8",
+        408: "the body did not arrive in time",
+        413: "body over the limit",
+        415: "not application/json",
+        422: "invalid request, markup error (strict), token limit, or unknown encoding",
+    }.items()
+}

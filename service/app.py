@@ -1,0 +1,65 @@
+"""The FastAPI application: settings, routes, error mapping and metrics, assembled.
+
+    uvicorn service.app:create_app --factory
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from markup import EncodingUnavailableError, load_encoding
+
+from .annotator import Annotator
+from .api.routes import annotate, encodings, health
+from .core import problems
+from .core.config import Settings
+from .core.metrics import Metrics, MetricsMiddleware
+
+log = logging.getLogger("salience.service")
+
+DESCRIPTION = """\
+salience parses importance markup in prompts — `<rule>` tags, Markdown emphasis and callouts,
+HTML rich text — into spans and importance special tokens.
+
+Every error is `application/problem+json` with `type`, `title`, `status`, `detail`, and, where it
+applies, the character `offset`, `line` and `column` of the fault and the `message_index`.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            load_encoding(settings.default_encoding)  # warm: the first request should not pay
+        except EncodingUnavailableError as error:
+            log.error("default encoding unavailable; /readyz will say so: %s", error)
+        pool = ThreadPoolExecutor(settings.batch_threads, thread_name_prefix="salience-batch")
+        app.state.pool = pool
+        try:
+            yield
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    app = FastAPI(
+        title="salience",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.annotator = Annotator(settings, metrics)
+    problems.install(app)
+    app.include_router(annotate.router)
+    app.include_router(encodings.router)
+    app.include_router(health.router)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    return app

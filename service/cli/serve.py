@@ -1,0 +1,40 @@
+"""``salience serve``: run the HTTP service with uvicorn.
+
+Settings come from ``SALIENCE_*`` environment variables; ``--host``/``--port`` override them.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def register(commands: Any) -> None:
+    p: argparse.ArgumentParser = commands.add_parser(
+        "serve",
+        help="run the HTTP service (POST /annotate, /docs)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--host", default=None, help="default: $SALIENCE_HOST or 127.0.0.1")
+    p.add_argument("--port", type=int, default=None, help="default: $SALIENCE_PORT or 8000")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from ..app import create_app
+    from ..core.config import Settings
+
+    overrides = {k: v for k, v in {"host": args.host, "port": args.port}.items() if v is not None}
+    settings = Settings(**overrides)
+    print(f"salience: serving on http://{settings.host}:{settings.port} (docs at /docs)")
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        access_log=False,
+    )
+    return 0

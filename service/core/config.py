@@ -1,0 +1,57 @@
+"""Settings: one object, read from ``SALIENCE_*`` environment variables.
+
+    SALIENCE_PORT=9000 SALIENCE_MAX_BODY_BYTES=262144 salience serve
+
+List settings take a comma-separated string (``SALIENCE_TRUSTED_ROLES=system,developer``) or a
+JSON array.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Annotated, Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SALIENCE_", frozen=True, extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+
+    # Limits: every request is bounded in bytes, tokens, items and time.
+    max_body_bytes: int = Field(1_048_576, ge=1, description="request body limit, counted as received")
+    max_prompt_tokens: int = Field(32_768, ge=1, description="tokens per prompt (all messages)")
+    max_messages: int = Field(256, ge=1)
+    max_batch_size: int = Field(64, ge=1)
+    body_timeout_s: float = Field(30.0, gt=0, description="time allowed to receive a body")
+    batch_threads: int = Field(2, ge=1, le=64, description="threads that tokenize a batch")
+
+    default_encoding: str = "cl100k_base"
+    trusted_roles: Annotated[tuple[str, ...], NoDecode] = ("system", "developer")
+
+    # Where later parts plug in: the local model (a GGUF file or a Hugging Face folder) and the
+    # OpenAI-compatible upstream of the proxy.
+    model_path: str | None = None
+    upstream_url: str | None = None
+
+    log_level: str = "info"
+
+    @field_validator("trusted_roles", mode="before")
+    @classmethod
+    def _split_roles(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                import json
+
+                return tuple(json.loads(text))
+            return tuple(r.strip() for r in text.split(",") if r.strip())
+        return value
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

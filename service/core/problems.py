@@ -1,0 +1,150 @@
+"""Errors as JSON problem details (RFC 9457), mapped in one place.
+
+Every error response of the service has ``Content-Type: application/problem+json`` and a body
+with ``type``, ``title``, ``status`` and ``detail``, plus what locates the fault where it applies:
+``offset``/``line``/``column`` (characters of the text as sent), ``message_index``, ``errors``
+(schema violations), ``available`` (encodings), ``limit``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from markup import EncodingUnavailableError, MarkupError, MessageError, SalienceError
+
+log = logging.getLogger("salience.service")
+PROBLEM_TYPE = "urn:salience:problem:"
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+
+class ProblemError(Exception):
+    """An error the service raises itself, already shaped as a problem."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        title: str,
+        detail: str,
+        *,
+        headers: dict[str, str] | None = None,
+        **fields: Any,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.title = title
+        self.detail = detail
+        self.headers = headers or {}
+        self.fields = fields
+
+
+def problem_body(status: int, code: str, title: str, detail: str, **fields: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE + code,
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    body.update({k: v for k, v in fields.items() if v is not None})
+    return body
+
+
+def problem_response(status: int, code: str, title: str, detail: str, **fields: Any) -> Response:
+    body = problem_body(status, code, title, detail, **fields)
+    return Response(orjson.dumps(body), status_code=status, media_type=PROBLEM_MEDIA_TYPE)
+
+
+def problem_for(error: Exception) -> dict[str, Any]:
+    """The problem body for an error of salience's tree or of the service."""
+    if isinstance(error, ProblemError):
+        return problem_body(error.status, error.code, error.title, error.detail, **error.fields)
+    if isinstance(error, MarkupError):
+        return problem_body(
+            422,
+            error.code,
+            "Markup error",
+            error.message,
+            offset=error.offset,
+            line=error.line,
+            column=error.column,
+            message_index=error.message_index,
+        )
+    if isinstance(error, MessageError):
+        return problem_body(
+            422, error.code, "Invalid message", error.message, message_index=error.message_index
+        )
+    if isinstance(error, EncodingUnavailableError):
+        return problem_body(
+            422, error.code, "Encoding not available", str(error), available=error.available
+        )
+    if isinstance(error, SalienceError):
+        return problem_body(422, error.code, "Invalid input", str(error))
+    raise TypeError(f"no problem mapping for {type(error).__name__}")
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers: the only place errors become responses."""
+
+    async def salience_error(request: Request, error: Exception) -> Response:
+        body = problem_for(error)
+        headers = error.headers if isinstance(error, ProblemError) else None
+        return Response(
+            orjson.dumps(body),
+            status_code=body["status"],
+            media_type=PROBLEM_MEDIA_TYPE,
+            headers=headers,
+        )
+
+    async def validation_error(request: Request, error: Exception) -> Response:
+        assert isinstance(error, RequestValidationError)
+        errors = [
+            {"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg", ""), "type": e.get("type", "")}
+            for e in error.errors()
+        ]
+        if any(e["type"] == "json_invalid" for e in errors):
+            first = next(e for e in error.errors() if e.get("type") == "json_invalid")
+            loc = first.get("loc", ())
+            offset = loc[-1] if loc and isinstance(loc[-1], int) else None
+            detail = first.get("ctx", {}).get("error", "the body is not valid JSON")
+            return problem_response(
+                400, "invalid-json", "Invalid JSON", f"the body is not valid JSON: {detail}", offset=offset
+            )
+        return problem_response(
+            422,
+            "invalid-request",
+            "Invalid request",
+            "the request does not match the schema; see errors",
+            errors=errors,
+        )
+
+    async def http_error(request: Request, error: Exception) -> Response:
+        assert isinstance(error, StarletteHTTPException)
+        titles = {404: "Not found", 405: "Method not allowed"}
+        code = {404: "not-found", 405: "method-not-allowed"}.get(error.status_code, "http-error")
+        response = problem_response(
+            error.status_code,
+            code,
+            titles.get(error.status_code, "HTTP error"),
+            str(error.detail),
+        )
+        if error.headers:
+            response.headers.update(error.headers)
+        return response
+
+    async def unexpected(request: Request, error: Exception) -> Response:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return problem_response(500, "internal", "Internal error", "an unexpected error occurred")
+
+    app.add_exception_handler(SalienceError, salience_error)
+    app.add_exception_handler(ProblemError, salience_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(Exception, unexpected)

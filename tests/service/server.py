@@ -1,0 +1,77 @@
+"""A real salience server for the tests: ``salience serve`` in its own process on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Small limits, so that the tests can reach them cheaply.
+TEST_SETTINGS = {
+    "SALIENCE_MAX_BODY_BYTES": "65536",
+    "SALIENCE_MAX_PROMPT_TOKENS": "4000",
+    "SALIENCE_MAX_BATCH_SIZE": "8",
+    "SALIENCE_MAX_MESSAGES": "16",
+    "SALIENCE_BODY_TIMEOUT_S": "1.5",
+    "SALIENCE_LOG_LEVEL": "warning",
+}
+
+
+@dataclass
+class Server:
+    url: str
+    port: int
+    process: subprocess.Popen[bytes]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@contextmanager
+def running_server(**env: str) -> Iterator[Server]:
+    port = free_port()
+    environment = {**os.environ, **TEST_SETTINGS, **env}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "service.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                err = process.stderr.read().decode() if process.stderr else ""
+                raise RuntimeError(f"server exited with {process.returncode}: {err}")
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("server did not become healthy within 60 s")
+            time.sleep(0.1)
+        yield Server(url, port, process)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
