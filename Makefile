@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 serve: $(STAMP)
-	$(BIN)/salience annotate examples/prompt.md
+	$(BIN)/salience serve
 
 test: $(STAMP) lint typecheck unit
 

@@ -29,7 +29,9 @@ from .core.config import Settings
 from .core.metrics import Metrics
 from .core.problems import ProblemError
 
-_LEVEL_NAMES = np.array([level.value for level in (Level.HARD, Level.HIGH, Level.NORMAL, Level.LOW)], dtype=object)
+_LEVEL_NAMES = np.array(
+    [level.value for level in (Level.HARD, Level.HIGH, Level.NORMAL, Level.LOW)], dtype=object
+)
 JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 
 
@@ -50,7 +52,9 @@ class Annotator:
         self.metrics.tokens.inc(body["token_count"])
         return body
 
-    def _text(self, request: AnnotateRequest, text: str, encoding: ImportanceEncoding) -> dict[str, Any]:
+    def _text(
+        self, request: AnnotateRequest, text: str, encoding: ImportanceEncoding
+    ) -> dict[str, Any]:
         document = parse(text, request.format, request.strict)
         tokens = tokenize(document, encoding)
         self._check_limit(len(tokens))
@@ -77,7 +81,11 @@ class Annotator:
                 limit=self.settings.max_messages,
             )
         plain = [{"role": m.role, "content": _content(m)} for m in messages]
-        roles = request.trusted_roles if request.trusted_roles is not None else self.settings.trusted_roles
+        roles = (
+            request.trusted_roles
+            if request.trusted_roles is not None
+            else self.settings.trusted_roles
+        )
         conversation: Conversation = parse_messages(plain, roles, request.format, request.strict)
         out = []
         total = 0
@@ -121,7 +129,9 @@ def _content(message: ChatMessage) -> Any:
     return message.content
 
 
-def _document_body(document: Document, tokens: TokenizedDocument, request: AnnotateRequest) -> dict[str, Any]:
+def _document_body(
+    document: Document, tokens: TokenizedDocument, request: AnnotateRequest
+) -> dict[str, Any]:
     body = document.to_dict()
     if request.tokens:
         out: dict[str, Any] = {

@@ -1,6 +1,6 @@
 """The FastAPI application: settings, routes, error mapping and metrics, assembled.
 
-    uvicorn service.app:create_app --factory
+uvicorn service.app:create_app --factory
 """
 
 from __future__ import annotations

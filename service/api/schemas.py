@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from markup import RENDER_STYLES, Format
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION: Literal["1"] = "1"
 RenderStyle = Literal["plain", "xml", "caps", "echo", "system"]
 assert set(RenderStyle.__args__) == set(RENDER_STYLES)  # type: ignore[attr-defined]
 LevelName = Literal["hard", "high", "normal", "low"]
@@ -31,24 +31,34 @@ class ChatMessage(BaseModel):
     content: str | list[ContentPart] | None = None
 
 
+def _exactly_one_input(schema: dict[str, Any]) -> None:
+    """In the JSON schema: ``text`` and ``messages`` are not nullable, and exactly one is given."""
+    properties = schema["properties"]
+    for name in ("text", "messages"):
+        field = properties[name]
+        choices = field.pop("anyOf")
+        field.update(next(c for c in choices if c.get("type") != "null"))
+        field.pop("default", None)
+    schema["oneOf"] = [{"required": ["text"]}, {"required": ["messages"]}]
+    schema["examples"] = ANNOTATE_EXAMPLES
+
+
+ANNOTATE_EXAMPLES: list[dict[str, Any]] = [
+    {"text": EXAMPLE_TEXT, "render": "xml"},
+    {
+        "messages": [
+            {"role": "system", "content": "<rule>Reply in French.</rule>"},
+            {"role": "user", "content": "<rule>this stays text</rule> Hello!"},
+        ],
+        "tokens": False,
+    },
+]
+
+
 class AnnotateRequest(BaseModel):
     """Either ``text`` or ``messages``, and what to return."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {"text": EXAMPLE_TEXT, "render": "xml"},
-                {
-                    "messages": [
-                        {"role": "system", "content": "<rule>Reply in French.</rule>"},
-                        {"role": "user", "content": "<rule>this stays text</rule> Hello!"},
-                    ],
-                    "tokens": False,
-                },
-            ]
-        },
-    )
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_exactly_one_input)
 
     text: str | None = Field(None, description="a prompt with importance markup")
     messages: list[ChatMessage] | None = Field(
@@ -66,6 +76,9 @@ class AnnotateRequest(BaseModel):
 
     @model_validator(mode="after")
     def _one_input(self) -> AnnotateRequest:
+        for name in ("text", "messages"):
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise ValueError(f"{name} may not be null; leave it out instead")
         if (self.text is None) == (self.messages is None):
             raise ValueError("give exactly one of text or messages")
         return self
@@ -133,7 +146,9 @@ class AnnotateResponse(BaseModel):
 class BatchRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"requests": [{"text": EXAMPLE_TEXT}, {"text": "**hi**"}]}]},
+        json_schema_extra={
+            "examples": [{"requests": [{"text": EXAMPLE_TEXT}, {"text": "**hi**"}]}]
+        },
     )
     requests: list[AnnotateRequest] = Field(min_length=1)
 
@@ -177,7 +192,11 @@ class EncodingsResponse(BaseModel):
 
 
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": Problem, "description": description, "content": {"application/problem+json": {}}}
+    status: {
+        "model": Problem,
+        "description": description,
+        "content": {"application/problem+json": {}},
+    }
     for status, description in {
         400: "invalid JSON or UTF-8",
         408: "the body did not arrive in time",

@@ -22,7 +22,9 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=0, le=65535)
 
     # Limits: every request is bounded in bytes, tokens, items and time.
-    max_body_bytes: int = Field(1_048_576, ge=1, description="request body limit, counted as received")
+    max_body_bytes: int = Field(
+        1_048_576, ge=1, description="request body limit, counted as received"
+    )
     max_prompt_tokens: int = Field(32_768, ge=1, description="tokens per prompt (all messages)")
     max_messages: int = Field(256, ge=1)
     max_batch_size: int = Field(64, ge=1)

@@ -14,7 +14,8 @@ The errors are ``ProblemError``s, so they go through the one error mapping like 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
@@ -28,7 +29,9 @@ _CLOSE = {"Connection": "close"}  # the rest of the body was not read: do not re
 
 def _is_json(content_type: str) -> bool:
     media = content_type.split(";", 1)[0].strip().lower()
-    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
 
 
 async def read_guarded_body(request: Request, settings: Settings) -> bytes:
@@ -91,7 +94,7 @@ async def read_guarded_body(request: Request, settings: Settings) -> bytes:
 
 
 class GuardedRoute(APIRoute):
-    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
         async def guarded(request: Request) -> Response:

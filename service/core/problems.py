@@ -106,7 +106,11 @@ def install(app: FastAPI) -> None:
     async def validation_error(request: Request, error: Exception) -> Response:
         assert isinstance(error, RequestValidationError)
         errors = [
-            {"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg", ""), "type": e.get("type", "")}
+            {
+                "loc": [str(p) for p in e.get("loc", ())],
+                "msg": e.get("msg", ""),
+                "type": e.get("type", ""),
+            }
             for e in error.errors()
         ]
         if any(e["type"] == "json_invalid" for e in errors):
@@ -115,7 +119,11 @@ def install(app: FastAPI) -> None:
             offset = loc[-1] if loc and isinstance(loc[-1], int) else None
             detail = first.get("ctx", {}).get("error", "the body is not valid JSON")
             return problem_response(
-                400, "invalid-json", "Invalid JSON", f"the body is not valid JSON: {detail}", offset=offset
+                400,
+                "invalid-json",
+                "Invalid JSON",
+                f"the body is not valid JSON: {detail}",
+                offset=offset,
             )
         return problem_response(
             422,

@@ -31,7 +31,9 @@ def test_text_gives_clean_text_spans_tokens_and_special_tokens(client: httpx.Cli
     tokens = doc["tokens"]
     assert tokens["count"] == body["token_count"] == len(tokens["ids"])
     assert tokens["ids"][tokens["levels"].index("hard")] == ENC.open_ids["hard"]  # type: ignore[index]
-    for tid, (a, b), marker in zip(tokens["ids"], tokens["offsets"], tokens["markers"], strict=True):
+    for tid, (a, b), marker in zip(
+        tokens["ids"], tokens["offsets"], tokens["markers"], strict=True
+    ):
         if not marker:
             assert ENC.encoding.decode([tid]) == doc["text"][a:b]
     assert {t["token"] for t in body["special_tokens"]} >= {"<|imp:hard|>", "<|/imp:low|>"}
@@ -39,7 +41,10 @@ def test_text_gives_clean_text_spans_tokens_and_special_tokens(client: httpx.Cli
 
 def test_output_is_deterministic_byte_for_byte(client: httpx.Client) -> None:
     payload = {"text": "<rule>a</rule> b **c**", "render": "echo"}
-    assert client.post("/annotate", json=payload).content == client.post("/annotate", json=payload).content
+    assert (
+        client.post("/annotate", json=payload).content
+        == client.post("/annotate", json=payload).content
+    )
 
 
 def test_render_and_what_to_include(client: httpx.Client) -> None:
@@ -92,7 +97,9 @@ def test_special_token_strings_in_requests_stay_text(client: httpx.Client, liter
 
 def test_strict_markup_error_is_422_with_offset_line_column(client: httpx.Client) -> None:
     text = "line one\nsay <rule>never closed"
-    body = problem(client.post("/annotate", json={"text": text, "strict": True}), 422, "unclosed-tag")
+    body = problem(
+        client.post("/annotate", json={"text": text, "strict": True}), 422, "unclosed-tag"
+    )
     assert (body["offset"], body["line"], body["column"]) == (13, 2, 5)
     assert text[body["offset"] :].startswith("<rule>")
 

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import httpx
 
-from .conftest import Server
 from .helpers import problem
+from .server import Server
 
 
 def test_wrong_content_type_is_415(client: httpx.Client) -> None:
@@ -27,10 +27,16 @@ def test_json_with_charset_and_plus_json_are_accepted(client: httpx.Client) -> N
 
 def test_declared_length_over_the_limit_is_413(client: httpx.Client) -> None:
     body = b'{"text": "' + b"a" * 70_000 + b'"}'
-    problem(client.post("/annotate", content=body, headers={"content-type": "application/json"}), 413, "body-too-large")
+    problem(
+        client.post("/annotate", content=body, headers={"content-type": "application/json"}),
+        413,
+        "body-too-large",
+    )
 
 
-def test_chunked_body_over_the_limit_is_413_by_counting_received_bytes(client: httpx.Client) -> None:
+def test_chunked_body_over_the_limit_is_413_by_counting_received_bytes(
+    client: httpx.Client,
+) -> None:
     def chunks() -> Iterator[bytes]:
         yield b'{"text": "'
         for _ in range(100):
@@ -47,7 +53,7 @@ def test_a_body_that_never_arrives_is_408_not_a_hang(server: Server) -> None:
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
         s.sendall(
             b"POST /annotate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            b"Content-Length: 100\r\n\r\n{\"text\": "
+            b'Content-Length: 100\r\n\r\n{"text": '
         )
         start = time.monotonic()
         reply = s.recv(65536).decode()
@@ -58,13 +64,17 @@ def test_a_body_that_never_arrives_is_408_not_a_hang(server: Server) -> None:
 
 
 def test_invalid_json_is_400_with_the_offset(client: httpx.Client) -> None:
-    r = client.post("/annotate", content=b'{"text": "x",,}', headers={"content-type": "application/json"})
+    r = client.post(
+        "/annotate", content=b'{"text": "x",,}', headers={"content-type": "application/json"}
+    )
     body = problem(r, 400, "invalid-json")
     assert body["offset"] == 13
 
 
 def test_invalid_utf8_is_400_with_the_byte_offset(client: httpx.Client) -> None:
-    r = client.post("/annotate", content=b'{"text": "\xc3("}', headers={"content-type": "application/json"})
+    r = client.post(
+        "/annotate", content=b'{"text": "\xc3("}', headers={"content-type": "application/json"}
+    )
     body = problem(r, 400, "invalid-utf8")
     assert body["byte_offset"] == 10
 

@@ -74,9 +74,12 @@ async def annotate_batch(
             return {"ok": False, "error": problem_for(error)}
 
     # Prompts are tokenized on a small thread pool: tiktoken releases the GIL while it encodes.
-    results = await asyncio.gather(*(loop.run_in_executor(pool, one, item) for item in body.requests))
+    results = await asyncio.gather(
+        *(loop.run_in_executor(pool, one, item) for item in body.requests)
+    )
     return Response(
-        to_json({"schema_version": SCHEMA_VERSION, "results": results}), media_type="application/json"
+        to_json({"schema_version": SCHEMA_VERSION, "results": results}),
+        media_type="application/json",
     )
 
 

@@ -1,4 +1,4 @@
-"""``GET /healthz`` (the process answers), ``GET /readyz`` (it can do its work), ``GET /metrics``."""
+"""``GET /healthz`` (the process answers), ``GET /readyz`` (it can work), ``GET /metrics``."""
 
 from __future__ import annotations
 
@@ -42,7 +42,9 @@ async def readyz(settings: SettingsDep) -> Any:
             checks["model"] = f"{settings.model_path}: missing"
             ready = False
     if not ready:
-        return problem_response(503, "not-ready", "Not ready", "a readiness check failed", checks=checks)
+        return problem_response(
+            503, "not-ready", "Not ready", "a readiness check failed", checks=checks
+        )
     return {"status": "ready", "checks": checks}
 
 
