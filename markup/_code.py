@@ -11,7 +11,11 @@ from __future__ import annotations
 import re
 from bisect import bisect_right
 
-_FENCE_OPEN = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$", re.M)
+_FENCE_LINE = r" {0,3}(`{3,}|~{3,})([^\n]*)"
+# A fence opens the first line or follows a newline: a literal first character keeps the
+# search fast on long prompts (a ^-anchored multiline pattern is tried at every position).
+_FENCE_FIRST = re.compile(_FENCE_LINE)
+_FENCE_LATER = re.compile(r"\n" + _FENCE_LINE)
 _BACKTICKS = re.compile(r"`+")
 
 
@@ -32,25 +36,31 @@ def code_regions(text: str) -> list[tuple[int, int]]:
 
 def _fences(text: str) -> list[tuple[int, int]]:
     found: list[tuple[int, int]] = []
+    if "```" not in text and "~~~" not in text:
+        return found
     pos = 0
-    while True:
-        m = _FENCE_OPEN.search(text, pos)
+    while pos < len(text):
+        m = _FENCE_FIRST.match(text) if pos == 0 else None
         if m is None:
-            return found
+            m = _FENCE_LATER.search(text, max(pos - 1, 0))
+            if m is None:
+                return found
+            start = m.start() + 1  # after the newline
+        else:
+            start = 0
         fence = m.group(1)
         if fence[0] == "`" and "`" in m.group(2):
             # A backtick fence's info string may not hold a backtick: this is inline code.
             pos = m.end() + 1
             continue
         close = re.compile(
-            r"^ {0,3}" + re.escape(fence[0]) + "{" + str(len(fence)) + r",} *$", re.M
+            r"\n {0,3}" + re.escape(fence[0]) + "{" + str(len(fence)) + r",} *(?=\n|$)"
         )
-        end_match = close.search(text, m.end() + 1) if m.end() < len(text) else None
+        end_match = close.search(text, m.end())
         end = len(text) if end_match is None else end_match.end()
-        found.append((m.start(), end))
+        found.append((start, end))
         pos = end + 1
-        if pos >= len(text):
-            return found
+    return found
 
 
 def _code_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:

@@ -121,6 +121,9 @@ def _remove(ctx: ParseContext, to_full: Callable[[int], int], a: int, b: int) ->
     if b <= a:
         return
     run_start = to_full(a)
+    if to_full(b - 1) - run_start == b - 1 - a:  # no removed tag inside: one range
+        ctx.remove(run_start, run_start + (b - a))
+        return
     previous = run_start
     for c in range(a + 1, b):
         full = to_full(c)

@@ -18,6 +18,7 @@ import contextlib
 import os
 import threading
 from dataclasses import dataclass
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -60,25 +61,18 @@ class ImportanceEncoding:
         return frozenset(self.open_ids.values()) | frozenset(self.close_ids.values())
 
     def special_tokens(self) -> list[dict[str, Any]]:
-        """The importance markers, in id order, as JSON-ready rows."""
+        """The importance markers, in id order, as JSON-ready rows (shared: do not mutate)."""
+        return self._special_rows
+
+    @cached_property
+    def _special_rows(self) -> list[dict[str, Any]]:
         rows = []
         for level in LEVELS:
-            rows.append(
-                {
-                    "token": open_marker(level),
-                    "id": self.open_ids[level],
-                    "level": level.value,
-                    "kind": "open",
-                }
-            )
-            rows.append(
-                {
-                    "token": close_marker(level),
-                    "id": self.close_ids[level],
-                    "level": level.value,
-                    "kind": "close",
-                }
-            )
+            for kind, ids, token in (
+                ("open", self.open_ids, open_marker(level)),
+                ("close", self.close_ids, close_marker(level)),
+            ):
+                rows.append({"token": token, "id": ids[level], "level": level.value, "kind": kind})
         return sorted(rows, key=lambda r: r["id"])
 
 

@@ -153,9 +153,17 @@ def _array_encoder(enc: ImportanceEncoding) -> Callable[[str], npt.NDArray[np.in
     core = getattr(enc.encoding, "_core_bpe", None)
     to_buffer = getattr(core, "encode_to_tiktoken_buffer", None)
     if to_buffer is None:
-        ordinary = enc.encoding.encode_ordinary
-        return lambda piece: np.asarray(ordinary(piece), dtype=np.int64)
-    return lambda piece: np.frombuffer(to_buffer(piece, _NO_SPECIALS), dtype=np.uint32)
+        fallback = enc.encoding.encode_ordinary
+        return lambda piece: np.asarray(fallback(piece), dtype=np.int64)
+    ordinary = enc.encoding.encode_ordinary
+
+    def encode(piece: str) -> npt.NDArray[np.integer[Any]]:
+        try:
+            return np.frombuffer(to_buffer(piece, _NO_SPECIALS), dtype=np.uint32)
+        except UnicodeEncodeError:  # lone surrogates: tiktoken's own call replaces them
+            return np.asarray(ordinary(piece), dtype=np.int64)
+
+    return encode
 
 
 def _char_offsets(text: str, ids: IntArray, enc: ImportanceEncoding) -> tuple[IntArray, IntArray]:

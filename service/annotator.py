@@ -6,6 +6,7 @@ body it returns holds numpy arrays, serialised by orjson without a per-token Pyt
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -119,8 +120,11 @@ class Annotator:
             )
 
     def _count_spans(self, document: Document) -> None:
+        counts: dict[str, int] = {}
         for span in document.spans:
-            self.metrics.spans.labels(span.level.value).inc()
+            counts[span.level.value] = counts.get(span.level.value, 0) + 1
+        for level, n in counts.items():
+            self.metrics.spans.labels(level).inc(n)
 
 
 def _content(message: ChatMessage) -> Any:
@@ -147,4 +151,14 @@ def _document_body(
 
 
 def to_json(body: Any) -> bytes:
-    return orjson.dumps(body, option=JSON_OPTIONS)
+    try:
+        return orjson.dumps(body, option=JSON_OPTIONS)
+    except orjson.JSONEncodeError:
+        # A lone surrogate in an echoed field (a role, say) is no UTF-8: escape it instead.
+        return json.dumps(body, default=_plain, separators=(",", ":")).encode("ascii")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"cannot serialise {type(value).__name__}")

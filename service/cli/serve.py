@@ -6,6 +6,7 @@ Settings come from ``SALIENCE_*`` environment variables; ``--host``/``--port`` o
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
 
 
@@ -18,6 +19,7 @@ def register(commands: Any) -> None:
     )
     p.add_argument("--host", default=None, help="default: $SALIENCE_HOST or 127.0.0.1")
     p.add_argument("--port", type=int, default=None, help="default: $SALIENCE_PORT or 8000")
+    p.add_argument("--workers", type=int, default=None, help="default: $SALIENCE_WORKERS or 1")
     p.set_defaults(run=run)
 
 
@@ -27,14 +29,23 @@ def run(args: argparse.Namespace) -> int:
     from ..app import create_app
     from ..core.config import Settings
 
-    overrides = {k: v for k, v in {"host": args.host, "port": args.port}.items() if v is not None}
+    flags = {"host": args.host, "port": args.port, "workers": args.workers}
+    overrides = {k: v for k, v in flags.items() if v is not None}
     settings = Settings(**overrides)
-    print(f"salience: serving on http://{settings.host}:{settings.port} (docs at /docs)")
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        access_log=False,
+    print(
+        f"salience: serving on http://{settings.host}:{settings.port} (docs at /docs)", flush=True
     )
+    common: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": settings.log_level,
+        "access_log": False,
+    }
+    if settings.workers == 1:
+        uvicorn.run(create_app(settings), **common)
+        return 0
+    # Worker processes build their own app from the environment: pass the overrides on.
+    for key, value in overrides.items():
+        os.environ[f"SALIENCE_{key.upper()}"] = str(value)
+    uvicorn.run("service.app:create_app", factory=True, workers=settings.workers, **common)
     return 0

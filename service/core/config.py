@@ -20,6 +20,7 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
+    workers: int = Field(1, ge=1, le=64, description="server processes (salience serve)")
 
     # Limits: every request is bounded in bytes, tokens, items and time.
     max_body_bytes: int = Field(

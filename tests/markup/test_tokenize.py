@@ -165,3 +165,11 @@ def test_tokens_match_encode_ordinary_on_each_piece_including_special_strings() 
     ]
     pieces = ["a<|endoftext|>b ", "c<|imp:hard|>d", " é<|endofprompt|>"]
     assert text_ids == [t for p in pieces for t in ENC.encoding.encode_ordinary(p)]
+
+
+def test_lone_surrogates_become_replacement_characters_without_moving_offsets() -> None:
+    doc = parse("a\ud800 <rule>b\udc00</rule>", "tags")
+    assert doc.text == "a\ufffd b\ufffd"
+    assert doc.spans[0].start == 3
+    tokens = tokenize(doc, ENC)
+    assert ENC.encoding.decode(tokens.ids[~tokens.markers].tolist()) == doc.text

@@ -165,3 +165,18 @@ def test_big_prompt_is_annotated_off_the_event_loop_and_correctly(client: httpx.
     body = client.post("/annotate", json={"text": text, "tokens": False}).json()
     assert body["document"]["spans"][0]["level"] == "hard"
     assert body["token_count"] == 2 + len(ENC.encoding.encode_ordinary("Be brief.")) + 2001
+
+
+def test_lone_surrogates_from_json_escapes_never_fail(client: httpx.Client) -> None:
+    headers = {"content-type": "application/json"}
+    r = client.post(
+        "/annotate", content=b'{"text": "a\\ud800<rule>b\\udfff</rule>"}', headers=headers
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["document"]["text"] == "a\ufffdb\ufffd"
+    r = client.post(
+        "/annotate",
+        content=b'{"messages": [{"role": "us\\ud800er", "content": "x"}]}',
+        headers=headers,
+    )
+    problem(r, 422, "invalid-request")  # a role is a name: it must be real text
