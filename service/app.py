@@ -42,11 +42,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except EncodingUnavailableError as error:
             log.error("default encoding unavailable; /readyz will say so: %s", error)
         pool = ThreadPoolExecutor(settings.batch_threads, thread_name_prefix="salience-batch")
+        big_pool = ThreadPoolExecutor(1, thread_name_prefix="salience-big")
         app.state.pool = pool
+        app.state.big_pool = big_pool
         try:
             yield
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
+            big_pool.shutdown(wait=False, cancel_futures=True)
 
     app = FastAPI(
         title="salience",

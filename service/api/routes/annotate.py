@@ -35,13 +35,15 @@ _INLINE_CHARS = 20_000
     responses=PROBLEM_RESPONSES,
     summary="Parse a prompt's importance markup into spans and importance tokens",
 )
-async def annotate(body: AnnotateRequest, annotator: AnnotatorDep) -> Response:
+async def annotate(body: AnnotateRequest, request: Request, annotator: AnnotatorDep) -> Response:
     from ...annotator import to_json
 
     if _size(body) <= _INLINE_CHARS:
         result = annotator.annotate(body)
     else:
-        result = await asyncio.to_thread(annotator.annotate, body)
+        # One thread for all big prompts: more would only fight over the GIL.
+        loop = asyncio.get_running_loop()
+        result = await loop.run_in_executor(request.app.state.big_pool, annotator.annotate, body)
     return Response(to_json(result), media_type="application/json")
 
 
