@@ -1,0 +1,90 @@
+"""``ImportanceBias``: one additive attention bias β per (level, layer, head).
+
+Every steering method stores its parameters here: ``uniform`` fills one β everywhere, ``pasta``
+a β on its profiled heads, ``learned`` the fitted values. Adding β to the attention logits of the
+keys of one level is the same as PASTA's scaling of every other key's attention by α = e^-β (the
+softmax renormalises). It saves to and loads from a small JSON file.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from markup import LEVELS, Level
+
+FORMAT = "salience.importance-bias"
+VERSION = 1
+
+
+class ImportanceBias(nn.Module):
+    """β of shape (len(LEVELS), n_layers, n_heads); LEVELS = hard, high, normal, low."""
+
+    def __init__(self, n_layers: int, n_heads: int, meta: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        self.beta = nn.Parameter(torch.zeros(len(LEVELS), n_layers, n_heads))
+        self.meta: dict[str, Any] = dict(meta or {})
+
+    @property
+    def n_layers(self) -> int:
+        return int(self.beta.shape[1])
+
+    @property
+    def n_heads(self) -> int:
+        return int(self.beta.shape[2])
+
+    @classmethod
+    def uniform(
+        cls, n_layers: int, n_heads: int, betas: dict[Level, float], meta: dict[str, Any] | None = None
+    ) -> ImportanceBias:
+        """The same β for a level on every layer and head (InstABoost-like)."""
+        bias = cls(n_layers, n_heads, meta)
+        with torch.no_grad():
+            for level, value in betas.items():
+                bias.beta[LEVELS.index(level)] = value
+        return bias
+
+    def layer(self, index: int) -> torch.Tensor:
+        """(n_heads, len(LEVELS)) for one layer: what the attention function adds."""
+        return self.beta[:, index, :].transpose(0, 1)
+
+    def active_layers(self) -> set[int]:
+        """Layers with any non-zero β (the others run the stock attention)."""
+        nonzero = self.beta.detach().abs().sum(dim=(0, 2)) > 0
+        return {int(i) for i in nonzero.nonzero().flatten()}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "levels": [level.value for level in LEVELS],
+            "n_layers": self.n_layers,
+            "n_heads": self.n_heads,
+            "beta": [[[round(float(x), 6) for x in row] for row in level] for level in self.beta.detach()],
+            "meta": self.meta,
+        }
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=1) + "\n", encoding="utf-8")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ImportanceBias:
+        if data.get("format") != FORMAT:
+            raise ValueError(f"not an importance-bias file (format {data.get('format')!r})")
+        if data.get("levels") != [level.value for level in LEVELS]:
+            raise ValueError(f"levels {data.get('levels')} do not match {[lv.value for lv in LEVELS]}")
+        bias = cls(int(data["n_layers"]), int(data["n_heads"]), data.get("meta"))
+        values = torch.tensor(data["beta"], dtype=torch.float32)
+        if values.shape != bias.beta.shape:
+            raise ValueError(f"beta has shape {tuple(values.shape)}, expected {tuple(bias.beta.shape)}")
+        with torch.no_grad():
+            bias.beta.copy_(values)
+        return bias
+
+    @classmethod
+    def load(cls, path: str | Path) -> ImportanceBias:
+        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))

@@ -1,0 +1,182 @@
+"""``LocalModel``: generate and score on a model salience runs itself, under any method.
+
+    lm = LocalModel.load()
+    conv = markup.parse_messages([...])
+    lm.generate(conv, method="uniform", max_new_tokens=64, seed=0).text
+    lm.score(conv, " Bonjour", method="none")   # log-probability of a continuation
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from transformers import DynamicCache
+
+from markup import Conversation, Level, parse_messages, render
+
+from .bias import ImportanceBias
+from .loader import Loaded, load
+from .methods import Method, resolve
+from .prompt import LEVEL_INDEX, Prompt, build_prompt
+from .steer import Steering, register, steering
+
+MASKED = -1e4  # β that removes a level's keys from attention (SPA's masked pass)
+
+
+@dataclass
+class Generation:
+    text: str
+    token_ids: list[int]
+    method: str
+    prompt_tokens: int
+    prefill_seconds: float
+    decode_seconds: float
+    stopped: str  # "eos" or "length"
+
+
+class LocalModel:
+    def __init__(self, loaded: Loaded) -> None:
+        self.loaded = loaded
+        self.model = register(loaded.model)
+        self.tokenizer = loaded.tokenizer
+        config = self.model.config
+        self.n_layers = int(config.num_hidden_layers)
+        self.n_heads = int(config.num_attention_heads)
+        eos = self.model.generation_config.eos_token_id
+        self.eos_ids = {eos} if isinstance(eos, int) else set(eos or [])
+        if self.tokenizer.eos_token_id is not None:
+            self.eos_ids.add(int(self.tokenizer.eos_token_id))
+
+    @classmethod
+    def load(cls, path: str | None = None, dtype: str = "float32") -> LocalModel:
+        return cls(load(path, dtype))
+
+    def method(self, name: str, **options: Any) -> Method:
+        return resolve(name, self.n_layers, self.n_heads, **options)
+
+    def prompt(self, conversation: Conversation, method: Method | None = None) -> Prompt:
+        """The token ids the model sees under ``method`` (text renderings rewrite the messages)."""
+        if method is not None and method.render is not None:
+            rendered = render(conversation, method.render)
+            assert isinstance(rendered, list)
+            conversation = parse_messages(rendered, trusted_roles=(), format="plain")
+        return build_prompt(self.tokenizer, conversation)
+
+    def steering_for(self, prompt: Prompt, method: Method) -> Steering | None:
+        if method.bias is None:
+            return None
+        return Steering(method.bias, prompt.level_one_hot(), gate=_gate(prompt, method.gate))
+
+    def _spa_mask(self, prompt: Prompt) -> Steering:
+        bias = ImportanceBias.uniform(self.n_layers, self.n_heads, {Level.HARD: MASKED, Level.HIGH: MASKED})
+        return Steering(bias, prompt.level_one_hot())
+
+    @torch.no_grad()
+    def generate(
+        self,
+        conversation: Conversation,
+        method: str | Method = "none",
+        max_new_tokens: int = 64,
+        seed: int = 0,
+        temperature: float = 0.0,
+        **options: Any,
+    ) -> Generation:
+        m = method if isinstance(method, Method) else self.method(method, **options)
+        prompt = self.prompt(conversation, m)
+        steer = self.steering_for(prompt, m)
+        spa = self._spa_mask(prompt) if m.spa_omega is not None and prompt.marked().any() else None
+        generator = torch.Generator().manual_seed(seed)
+        ids = prompt.input_ids.unsqueeze(0)
+
+        start = time.perf_counter()
+        cache = DynamicCache()
+        with steering(steer):
+            logits = self.model(ids, past_key_values=cache, use_cache=True).logits[0, -1]
+        spa_cache = DynamicCache() if spa is not None else None
+        if spa is not None:
+            with steering(spa):
+                masked = self.model(ids, past_key_values=spa_cache, use_cache=True).logits[0, -1]
+            logits = logits + m.spa_omega * (logits - masked)  # type: ignore[operator]
+        prefill = time.perf_counter() - start
+
+        out: list[int] = []
+        stopped = "length"
+        start = time.perf_counter()
+        for _ in range(max_new_tokens):
+            token = _pick(logits, temperature, generator)
+            if token in self.eos_ids:
+                stopped = "eos"
+                break
+            out.append(token)
+            if len(out) == max_new_tokens:
+                break
+            step = torch.tensor([[token]])
+            with steering(steer):
+                logits = self.model(step, past_key_values=cache, use_cache=True).logits[0, -1]
+            if spa is not None:
+                with steering(spa):
+                    masked = self.model(step, past_key_values=spa_cache, use_cache=True).logits[0, -1]
+                logits = logits + m.spa_omega * (logits - masked)  # type: ignore[operator]
+        decode = time.perf_counter() - start
+        text = self.tokenizer.decode(out, skip_special_tokens=True)
+        return Generation(text, out, m.name, len(prompt), prefill, decode, stopped)
+
+    def score(
+        self,
+        conversation: Conversation,
+        continuation: str,
+        method: str | Method = "none",
+        **options: Any,
+    ) -> float:
+        """Log-probability of ``continuation`` as the answer, under ``method`` (nats, summed)."""
+        with torch.no_grad():
+            return float(self.token_logprobs(conversation, continuation, method, **options).sum())
+
+    def token_logprobs(
+        self,
+        conversation: Conversation,
+        continuation: str,
+        method: str | Method = "none",
+        **options: Any,
+    ) -> torch.Tensor:
+        """Per-token log-probabilities of ``continuation`` (differentiable in a bias's β)."""
+        m = method if isinstance(method, Method) else self.method(method, **options)
+        prompt = self.prompt(conversation, m)
+        target = self.tokenizer(continuation, add_special_tokens=False, split_special_tokens=True)
+        target_ids = torch.tensor(target["input_ids"], dtype=torch.int64)
+        ids = torch.cat([prompt.input_ids, target_ids]).unsqueeze(0)
+        n = len(prompt)
+        logits = self._logits(ids, prompt, m)
+        if m.spa_omega is not None and prompt.marked().any():
+            with steering(self._spa_mask(prompt)):
+                masked = self.model(ids).logits[0]
+            logits = logits + m.spa_omega * (logits - masked)
+        logprobs = torch.log_softmax(logits[n - 1 : -1].float(), dim=-1)
+        return logprobs.gather(1, target_ids.view(-1, 1)).squeeze(1)
+
+    def _logits(self, ids: torch.Tensor, prompt: Prompt, method: Method) -> torch.Tensor:
+        with steering(self.steering_for(prompt, method)):
+            logits: torch.Tensor = self.model(ids).logits[0]
+        return logits
+
+
+def _gate(prompt: Prompt, how: str) -> torch.Tensor | None:
+    """Prompt queries to steer: all, or those after the last marked (hard/high) token."""
+    if how == "all":
+        return None
+    marked = (prompt.levels == LEVEL_INDEX[Level.HARD]) | (prompt.levels == LEVEL_INDEX[Level.HIGH])
+    positions = marked.nonzero().flatten()
+    gate = torch.zeros(len(prompt), dtype=torch.bool)
+    if len(positions):
+        gate[int(positions[-1]) + 1 :] = True
+    return gate
+
+
+def _pick(logits: torch.Tensor, temperature: float, generator: torch.Generator) -> int:
+    if temperature <= 0:
+        return int(torch.argmax(logits))
+    probs = torch.softmax(logits.float() / temperature, dim=-1)
+    return int(torch.multinomial(probs, 1, generator=generator))

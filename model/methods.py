@@ -1,0 +1,85 @@
+"""The steering methods, each one value of ``method=``; what each does to a prompt.
+
+    none     the clean prompt, nothing else
+    plain    alias of none
+    xml      text rendering (markup.render): hard spans in <rule>…</rule>, high in <important>
+    caps     text rendering: IMPORTANT: before each hard span
+    echo     text rendering: the hard rules restated after the prompt
+    system   text rendering: the hard rules moved into the system message
+    uniform  β on every layer and head (InstABoost-like): hard β, high β/2; queries after the
+             last marked token and every generated token are steered
+    pasta    β on the heads that PASTA's profiling picked (an ImportanceBias file)
+    learned  the fitted ImportanceBias file (per level, layer and head)
+    spa      Selective Prompt Anchoring: logits + ω·(logits − logits with the marked text masked)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from markup import Level
+from markup.errors import SalienceError
+
+from .bias import ImportanceBias
+
+TEXT_METHODS = ("xml", "caps", "echo", "system")
+BIAS_METHODS = ("uniform", "pasta", "learned")
+METHODS = ("none", *TEXT_METHODS, *BIAS_METHODS, "spa")
+DATA = Path(__file__).resolve().parent / "data"
+DEFAULT_FILES = {"pasta": DATA / "pasta-smollm2-135m.json", "learned": DATA / "learned-smollm2-135m.json"}
+DEFAULT_UNIFORM_BETA = 1.5  # +1.1…+2.3 raised rule-passing here; +4.6 broke outputs (NOTES.md)
+DEFAULT_SPA_OMEGA = 1.0
+
+
+class MethodError(SalienceError):
+    code = "bad-method"
+
+
+@dataclass
+class Method:
+    name: str
+    render: str | None = None  # a markup.render style
+    bias: ImportanceBias | None = None
+    gate: str = "after"  # which prompt queries a bias steers: "after" the last marked token, "all"
+    spa_omega: float | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def resolve(name: str, n_layers: int, n_heads: int, **options: Any) -> Method:
+    """The method ``name`` for a model of this shape. Options: ``beta`` (uniform), ``bias_path``
+    (pasta, learned), ``gate`` ("after" or "all"), ``omega`` (spa)."""
+    name = "none" if name == "plain" else name
+    gate = str(options.get("gate", "after"))
+    if gate not in ("after", "all"):
+        raise MethodError(f"gate must be 'after' or 'all', not {gate!r}")
+    if name == "none":
+        return Method(name)
+    if name in TEXT_METHODS:
+        return Method(name, render=name)
+    if name == "uniform":
+        beta = float(options.get("beta", DEFAULT_UNIFORM_BETA))
+        bias = ImportanceBias.uniform(
+            n_layers, n_heads, {Level.HARD: beta, Level.HIGH: beta / 2}, {"method": "uniform", "beta": beta}
+        )
+        return Method(name, bias=bias, gate=gate, options={"beta": beta})
+    if name in ("pasta", "learned"):
+        path = Path(options.get("bias_path") or DEFAULT_FILES[name])
+        if not path.is_file():
+            how = (
+                "profile heads with `salience model profile-pasta`"
+                if name == "pasta"
+                else "fit one with `salience model fit` (the shipped fit comes with the efficacy study)"
+            )
+            raise MethodError(f"no {name} bias file at {path}: {how}, or pass bias_path")
+        bias = ImportanceBias.load(path)
+        if (bias.n_layers, bias.n_heads) != (n_layers, n_heads):
+            raise MethodError(
+                f"{path} is for {bias.n_layers} layers × {bias.n_heads} heads; "
+                f"the model has {n_layers} × {n_heads}"
+            )
+        return Method(name, bias=bias, gate=gate, options={"bias_path": str(path)})
+    if name == "spa":
+        return Method(name, spa_omega=float(options.get("omega", DEFAULT_SPA_OMEGA)))
+    raise MethodError(f"unknown method {name!r}; use one of: {', '.join(METHODS)}")

@@ -1,0 +1,190 @@
+"""The attention bias, inside the model: a registered attention function, no forked model code.
+
+``register(model)`` installs the function ``salience`` through transformers' attention-function
+registry (and the stock SDPA mask function under the same name). Outside a ``steering(...)``
+block, and on layers whose β is all zero, it *is* the stock SDPA attention. Inside, for a steered
+layer, it adds β[level, layer, head] to the attention logits of every key of that level, at
+prefill and at every decoding step (the keys come from the KV cache; generated tokens have no
+level).
+
+How, without losing the fused causal kernel: the bias is folded into extra head dimensions.
+With one-hot key levels m_j ∈ {0,1}^L appended to each key, β_h / scale appended to each query,
+and zeros appended to each value, the kernel computes
+
+    scale · (q·k + (β_h / scale)·m_j) = scale · q·k + β_h·m_j
+
+so ``is_causal=True`` still holds and nothing T×T is materialised. The extra output dimensions
+are zero and are cut off. Queries can be gated (``gate``): a query position that is not steered
+gets zeros instead of β.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from transformers import AttentionInterface, PreTrainedModel
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
+from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface, sdpa_mask
+
+from .bias import ImportanceBias
+
+NAME = "salience"
+
+
+@dataclass
+class Steering:
+    """What one generation is steered by."""
+
+    bias: ImportanceBias
+    key_levels: torch.Tensor  # (T_prompt, L): one-hot level of each prompt token (0 rows: none)
+    gate: torch.Tensor | None = None  # (T_prompt,) bool: prompt queries to steer; generated: all
+    steer_generated: bool = True
+    layers: set[int] | None = None  # layers that take the folded path (default: non-zero β)
+    record: bool = False  # measure attention mass on marked keys (slow; for tests and plots)
+
+    def __post_init__(self) -> None:
+        self.active = self.bias.active_layers() if self.layers is None else set(self.layers)
+        self._cache: dict[tuple[int, torch.dtype], torch.Tensor] = {}
+        # layer -> (H,) attention mass on marked keys, averaged over steered query positions
+        self.mass: dict[int, torch.Tensor] = {}
+
+    def keys(self, k_len: int, dtype: torch.dtype) -> torch.Tensor:
+        """(1, 1, k_len, L) key levels, zero past the prompt."""
+        cached = self._cache.get((k_len, dtype))
+        if cached is None:
+            out = torch.zeros(k_len, self.key_levels.shape[1], dtype=dtype)
+            n = min(k_len, self.key_levels.shape[0])
+            out[:n] = self.key_levels[:n].to(dtype)
+            cached = out.view(1, 1, k_len, -1)
+            self._cache = {(k_len, dtype): cached}  # one size at a time: decoding grows by one
+        return cached
+
+    def query_gate(self, q_len: int, k_len: int, dtype: torch.dtype) -> torch.Tensor | None:
+        """(1, 1, q_len, 1) of 0/1 for the query positions k_len-q_len … k_len-1, or None (all)."""
+        if self.gate is None and self.steer_generated:
+            return None
+        positions = torch.arange(k_len - q_len, k_len)
+        prompt_len = self.key_levels.shape[0]
+        gate = torch.full((q_len,), self.steer_generated, dtype=torch.bool)
+        in_prompt = positions < prompt_len
+        if self.gate is not None:
+            gate[in_prompt] = self.gate[positions[in_prompt]]
+        else:
+            gate[in_prompt] = True
+        return gate.to(dtype).view(1, 1, q_len, 1)
+
+
+_current: contextvars.ContextVar[Steering | None] = contextvars.ContextVar("salience_steering", default=None)
+
+
+@contextmanager
+def steering(state: Steering | None) -> Iterator[None]:
+    """Steer every forward pass inside the block (``None``: explicitly unsteered)."""
+    token = _current.set(state)
+    try:
+        yield
+    finally:
+        _current.reset(token)
+
+
+def steered_attention(
+    module: torch.nn.Module,
+    query: torch.Tensor,  # (B, H, q_len, d)
+    key: torch.Tensor,  # (B, H_kv, k_len, d)
+    value: torch.Tensor,  # (B, H_kv, k_len, d)
+    attention_mask: torch.Tensor | None,
+    dropout: float = 0.0,
+    scaling: float | None = None,
+    is_causal: bool | None = None,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, None]:
+    state = _current.get()
+    layer = getattr(module, "layer_idx", None)
+    if state is not None and state.record and isinstance(layer, int):
+        _record_mass(state, layer, query, key, attention_mask, scaling)
+    if state is None or layer not in state.active:
+        return sdpa_attention_forward(
+            module, query, key, value, attention_mask, dropout, scaling, is_causal, **kwargs
+        )
+    batch, n_heads, q_len, head_dim = query.shape
+    n_kv, k_len = key.shape[1], key.shape[2]
+    scale = scaling if scaling is not None else head_dim**-0.5
+    dtype = query.dtype
+
+    beta = state.bias.layer(layer).to(dtype)  # (H, L)
+    assert beta.shape[0] == n_heads, f"bias has {beta.shape[0]} heads, the layer {n_heads}"
+    q_extra = (beta / scale).view(1, n_heads, 1, -1).expand(batch, n_heads, q_len, -1)
+    gate = state.query_gate(q_len, k_len, dtype)
+    if gate is not None:
+        q_extra = q_extra * gate
+    levels = state.keys(k_len, dtype).expand(batch, n_kv, k_len, -1)
+    query = torch.cat([query, q_extra], dim=-1)
+    key = torch.cat([key, levels], dim=-1)
+    value = torch.cat([value, torch.zeros_like(levels)], dim=-1)
+
+    causal = q_len > 1 and attention_mask is None and (is_causal if is_causal is not None else True)
+    if causal and k_len > q_len:
+        raise NotImplementedError("a multi-token query over a longer cache needs an explicit mask")
+    out = F.scaled_dot_product_attention(
+        query,
+        key,
+        value,
+        attn_mask=attention_mask,
+        dropout_p=dropout,
+        scale=scale,
+        is_causal=causal,
+        enable_gqa=n_heads != n_kv,
+    )
+    out = out[..., :head_dim]  # the folded dimensions carry no value
+    return out.transpose(1, 2).contiguous(), None
+
+
+def _record_mass(
+    state: Steering,
+    layer: int,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float | None,
+) -> None:
+    """The explicit softmax, for measurement only: mass on keys that carry any level."""
+    with torch.no_grad():
+        batch, n_heads, q_len, head_dim = query.shape
+        n_kv, k_len = key.shape[1], key.shape[2]
+        scale = scaling if scaling is not None else head_dim**-0.5
+        keys = key.float().repeat_interleave(n_heads // n_kv, dim=1)
+        logits = torch.matmul(query.float(), keys.transpose(-1, -2)) * scale  # (B, H, q, k)
+        levels = state.keys(k_len, torch.float32)[0, 0]  # (k, L)
+        if layer in state.active:
+            beta = state.bias.layer(layer).float()  # (H, L)
+            add = torch.einsum("hl,kl->hk", beta, levels).view(1, n_heads, 1, k_len)
+            gate = state.query_gate(q_len, k_len, torch.float32)
+            logits = logits + (add if gate is None else add * gate)
+        positions = torch.arange(k_len - q_len, k_len).view(q_len, 1)
+        logits = logits.masked_fill(torch.arange(k_len).view(1, k_len) > positions, float("-inf"))
+        weights = logits.softmax(dim=-1)
+        marked = levels.sum(dim=-1) > 0  # (k,)
+        mass = weights[..., marked].sum(dim=-1)  # (B, H, q)
+        gate = state.query_gate(q_len, k_len, torch.float32)
+        if gate is not None:
+            g = gate.view(1, 1, q_len)
+            per_head = (mass * g).sum(dim=-1) / g.sum().clamp(min=1)
+        else:
+            per_head = mass.mean(dim=-1)
+        state.mass[layer] = per_head.mean(dim=0)
+
+
+def register(model: PreTrainedModel) -> PreTrainedModel:
+    """Install the steering attention on ``model`` (idempotent)."""
+    AttentionInterface.register(NAME, steered_attention)
+    if NAME not in ALL_MASK_ATTENTION_FUNCTIONS:
+        AttentionMaskInterface.register(NAME, sdpa_mask)
+    if model.config._attn_implementation != NAME:
+        model.set_attn_implementation(NAME)
+    return model
