@@ -39,7 +39,11 @@ class ImportanceBias(nn.Module):
 
     @classmethod
     def uniform(
-        cls, n_layers: int, n_heads: int, betas: dict[Level, float], meta: dict[str, Any] | None = None
+        cls,
+        n_layers: int,
+        n_heads: int,
+        betas: dict[Level, float],
+        meta: dict[str, Any] | None = None,
     ) -> ImportanceBias:
         """The same β for a level on every layer and head (InstABoost-like)."""
         bias = cls(n_layers, n_heads, meta)
@@ -64,7 +68,9 @@ class ImportanceBias(nn.Module):
             "levels": [level.value for level in LEVELS],
             "n_layers": self.n_layers,
             "n_heads": self.n_heads,
-            "beta": [[[round(float(x), 6) for x in row] for row in level] for level in self.beta.detach()],
+            "beta": [
+                [[round(float(x), 6) for x in row] for row in level] for level in self.beta.detach()
+            ],
             "meta": self.meta,
         }
 
@@ -76,11 +82,15 @@ class ImportanceBias(nn.Module):
         if data.get("format") != FORMAT:
             raise ValueError(f"not an importance-bias file (format {data.get('format')!r})")
         if data.get("levels") != [level.value for level in LEVELS]:
-            raise ValueError(f"levels {data.get('levels')} do not match {[lv.value for lv in LEVELS]}")
+            raise ValueError(
+                f"levels {data.get('levels')} do not match {[lv.value for lv in LEVELS]}"
+            )
         bias = cls(int(data["n_layers"]), int(data["n_heads"]), data.get("meta"))
         values = torch.tensor(data["beta"], dtype=torch.float32)
         if values.shape != bias.beta.shape:
-            raise ValueError(f"beta has shape {tuple(values.shape)}, expected {tuple(bias.beta.shape)}")
+            raise ValueError(
+                f"beta has shape {tuple(values.shape)}, expected {tuple(bias.beta.shape)}"
+            )
         with torch.no_grad():
             bias.beta.copy_(values)
         return bias

@@ -17,9 +17,13 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+)
 
 from markup.errors import SalienceError
 
@@ -36,8 +40,8 @@ class ModelNotFoundError(SalienceError):
 
 @dataclass
 class Loaded:
-    model: PreTrainedModel
-    tokenizer: PreTrainedTokenizerBase
+    model: Any  # a transformers PreTrainedModel (its stubs are looser than mypy --strict)
+    tokenizer: Any  # a transformers PreTrainedTokenizerBase
     source: str  # what was asked for: a GGUF file or a folder
     load_seconds: float
     from_cache: bool
@@ -71,6 +75,8 @@ def load(path: str | Path | None = None, dtype: str = "float32") -> Loaded:
         raise ModelNotFoundError(f"no model at {source}")
     torch_dtype = DTYPES[dtype]
     start = time.perf_counter()
+    model: Any
+    tokenizer: Any
     if source.is_dir():
         tokenizer = AutoTokenizer.from_pretrained(source)
         model = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype)
@@ -86,13 +92,13 @@ def load(path: str | Path | None = None, dtype: str = "float32") -> Loaded:
 
 def _cache_dir_for(gguf: Path) -> Path:
     stat = gguf.stat()
-    key = hashlib.sha256(f"{gguf.resolve()}|{stat.st_size}|{int(stat.st_mtime)}".encode()).hexdigest()[:16]
+    key = hashlib.sha256(
+        f"{gguf.resolve()}|{stat.st_size}|{int(stat.st_mtime)}".encode()
+    ).hexdigest()[:16]
     return cache_root() / "models" / f"{gguf.stem}-{key}"
 
 
-def _load_gguf(
-    gguf: Path, dtype: torch.dtype
-) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, bool]:
+def _load_gguf(gguf: Path, dtype: torch.dtype) -> tuple[Any, Any, bool]:
     cached = _cache_dir_for(gguf)
     if (cached / "salience.json").is_file():
         try:
@@ -102,14 +108,14 @@ def _load_gguf(
         except (OSError, ValueError) as error:  # a damaged cache: rebuild it
             log.warning("cached model at %s unusable (%s); converting again", cached, error)
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    model: Any = AutoModelForCausalLM.from_pretrained(
+        gguf.parent, gguf_file=gguf.name, dtype=torch.float32
+    )
     _save_converted(model, tokenizer, gguf, cached)
     return model.to(dtype), tokenizer, False
 
 
-def _save_converted(
-    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, gguf: Path, folder: Path
-) -> None:
+def _save_converted(model: Any, tokenizer: Any, gguf: Path, folder: Path) -> None:
     # save_pretrained refuses a GGUF-loaded model until its quantisation record is cleared: the
     # weights are already de-quantised floats.
     model.hf_quantizer = None

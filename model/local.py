@@ -1,9 +1,9 @@
 """``LocalModel``: generate and score on a model salience runs itself, under any method.
 
-    lm = LocalModel.load()
-    conv = markup.parse_messages([...])
-    lm.generate(conv, method="uniform", max_new_tokens=64, seed=0).text
-    lm.score(conv, " Bonjour", method="none")   # log-probability of a continuation
+lm = LocalModel.load()
+conv = markup.parse_messages([...])
+lm.generate(conv, method="uniform", max_new_tokens=64, seed=0).text
+lm.score(conv, " Bonjour", method="none")   # log-probability of a continuation
 """
 
 from __future__ import annotations
@@ -71,7 +71,9 @@ class LocalModel:
         return Steering(method.bias, prompt.level_one_hot(), gate=_gate(prompt, method.gate))
 
     def _spa_mask(self, prompt: Prompt) -> Steering:
-        bias = ImportanceBias.uniform(self.n_layers, self.n_heads, {Level.HARD: MASKED, Level.HIGH: MASKED})
+        bias = ImportanceBias.uniform(
+            self.n_layers, self.n_heads, {Level.HARD: MASKED, Level.HIGH: MASKED}
+        )
         return Steering(bias, prompt.level_one_hot())
 
     @torch.no_grad()
@@ -99,7 +101,7 @@ class LocalModel:
         if spa is not None:
             with steering(spa):
                 masked = self.model(ids, past_key_values=spa_cache, use_cache=True).logits[0, -1]
-            logits = logits + m.spa_omega * (logits - masked)  # type: ignore[operator]
+            logits = logits + m.spa_omega * (logits - masked)
         prefill = time.perf_counter() - start
 
         out: list[int] = []
@@ -118,10 +120,12 @@ class LocalModel:
                 logits = self.model(step, past_key_values=cache, use_cache=True).logits[0, -1]
             if spa is not None:
                 with steering(spa):
-                    masked = self.model(step, past_key_values=spa_cache, use_cache=True).logits[0, -1]
-                logits = logits + m.spa_omega * (logits - masked)  # type: ignore[operator]
+                    masked = self.model(step, past_key_values=spa_cache, use_cache=True).logits[
+                        0, -1
+                    ]
+                logits = logits + m.spa_omega * (logits - masked)
         decode = time.perf_counter() - start
-        text = self.tokenizer.decode(out, skip_special_tokens=True)
+        text = str(self.tokenizer.decode(out, skip_special_tokens=True))
         return Generation(text, out, m.name, len(prompt), prefill, decode, stopped)
 
     def score(

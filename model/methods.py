@@ -1,16 +1,16 @@
 """The steering methods, each one value of ``method=``; what each does to a prompt.
 
-    none     the clean prompt, nothing else
-    plain    alias of none
-    xml      text rendering (markup.render): hard spans in <rule>…</rule>, high in <important>
-    caps     text rendering: IMPORTANT: before each hard span
-    echo     text rendering: the hard rules restated after the prompt
-    system   text rendering: the hard rules moved into the system message
-    uniform  β on every layer and head (InstABoost-like): hard β, high β/2; queries after the
-             last marked token and every generated token are steered
-    pasta    β on the heads that PASTA's profiling picked (an ImportanceBias file)
-    learned  the fitted ImportanceBias file (per level, layer and head)
-    spa      Selective Prompt Anchoring: logits + ω·(logits − logits with the marked text masked)
+none     the clean prompt, nothing else
+plain    alias of none
+xml      text rendering (markup.render): hard spans in <rule>…</rule>, high in <important>
+caps     text rendering: IMPORTANT: before each hard span
+echo     text rendering: the hard rules restated after the prompt
+system   text rendering: the hard rules moved into the system message
+uniform  β on every layer and head (InstABoost-like): hard β, high β/2; queries after the
+         last marked token and every generated token are steered
+pasta    β on the heads that PASTA's profiling picked (an ImportanceBias file)
+learned  the fitted ImportanceBias file (per level, layer and head)
+spa      Selective Prompt Anchoring: logits + ω·(logits − logits with the marked text masked)
 """
 
 from __future__ import annotations
@@ -28,7 +28,10 @@ TEXT_METHODS = ("xml", "caps", "echo", "system")
 BIAS_METHODS = ("uniform", "pasta", "learned")
 METHODS = ("none", *TEXT_METHODS, *BIAS_METHODS, "spa")
 DATA = Path(__file__).resolve().parent / "data"
-DEFAULT_FILES = {"pasta": DATA / "pasta-smollm2-135m.json", "learned": DATA / "learned-smollm2-135m.json"}
+DEFAULT_FILES = {
+    "pasta": DATA / "pasta-smollm2-135m.json",
+    "learned": DATA / "learned-smollm2-135m.json",
+}
 DEFAULT_UNIFORM_BETA = 1.5  # +1.1…+2.3 raised rule-passing here; +4.6 broke outputs (NOTES.md)
 DEFAULT_SPA_OMEGA = 1.0
 
@@ -61,7 +64,10 @@ def resolve(name: str, n_layers: int, n_heads: int, **options: Any) -> Method:
     if name == "uniform":
         beta = float(options.get("beta", DEFAULT_UNIFORM_BETA))
         bias = ImportanceBias.uniform(
-            n_layers, n_heads, {Level.HARD: beta, Level.HIGH: beta / 2}, {"method": "uniform", "beta": beta}
+            n_layers,
+            n_heads,
+            {Level.HARD: beta, Level.HIGH: beta / 2},
+            {"method": "uniform", "beta": beta},
         )
         return Method(name, bias=bias, gate=gate, options={"beta": beta})
     if name in ("pasta", "learned"):
@@ -70,7 +76,7 @@ def resolve(name: str, n_layers: int, n_heads: int, **options: Any) -> Method:
             how = (
                 "profile heads with `salience model profile-pasta`"
                 if name == "pasta"
-                else "fit one with `salience model fit` (the shipped fit comes with the efficacy study)"
+                else "fit one with `salience model fit` (the shipped fit comes with the study)"
             )
             raise MethodError(f"no {name} bias file at {path}: {how}, or pass bias_path")
         bias = ImportanceBias.load(path)

@@ -56,7 +56,9 @@ class Prompt:
 
 
 def render_messages(
-    tokenizer: PreTrainedTokenizerBase, conversation: Conversation, add_generation_prompt: bool = True
+    tokenizer: PreTrainedTokenizerBase,
+    conversation: Conversation,
+    add_generation_prompt: bool = True,
 ) -> tuple[str, list[tuple[int, int]]]:
     """The chat-template text, and where each message's clean text sits in it."""
     messages = [{"role": m.role, "content": m.document.text} for m in conversation.messages]
@@ -94,7 +96,9 @@ def _apply(tokenizer: PreTrainedTokenizerBase, messages: list[dict[str, str]], g
 
 
 def build_prompt(
-    tokenizer: PreTrainedTokenizerBase, conversation: Conversation, add_generation_prompt: bool = True
+    tokenizer: PreTrainedTokenizerBase,
+    conversation: Conversation,
+    add_generation_prompt: bool = True,
 ) -> Prompt:
     text, ranges = render_messages(tokenizer, conversation, add_generation_prompt)
     ids: list[int] = []

@@ -30,7 +30,11 @@ import torch
 import torch.nn.functional as F
 from transformers import AttentionInterface, PreTrainedModel
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
-from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface, sdpa_mask
+from transformers.masking_utils import (
+    ALL_MASK_ATTENTION_FUNCTIONS,
+    AttentionMaskInterface,
+    sdpa_mask,
+)
 
 from .bias import ImportanceBias
 
@@ -80,7 +84,9 @@ class Steering:
         return gate.to(dtype).view(1, 1, q_len, 1)
 
 
-_current: contextvars.ContextVar[Steering | None] = contextvars.ContextVar("salience_steering", default=None)
+_current: contextvars.ContextVar[Steering | None] = contextvars.ContextVar(
+    "salience_steering", default=None
+)
 
 
 @contextmanager
@@ -155,7 +161,7 @@ def _record_mass(
 ) -> None:
     """The explicit softmax, for measurement only: mass on keys that carry any level."""
     with torch.no_grad():
-        batch, n_heads, q_len, head_dim = query.shape
+        _, n_heads, q_len, head_dim = query.shape
         n_kv, k_len = key.shape[1], key.shape[2]
         scale = scaling if scaling is not None else head_dim**-0.5
         keys = key.float().repeat_interleave(n_heads // n_kv, dim=1)
