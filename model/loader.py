@@ -100,6 +100,7 @@ def _cache_dir_for(gguf: Path) -> Path:
 
 def _load_gguf(gguf: Path, dtype: torch.dtype) -> tuple[Any, Any, bool]:
     cached = _cache_dir_for(gguf)
+    model: Any
     if (cached / "salience.json").is_file():
         try:
             tokenizer = AutoTokenizer.from_pretrained(cached)
@@ -108,7 +109,7 @@ def _load_gguf(gguf: Path, dtype: torch.dtype) -> tuple[Any, Any, bool]:
         except (OSError, ValueError) as error:  # a damaged cache: rebuild it
             log.warning("cached model at %s unusable (%s); converting again", cached, error)
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    model: Any = AutoModelForCausalLM.from_pretrained(
+    model = AutoModelForCausalLM.from_pretrained(
         gguf.parent, gguf_file=gguf.name, dtype=torch.float32
     )
     _save_converted(model, tokenizer, gguf, cached)
