@@ -55,6 +55,7 @@ class Steering:
     def __post_init__(self) -> None:
         self.active = self.bias.active_layers() if self.layers is None else set(self.layers)
         self._cache: dict[tuple[int, torch.dtype], torch.Tensor] = {}
+        self._rows: dict[int, torch.Tensor] = {}  # layer -> (1, H, 1, capacity) decode bias rows
         # layer -> (H,) attention mass on marked keys, averaged over steered query positions
         self.mass: dict[int, torch.Tensor] = {}
 
@@ -68,6 +69,20 @@ class Steering:
             cached = out.view(1, 1, k_len, -1)
             self._cache = {(k_len, dtype): cached}  # one size at a time: decoding grows by one
         return cached
+
+    def decode_row(self, layer: int, k_len: int, dtype: torch.dtype) -> torch.Tensor:
+        """(1, H, 1, k_len): the bias one new query adds to each key — a view of a buffer that
+        is filled once per layer, so a decoding step allocates nothing."""
+        row = self._rows.get(layer)
+        if row is None or row.shape[-1] < k_len or row.dtype != dtype:
+            capacity = max(k_len, 2 * (row.shape[-1] if row is not None else 0), 256)
+            prompt = self.key_levels.to(torch.float32)  # (T_prompt, L)
+            values = self.bias.layer(layer).detach().float() @ prompt.T  # (H, T_prompt)
+            row = torch.zeros(1, values.shape[0], 1, capacity, dtype=dtype)
+            n = min(capacity, values.shape[1])
+            row[0, :, 0, :n] = values[:, :n].to(dtype)
+            self._rows[layer] = row
+        return row[..., :k_len]
 
     def query_gate(self, q_len: int, k_len: int, dtype: torch.dtype) -> torch.Tensor | None:
         """(1, 1, q_len, 1) of 0/1 for the query positions k_len-q_len … k_len-1, or None (all)."""
@@ -122,6 +137,24 @@ def steered_attention(
     n_kv, k_len = key.shape[1], key.shape[2]
     scale = scaling if scaling is not None else head_dim**-0.5
     dtype = query.dtype
+
+    if q_len == 1 and attention_mask is None and not query.requires_grad:
+        # One decoding step: no causal mask is needed, so the bias can be a plain (H, k_len)
+        # additive mask, read from a buffer; heads sharing a KV head are packed as queries.
+        gate = state.query_gate(1, k_len, dtype)
+        row = state.decode_row(layer, k_len, dtype)
+        if gate is not None and float(gate) == 0.0:
+            row = torch.zeros_like(row)
+        n_rep = n_heads // n_kv
+        out = F.scaled_dot_product_attention(
+            query.reshape(batch, n_kv, n_rep, head_dim),
+            key,
+            value,
+            attn_mask=row.reshape(1, n_kv, n_rep, k_len),
+            dropout_p=dropout,
+            scale=scale,
+        )
+        return out.reshape(batch, n_heads, 1, head_dim).transpose(1, 2).contiguous(), None
 
     beta = state.bias.layer(layer).to(dtype)  # (H, L)
     assert beta.shape[0] == n_heads, f"bias has {beta.shape[0]} heads, the layer {n_heads}"

@@ -1,0 +1,141 @@
+"""Prefill and decode speed of the embedded model with and without the attention bias.
+
+For ~512- and ~2,048-token prompts (a rule in the system message, standard-library docstrings as
+the distractor), in one run, interleaved:
+
+    plain    the stock SDPA attention (no steering)
+    biased   ``uniform``: β on every layer and head (the folded-dimension path on all 30 layers)
+
+prefill = one forward pass over the prompt; decode = the mean time per token of 16 greedy steps
+with the KV cache. ratio = biased / plain (1.0: the bias costs nothing; goal <= 1.1 at 2,048).
+
+    .venv/bin/python bench/steer.py [--repeats 5] [--dtype float32|bfloat16] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from typing import Any
+
+import torch
+from transformers import DynamicCache
+
+from markup import Level, parse_messages
+from model.bias import ImportanceBias
+from model.local import LocalModel
+from model.prompt import build_prompt
+from model.steer import Steering, steering
+
+DECODE_STEPS = 16
+
+
+def distractor(words: int) -> str:
+    import pydoc
+
+    out: list[str] = []
+    for name in ("collections", "json", "re", "argparse", "typing", "asyncio", "email", "logging"):
+        module = __import__(name)
+        for attr in sorted(dir(module)):
+            if not attr.startswith("_"):
+                out.extend(pydoc.getdoc(getattr(module, attr)).split())
+            if len(out) >= words:
+                return " ".join(out[:words])
+    return " ".join(out)
+
+
+def conversation_of(lm: LocalModel, tokens: int) -> Any:
+    words = tokens // 2
+    while True:
+        conv = parse_messages(
+            [
+                {"role": "system", "content": "<rule>Answer in exactly one sentence.</rule>"},
+                {"role": "user", "content": distractor(words) + "\n\nWhat is this text about?"},
+            ]
+        )
+        n = len(build_prompt(lm.tokenizer, conv))
+        if n >= tokens:
+            return conv
+        words = int(words * tokens / n) + 8
+
+
+def prefill(lm: LocalModel, ids: torch.Tensor, state: Steering | None) -> float:
+    start = time.perf_counter()
+    with torch.no_grad(), steering(state):
+        lm.model(ids)
+    return time.perf_counter() - start
+
+
+def decode(lm: LocalModel, ids: torch.Tensor, state: Steering | None) -> float:
+    cache = DynamicCache()
+    with torch.no_grad(), steering(state):
+        logits = lm.model(ids, past_key_values=cache, use_cache=True).logits[0, -1]
+        start = time.perf_counter()
+        for _ in range(DECODE_STEPS):
+            step = logits.argmax().view(1, 1)
+            logits = lm.model(step, past_key_values=cache, use_cache=True).logits[0, -1]
+    return (time.perf_counter() - start) / DECODE_STEPS
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    lm = LocalModel.load(dtype=args.dtype)
+    bias = ImportanceBias.uniform(lm.n_layers, lm.n_heads, {Level.HARD: 1.5, Level.HIGH: 0.75})
+    rows = []
+    for target in (512, 2048):
+        prompt = build_prompt(lm.tokenizer, conversation_of(lm, target))
+        ids = prompt.input_ids.unsqueeze(0)
+        state = Steering(bias, prompt.level_one_hot())
+        assert state.active == set(range(lm.n_layers))
+        times: dict[str, list[float]] = {k: [] for k in ("pp", "pb", "dp", "db")}
+        prefill(lm, ids, None)
+        prefill(lm, ids, state)  # warm both paths
+        for _ in range(args.repeats):  # interleaved, so that noise hits both alike
+            times["pp"].append(prefill(lm, ids, None))
+            times["pb"].append(prefill(lm, ids, state))
+            times["dp"].append(decode(lm, ids, None))
+            times["db"].append(decode(lm, ids, state))
+        best = {k: min(v) for k, v in times.items()}
+        med = {k: statistics.median(v) for k, v in times.items()}
+        rows.append(
+            {
+                "tokens": len(prompt),
+                "prefill_plain_s": best["pp"],
+                "prefill_biased_s": best["pb"],
+                "prefill_ratio": best["pb"] / best["pp"],
+                "prefill_ratio_median": med["pb"] / med["pp"],
+                "decode_plain_ms": best["dp"] * 1e3,
+                "decode_biased_ms": best["db"] * 1e3,
+                "decode_ratio": best["db"] / best["dp"],
+                "decode_ratio_median": med["db"] / med["dp"],
+            }
+        )
+    if args.json:
+        print(json.dumps({"dtype": args.dtype, "rows": rows}, indent=2))
+        return 0
+    print(f"dtype {args.dtype}, {args.repeats} interleaved repeats, best (median) ratios")
+    print(
+        f"{'tokens':>7}{'prefill plain':>15}{'biased':>9}{'ratio':>14}{'decode plain':>15}{'biased':>9}{'ratio':>14}"
+    )
+    for r in rows:
+        print(
+            f"{r['tokens']:>7}{r['prefill_plain_s']:>13.3f} s{r['prefill_biased_s']:>7.3f} s"
+            f"{r['prefill_ratio']:>7.2f} ({r['prefill_ratio_median']:.2f})"
+            f"{r['decode_plain_ms']:>12.1f} ms{r['decode_biased_ms']:>6.1f} ms"
+            f"{r['decode_ratio']:>7.2f} ({r['decode_ratio_median']:.2f})"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
