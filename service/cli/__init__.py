@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import annotate, serve
+from . import annotate, generate, model_cmd, serve
 
 EPILOG = """\
 examples:
@@ -15,6 +15,7 @@ examples:
   echo '<rule>Reply in JSON.</rule> Hi' | salience annotate --json
   salience annotate --render echo prompt.md   the text a model without a bias should get
   salience annotate --messages chat.json      OpenAI-style messages; markup only in trusted roles
+  salience generate --method none,uniform p.md  answer on the local model, steered and not
 """
 
 
@@ -28,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     annotate.register(commands)
     serve.register(commands)
+    generate.register(commands)
+    model_cmd.register(commands)
     return parser
 
 

@@ -1,0 +1,115 @@
+"""``salience generate``: answer a prompt on the local model under one or more methods.
+
+A plain prompt (FILE, or standard input) is sent as one user message, and its markup is trusted:
+you wrote it. ``--messages`` reads OpenAI-style chat JSON instead, where markup counts only in
+trusted roles. ``--method`` takes a comma-separated list to compare methods side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from markup import MarkupError, SalienceError, parse_messages
+
+from .annotate import _read_input
+
+METHOD_HELP = (
+    "none, xml, caps, echo, system, uniform, pasta, learned, spa (comma-separated to compare)"
+)
+
+
+def register(commands: Any) -> None:
+    p: argparse.ArgumentParser = commands.add_parser(
+        "generate",
+        help="answer a prompt on the local model, steered by a method",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("file", nargs="?", default=None, help="prompt file, or - for standard input")
+    p.add_argument("--method", default="none", help=METHOD_HELP)
+    p.add_argument("--messages", action="store_true", help="input is JSON chat messages")
+    p.add_argument("--system", default=None, help="a system message to put first")
+    p.add_argument("--max-new-tokens", type=int, default=64)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--temperature", type=float, default=0.0, help="0: greedy")
+    p.add_argument("--beta", type=float, default=None, help="uniform: β for hard (high gets β/2)")
+    p.add_argument(
+        "--gate", choices=["after", "all"], default="after", help="which queries a bias steers"
+    )
+    p.add_argument("--omega", type=float, default=None, help="spa: ω")
+    p.add_argument("--bias-path", default=None, help="pasta/learned: an ImportanceBias JSON file")
+    p.add_argument("--model", default=None, help="a .gguf file or model folder (default: embedded)")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    p.add_argument("--json", action="store_true", help="one JSON object per method")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    name, text = _read_input(args.file)
+    if text is None:
+        print("salience generate: no input. Pass a FILE or pipe a prompt in.", file=sys.stderr)
+        return 2
+    try:
+        if args.messages:
+            data = json.loads(text)
+            messages = data.get("messages") if isinstance(data, dict) else data
+            conversation = parse_messages(messages)
+        else:
+            messages = [{"role": "user", "content": text}]
+            if args.system:
+                messages.insert(0, {"role": "system", "content": args.system})
+            conversation = parse_messages(messages, trusted_roles={"system", "developer", "user"})
+    except (MarkupError, SalienceError, json.JSONDecodeError) as error:
+        print(f"{name}: error: {error}", file=sys.stderr)
+        return 1
+
+    import torch
+
+    from model.local import LocalModel
+
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    lm = LocalModel.load(args.model, args.dtype)
+    options = {"gate": args.gate}
+    if args.beta is not None:
+        options["beta"] = args.beta
+    if args.omega is not None:
+        options["omega"] = args.omega
+    if args.bias_path is not None:
+        options["bias_path"] = args.bias_path
+    for method in [m.strip() for m in args.method.split(",") if m.strip()]:
+        try:
+            out = lm.generate(
+                conversation,
+                method,
+                max_new_tokens=args.max_new_tokens,
+                seed=args.seed,
+                temperature=args.temperature,
+                **options,
+            )
+        except SalienceError as error:
+            print(f"{method}: error: {error}", file=sys.stderr)
+            return 1
+        if args.json:
+            print(
+                json.dumps(
+                    {
+                        "method": out.method,
+                        "text": out.text,
+                        "prompt_tokens": out.prompt_tokens,
+                        "new_tokens": len(out.token_ids),
+                        "stopped": out.stopped,
+                        "prefill_s": round(out.prefill_seconds, 4),
+                        "decode_s": round(out.decode_seconds, 4),
+                    },
+                    ensure_ascii=False,
+                )
+            )
+        else:
+            print(
+                f"── {out.method} ({out.prompt_tokens} prompt tokens, {len(out.token_ids)} new, {out.stopped})"
+            )
+            print(out.text)
+    return 0
