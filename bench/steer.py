@@ -125,7 +125,8 @@ def main() -> int:
         return 0
     print(f"dtype {args.dtype}, {args.repeats} interleaved repeats, best (median) ratios")
     print(
-        f"{'tokens':>7}{'prefill plain':>15}{'biased':>9}{'ratio':>14}{'decode plain':>15}{'biased':>9}{'ratio':>14}"
+        f"{'tokens':>7}{'prefill plain':>15}{'biased':>9}{'ratio':>14}"
+        f"{'decode plain':>15}{'biased':>9}{'ratio':>14}"
     )
     for r in rows:
         print(

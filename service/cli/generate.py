@@ -56,6 +56,9 @@ def run(args: argparse.Namespace) -> int:
         if args.messages:
             data = json.loads(text)
             messages = data.get("messages") if isinstance(data, dict) else data
+            if not isinstance(messages, list):
+                print(f"{name}: error: expected a list of messages", file=sys.stderr)
+                return 1
             conversation = parse_messages(messages)
         else:
             messages = [{"role": "user", "content": text}]
@@ -109,7 +112,8 @@ def run(args: argparse.Namespace) -> int:
             )
         else:
             print(
-                f"── {out.method} ({out.prompt_tokens} prompt tokens, {len(out.token_ids)} new, {out.stopped})"
+                f"── {out.method} ({out.prompt_tokens} prompt tokens, "
+                f"{len(out.token_ids)} new, {out.stopped})"
             )
             print(out.text)
     return 0
