@@ -164,7 +164,11 @@ class OpenAIBackend:
             ) from None
         # text_offset is in characters of the echoed text (prompt + continuation)
         return float(
-            sum(v for o, v in zip(offsets, values, strict=True) if o >= len(prompt) and v is not None)
+            sum(
+                v
+                for o, v in zip(offsets, values, strict=True)
+                if o >= len(prompt) and v is not None
+            )
         )
 
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -182,15 +186,21 @@ class OpenAIBackend:
                     try:
                         data: dict[str, Any] = response.json()
                     except ValueError:
-                        raise BackendError("the server answered with invalid JSON", response.status_code) from None
+                        raise BackendError(
+                            "the server answered with invalid JSON", response.status_code
+                        ) from None
                     return data
                 last = f"HTTP {response.status_code}: {_server_message(response)}"
                 if response.status_code not in RETRY_STATUSES:
-                    raise BackendError(f"{self.client.base_url}{path}: {last}", response.status_code)
+                    raise BackendError(
+                        f"{self.client.base_url}{path}: {last}", response.status_code
+                    )
                 retry_after = response.headers.get("retry-after")
             if attempt < self.retry.attempts:
                 self.sleep(self.retry.delay(attempt, retry_after))
-        raise BackendError(f"{self.client.base_url}{path}: {last} (after {self.retry.attempts} attempts)")
+        raise BackendError(
+            f"{self.client.base_url}{path}: {last} (after {self.retry.attempts} attempts)"
+        )
 
 
 def _server_message(response: httpx.Response) -> str:

@@ -1,0 +1,123 @@
+"""Every method behind one interface on the shipped model, and PASTA's profiling procedure."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from markup import parse_messages
+from model.bias import ImportanceBias
+from model.local import LocalModel
+from model.methods import DEFAULT_FILES, METHODS, MethodError
+from model.pasta import profile_heads, select_heads
+from model.profiling import profiling_items
+
+ROOT = Path(__file__).resolve().parents[2]
+CONV = parse_messages(
+    [
+        {"role": "system", "content": "You help. <rule>Answer in all capital letters.</rule>"},
+        {"role": "user", "content": "What is the capital of Italy?"},
+    ]
+)
+
+
+@pytest.mark.parametrize("method", [m for m in METHODS if m != "learned"])
+def test_every_method_generates_and_scores(lm: LocalModel, method: str) -> None:
+    out = lm.generate(CONV, method, max_new_tokens=6)
+    assert out.method == method and 0 < len(out.token_ids) <= 6
+    assert out.text.strip()
+    logprob = lm.score(CONV, "THE CAPITAL OF ITALY IS ROME.", method)
+    assert math.isfinite(logprob) and logprob < 0
+
+
+def test_text_methods_change_what_the_model_sees_and_bias_methods_do_not(lm: LocalModel) -> None:
+    plain = lm.prompt(CONV, lm.method("none")).text
+    assert lm.prompt(CONV, lm.method("xml")).text != plain
+    assert "<rule>Answer in all capital letters.</rule>" in lm.prompt(CONV, lm.method("xml")).text
+    assert lm.prompt(CONV, lm.method("uniform")).text == plain
+
+
+def test_bias_methods_change_the_scores_and_none_equals_uniform_at_zero(lm: LocalModel) -> None:
+    target = "THE CAPITAL OF ITALY IS ROME."
+    none = lm.score(CONV, target, "none")
+    assert lm.score(CONV, target, "uniform", beta=0.0) == pytest.approx(none, abs=1e-4)
+    assert lm.score(CONV, target, "uniform", beta=2.0) != pytest.approx(none, abs=1e-3)
+    assert lm.score(CONV, target, "spa") != pytest.approx(none, abs=1e-3)
+
+
+def test_sampling_is_reproducible_by_seed(lm: LocalModel) -> None:
+    a = lm.generate(CONV, "none", max_new_tokens=8, seed=3, temperature=1.0).token_ids
+    b = lm.generate(CONV, "none", max_new_tokens=8, seed=3, temperature=1.0).token_ids
+    assert a == b
+
+
+def test_learned_without_a_fitted_file_is_a_clear_error(lm: LocalModel, tmp_path: Path) -> None:
+    if DEFAULT_FILES["learned"].exists():
+        pytest.fail("a shipped learned file exists: replace this test with one that uses it")
+    with pytest.raises(MethodError, match="no learned bias file"):
+        lm.method("learned")
+    path = tmp_path / "fit.json"
+    ImportanceBias(lm.n_layers, lm.n_heads).save(path)
+    assert lm.generate(CONV, "learned", max_new_tokens=3, bias_path=str(path)).token_ids
+    ImportanceBias(2, 2).save(path)
+    with pytest.raises(MethodError, match="2 layers"):
+        lm.method("learned", bias_path=str(path))
+
+
+def test_unknown_method_lists_the_known_ones(lm: LocalModel) -> None:
+    with pytest.raises(MethodError, match="uniform"):
+        lm.method("loud")
+
+
+def test_the_shipped_pasta_file_records_how_it_was_made(lm: LocalModel) -> None:
+    bias = ImportanceBias.load(DEFAULT_FILES["pasta"])
+    meta = bias.meta
+    assert meta["method"] == "pasta" and meta["command"].startswith("salience model profile-pasta")
+    assert len(meta["heads"]) == meta["k"] == 16
+    assert int((bias.beta[0] != 0).sum()) == meta["k"]
+    top_layer, top_head, gain = meta["heads"][0]
+    assert gain > 0 and float(bias.beta.detach()[0, top_layer, top_head]) == meta["beta"]
+
+
+def test_pasta_profiling_ranks_heads_and_keeps_the_top_k(lm: LocalModel) -> None:
+    items = profiling_items(1, distractor_sentences=2, seed=1)
+    scores = profile_heads(lm, items, beta=1.5, layers=[5])
+    assert torch.isfinite(scores[5]).all()
+    assert torch.isnan(scores[4]).all() and torch.isnan(scores[6]).all()
+    bias = select_heads(scores, k=2, beta=1.5, meta={"command": "test"})
+    chosen = [(layer, head) for layer, head, _ in bias.meta["heads"]]
+    best = torch.topk(scores[5], 2).indices.tolist()
+    assert chosen == [(5, h) for h in best]
+    beta = bias.beta.detach()
+    assert float(beta[0, 5, best[0]]) == 1.5 and float(beta[1, 5, best[0]]) == 0.75
+
+
+def test_generate_cli_compares_methods() -> None:
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "service.cli",
+            "generate",
+            "--method",
+            "none,uniform",
+            "--json",
+            "--max-new-tokens",
+            "4",
+        ],
+        input="<rule>Answer in French.</rule> What is the capital of Italy?",
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [r["method"] for r in rows] == ["none", "uniform"]
+    assert all(r["new_tokens"] <= 4 and r["prompt_tokens"] > 10 for r in rows)
