@@ -61,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
                 return 1
             conversation = parse_messages(messages)
         else:
-            messages = [{"role": "user", "content": text}]
+            # a prompt file's final newline is the file's, not the prompt's
+            messages = [{"role": "user", "content": text.rstrip("\n")}]
             if args.system:
                 messages.insert(0, {"role": "system", "content": args.system})
             conversation = parse_messages(messages, trusted_roles={"system", "developer", "user"})
