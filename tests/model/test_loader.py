@@ -40,7 +40,7 @@ def test_missing_model_and_bad_dtype_are_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(ModelNotFoundError, match="no model at"):
         load(tmp_path / "nope.gguf")
     (tmp_path / "weights.bin").write_bytes(b"x")
-    with pytest.raises(ModelNotFoundError, match="neither a .gguf file nor a model folder"):
+    with pytest.raises(ModelNotFoundError, match=r"neither a \.gguf file nor a model folder"):
         load(tmp_path / "weights.bin")
     with pytest.raises(ValueError, match="dtype must be one of"):
         load(dtype="float8")
