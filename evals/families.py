@@ -198,7 +198,7 @@ FAMILIES: tuple[Family, ...] = (
         (
             "Include the word '{keyword}' in your response.",
             "Your answer must contain the keyword {keyword}.",
-            "Make sure to use the word \"{keyword}\" somewhere.",
+            'Make sure to use the word "{keyword}" somewhere.',
         ),
         lambda rng: {"keyword": rng.choice(KEYWORDS)},
         lambda r, p: re.search(rf"\b{p['keyword']}\b", r, re.I) is not None,
@@ -209,7 +209,7 @@ FAMILIES: tuple[Family, ...] = (
         (
             "Do not use the word '{word}' anywhere in your response.",
             "Never write the word {word}.",
-            "The word \"{word}\" must not appear in your answer.",
+            'The word "{word}" must not appear in your answer.',
         ),
         lambda rng: {"word": rng.choice(FORBIDDEN)},
         lambda r, p: bool(r.strip()) and re.search(rf"\b{p['word']}\b", r, re.I) is None,
@@ -224,7 +224,9 @@ FAMILIES: tuple[Family, ...] = (
         ),
         lambda rng: _json_params(rng),
         _json_check,
-        lambda r, p: json.dumps({k: (r.strip() if i == 0 else "") for i, k in enumerate(p["keys"])}),
+        lambda r, p: json.dumps(
+            {k: (r.strip() if i == 0 else "") for i, k in enumerate(p["keys"])}
+        ),
     ),
     Family(
         "bullet_count",
@@ -252,7 +254,7 @@ FAMILIES: tuple[Family, ...] = (
         "end_phrase",
         (
             "End your response with the exact phrase: {phrase}",
-            "Finish your answer with these exact words: \"{phrase}\" Nothing may follow them.",
+            'Finish your answer with these exact words: "{phrase}" Nothing may follow them.',
             "The last words of your response must be: {phrase}",
         ),
         lambda rng: {"phrase": rng.choice(END_PHRASES)},
@@ -264,7 +266,7 @@ FAMILIES: tuple[Family, ...] = (
         (
             "Begin your response with the word '{word}'.",
             "The first word of your answer must be {word}.",
-            "Start your reply with \"{word}\".",
+            'Start your reply with "{word}".',
         ),
         lambda rng: {"word": rng.choice(START_WORDS)},
         lambda r, p: re.match(rf"\s*{p['word']}\b", r) is not None,
@@ -275,7 +277,7 @@ FAMILIES: tuple[Family, ...] = (
         (
             "Wrap your entire response in double quotation marks.",
             "Put your whole answer inside double quotes.",
-            "Your response must start and end with a double quotation mark (\").",
+            'Your response must start and end with a double quotation mark (").',
         ),
         _no_params,
         lambda r, p: len(r.strip()) > 2 and r.strip().startswith('"') and r.strip().endswith('"'),
@@ -285,7 +287,7 @@ FAMILIES: tuple[Family, ...] = (
         "postscript",
         (
             "At the end of your response, add a postscript starting with P.S.",
-            "Finish with a postscript that begins with \"P.S.\"",
+            'Finish with a postscript that begins with "P.S."',
             "Include a P.S. at the very end of your answer.",
         ),
         _no_params,
