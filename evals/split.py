@@ -1,0 +1,81 @@
+"""The train/test split: families, phrasings and tasks, each by a hash of its id.
+
+Anything fitted on the train split (the learned bias, PASTA's heads) is judged on test items
+whose family, phrasing and task it never saw. The split is a pure function of the ids, so it
+does not move when items are added: about 30 % of each kind goes to train.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass
+from typing import Literal
+
+from .families import FAMILIES, Family, Params
+from .tasks import TASKS, Task
+
+Split = Literal["train", "test"]
+TRAIN_PERCENT = 30
+
+
+def split_of(kind: str, id: str) -> Split:
+    digest = hashlib.sha256(f"{kind}:{id}".encode()).digest()
+    return "train" if int.from_bytes(digest[:4], "big") % 100 < TRAIN_PERCENT else "test"
+
+
+def families(split: Split) -> list[Family]:
+    return [f for f in FAMILIES if split_of("family", f.id) == split]
+
+
+def tasks(split: Split) -> list[Task]:
+    return [t for t in TASKS if split_of("task", t.id) == split]
+
+
+def phrasings(family: Family, split: Split) -> list[int]:
+    """Indexes of the family's phrasings in ``split``; never empty (a family whose phrasings
+    all hash to the other side lends its first (train) or last (test) one)."""
+    chosen = [
+        i for i in range(len(family.phrasings)) if split_of("phrasing", f"{family.id}#{i}") == split
+    ]
+    if chosen:
+        return chosen
+    return [0] if split == "train" else [len(family.phrasings) - 1]
+
+
+@dataclass(frozen=True)
+class Item:
+    """One task with one rule: the unit the evaluation scores."""
+
+    id: str
+    split: Split
+    task: Task
+    family: Family
+    params: Params
+    phrasing: int
+
+    @property
+    def rule(self) -> str:
+        return self.family.rule(self.params, self.phrasing)
+
+
+def items(split: Split, n: int, seed: int = 0) -> list[Item]:
+    """``n`` items of ``split``, deterministic for a seed: tasks cycled, families and phrasings
+    drawn from the same split."""
+    rng = random.Random(f"{split}:{seed}")
+    pool_tasks = tasks(split)
+    pool_families = families(split)
+    rng.shuffle(pool_tasks)
+    out = []
+    for i in range(n):
+        task = pool_tasks[i % len(pool_tasks)]
+        family = pool_families[i % len(pool_families)]
+        params = family.draw(rng)
+        phrasing = rng.choice(phrasings(family, split))
+        key = f"{task.id}|{family.id}|{phrasing}|{sorted(params.items())}"
+        out.append(
+            Item(
+                hashlib.sha256(key.encode()).hexdigest()[:12], split, task, family, params, phrasing
+            )
+        )
+    return out
