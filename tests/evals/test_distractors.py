@@ -1,0 +1,72 @@
+"""Distractors reach their length in the target's tokens, by kind, deterministically; prompts put
+the rule where the position says."""
+
+from __future__ import annotations
+
+import pytest
+
+from evals.distractors import KINDS, make, prose_sentences
+from evals.prompts import POSITIONS, conversation
+from evals.split import items
+from markup import Level, load_encoding
+
+ENC = load_encoding("cl100k_base").encoding
+
+
+def count(text: str) -> int:
+    return len(ENC.encode_ordinary(text))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("length", [64, 512])
+def test_each_kind_reaches_its_length_at_a_sentence_boundary(kind: str, length: int) -> None:
+    d = make(kind, length, count, seed=1, family_id="lowercase", exclude_task="fact-00")
+    assert d.tokens == count(d.text)
+    assert length <= d.tokens <= length + 100  # one sentence past the target at most
+    assert (
+        d.text
+        == make(kind, length, count, seed=1, family_id="lowercase", exclude_task="fact-00").text
+    )
+    assert (
+        d.text != make(kind, length, count, seed=2, family_id="lowercase").text or kind == "noise"
+    )
+
+
+def test_prose_records_its_sources_and_is_text_nobody_here_wrote() -> None:
+    d = make("prose", 300, count, seed=0)
+    assert d.sources and all(s.startswith(("python:", "file:")) for s in d.sources)
+    assert len(prose_sentences()) > 500
+
+
+def test_similar_excludes_the_items_own_task_and_conflicting_is_marked_low() -> None:
+    d = make("similar", 2000, count, seed=0, exclude_task="capital-italy")
+    assert "capital of Italy" not in d.text
+    c = make("conflicting", 400, count, seed=0, family_id="no_commas")
+    assert "<low>Use commas freely" in c.text
+
+
+def test_zero_length_is_empty() -> None:
+    assert make("prose", 0, count).text == ""
+
+
+@pytest.mark.parametrize("position", POSITIONS)
+def test_positions_place_the_rule(position: str) -> None:
+    item = items("test", 1, seed=0)[0]
+    d = make("conflicting", 200, count, seed=0, family_id=item.family.id)
+    conv = conversation(item, d, position)
+    hard = [
+        m.document.span_text(s)
+        for m in conv.messages
+        for s in m.document.spans
+        if s.level is Level.HARD
+    ]
+    assert hard == [item.rule] * (2 if position == "both" else 1)
+    user = conv.messages[-1].document
+    assert user.text.endswith(item.task.prompt)
+    assert any(s.level is Level.LOW for s in user.spans)  # the conflicting instructions
+    if position == "system":
+        assert conv.messages[0].role == "system"
+    if position == "after":
+        assert user.text.index(item.rule) > user.text.index("Background")
+    if position == "before":
+        assert user.text.index(item.rule) < user.text.index("Background")
