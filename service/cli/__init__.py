@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import annotate, generate, model_cmd, serve
+from . import annotate, eval_cmd, generate, model_cmd, serve
 
 EPILOG = """\
 examples:
@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.register(commands)
     generate.register(commands)
     model_cmd.register(commands)
+    eval_cmd.register(commands)
     return parser
 
 

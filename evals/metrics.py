@@ -1,0 +1,130 @@
+"""Metrics over sample records: rates with Wilson intervals, paired differences against
+``none``, and effective length.
+
+Rates: ``strict`` and ``loose`` (the rule followed), ``quality`` (the task still answered, no
+rule echo, no looping), ``both`` (strictly followed and good). Paired differences compare a
+method with ``none`` on the very same prompts, with a 95 % interval from a bootstrap that
+resamples items (the prompts of one item are not independent) and McNemar's exact p-value.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+METRICS = ("strict", "loose", "quality", "both")
+Z95 = 1.959963984540054
+
+
+def wilson(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
+    if n == 0:
+        return (0.0, 1.0)
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    low = 0.0 if successes == 0 else max(0.0, centre - half)
+    high = 1.0 if successes == n else min(1.0, centre + half)
+    return (low, high)
+
+
+def value(record: dict[str, Any], metric: str) -> bool:
+    if metric == "both":
+        return bool(record["strict"]) and bool(record["quality"])
+    return bool(record[metric])
+
+
+@dataclass(frozen=True)
+class Cell:
+    n: int
+    rate: float
+    low: float
+    high: float
+
+
+def cell(records: Sequence[dict[str, Any]], metric: str) -> Cell:
+    k = sum(value(r, metric) for r in records)
+    low, high = wilson(k, len(records))
+    return Cell(len(records), k / len(records) if records else 0.0, low, high)
+
+
+def table(
+    records: Iterable[dict[str, Any]], by: Sequence[str]
+) -> dict[tuple[Any, ...], dict[str, Cell]]:
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
+    for r in records:
+        groups[tuple(r[f] for f in by)].append(r)
+    return {key: {m: cell(rs, m) for m in METRICS} for key, rs in sorted(groups.items())}
+
+
+@dataclass(frozen=True)
+class Paired:
+    method: str
+    n: int
+    diff: float  # method rate − none rate on the same prompts
+    low: float
+    high: float
+    p_mcnemar: float
+
+
+def paired(
+    records: Sequence[dict[str, Any]],
+    method: str,
+    metric: str,
+    resamples: int = 2000,
+    seed: int = 0,
+) -> Paired:
+    """``method`` against ``none`` on the prompts both were run on."""
+    by_prompt: dict[tuple[str, str], dict[str, dict[str, Any]]] = defaultdict(dict)
+    for r in records:
+        by_prompt[(r["prompt_hash"], r["item"])][r["method"]] = r
+    pairs = [(item, value(m[method], metric), value(m["none"], metric))
+             for (_, item), m in by_prompt.items() if method in m and "none" in m]  # fmt: skip
+    if not pairs:
+        return Paired(method, 0, 0.0, 0.0, 0.0, 1.0)
+    diffs = [int(a) - int(b) for _, a, b in pairs]
+    mean = sum(diffs) / len(diffs)
+    by_item: dict[str, list[int]] = defaultdict(list)
+    for (item, _, _), d in zip(pairs, diffs, strict=True):
+        by_item[item].append(d)
+    clusters = list(by_item.values())
+    rng = random.Random(seed)
+    boots = []
+    for _ in range(resamples):
+        sample = [rng.choice(clusters) for _ in clusters]
+        flat = [d for c in sample for d in c]
+        boots.append(sum(flat) / len(flat))
+    boots.sort()
+    low, high = boots[int(0.025 * resamples)], boots[int(0.975 * resamples) - 1]
+    return Paired(method, len(pairs), mean, low, high, mcnemar(diffs))
+
+
+def mcnemar(diffs: Sequence[int]) -> float:
+    """Exact two-sided McNemar p-value from paired differences (+1, −1, 0)."""
+    b = sum(d == 1 for d in diffs)
+    c = sum(d == -1 for d in diffs)
+    n = b + c
+    if n == 0:
+        return 1.0
+    k = min(b, c)
+    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2**n
+    return float(min(1.0, 2 * tail))
+
+
+def effective_length(rates_by_length: dict[int, float], keep: float = 0.9) -> int | None:
+    """The longest length whose rate stays >= ``keep`` × the length-0 rate (and every shorter
+    one does too); None without a length-0 measurement or when it is zero."""
+    base = rates_by_length.get(0)
+    if not base:
+        return None
+    best = 0
+    for length in sorted(rates_by_length):
+        if rates_by_length[length] >= keep * base:
+            best = length
+        else:
+            break
+    return best

@@ -1,0 +1,204 @@
+"""The runner: items × distractor kinds × lengths × positions × methods, one record per sample.
+
+Each sample's key hashes what makes it what it is (the prompt's text and marks, the seed, the
+method, the backend and the model); a rerun skips keys already stored, so a killed run resumes
+with nothing lost and nothing repeated. Generation is greedy and seeded by default.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+from markup import Conversation
+
+from . import distractors, prompts, split
+from .store import Store
+from .tasks import quality
+
+
+class Backend(Protocol):
+    name: str
+    model: str
+
+    def count(self, text: str) -> int: ...
+
+    def generate(
+        self, conversation: Conversation, method: str, max_new_tokens: int, seed: int
+    ) -> str: ...
+
+
+@dataclass
+class Grid:
+    split: str = "test"
+    items: int = 4
+    kinds: Sequence[str] = ("prose",)
+    lengths: Sequence[int] = (0, 256)
+    positions: Sequence[str] = ("before",)
+    methods: Sequence[str] = ("none", "uniform")
+    seed: int = 0
+    max_new_tokens: int = 64
+
+    def size(self) -> int:
+        return (
+            self.items
+            * len(self.kinds)
+            * len(self.lengths)
+            * len(self.positions)
+            * len(self.methods)
+        )
+
+
+@dataclass
+class RunStats:
+    total: int = 0
+    skipped: int = 0
+    done: int = 0
+    model_seconds: float = 0.0
+    wall_seconds: float = 0.0
+    keys: list[str] = field(default_factory=list)
+
+    @property
+    def overhead(self) -> float:
+        """The runner's own share of the time spent on new samples."""
+        return (
+            0.0 if self.wall_seconds <= 0 else max(0.0, 1 - self.model_seconds / self.wall_seconds)
+        )
+
+
+def prompt_hash(conversation: Conversation) -> str:
+    data = [
+        [m.role, m.document.text, [(s.start, s.end, s.level.value) for s in m.document.spans]]
+        for m in conversation.messages
+    ]
+    return hashlib.sha256(json.dumps(data).encode()).hexdigest()[:16]
+
+
+def sample_key(phash: str, seed: int, method: str, backend: str, model: str, max_new: int) -> str:
+    return hashlib.sha256(
+        f"{phash}|{seed}|{method}|{backend}|{model}|{max_new}".encode()
+    ).hexdigest()[:24]
+
+
+def run(
+    grid: Grid,
+    backend: Backend,
+    store: Store,
+    run_name: str,
+    progress: Callable[[RunStats], None] | None = None,
+) -> RunStats:
+    stats = RunStats(total=grid.size())
+    done = store.done(run_name)
+    start = time.perf_counter()
+    for item in split.items(grid.split, grid.items, grid.seed):  # type: ignore[arg-type]
+        for kind in grid.kinds:
+            for length in grid.lengths:
+                d = distractors.make(
+                    kind, length, backend.count, grid.seed, item.family.id, item.task.id
+                )
+                for position in grid.positions:
+                    conv = prompts.conversation(item, d, position)
+                    phash = prompt_hash(conv)
+                    for method in grid.methods:
+                        key = sample_key(
+                            phash,
+                            grid.seed,
+                            method,
+                            backend.name,
+                            backend.model,
+                            grid.max_new_tokens,
+                        )
+                        stats.keys.append(key)
+                        if key in done:
+                            stats.skipped += 1
+                            continue
+                        t = time.perf_counter()
+                        response = backend.generate(conv, method, grid.max_new_tokens, grid.seed)
+                        model_time = time.perf_counter() - t
+                        q = quality(item.task, response, item.rule)
+                        factors = {
+                            "item": item.id,
+                            "task": item.task.id,
+                            "task_kind": item.task.kind,
+                            "family": item.family.id,
+                            "params": item.params,
+                            "phrasing": item.phrasing,
+                            "split": item.split,
+                            "kind": kind,
+                            "length": length,
+                            "distractor_tokens": d.tokens,
+                            "position": position,
+                            "method": method,
+                            "seed": grid.seed,
+                            "backend": backend.name,
+                            "model": backend.model,
+                            "prompt_hash": phash,
+                        }
+                        result = {
+                            "response": response,
+                            "strict": item.family.strict(response, item.params),
+                            "loose": item.family.loose(response, item.params),
+                            "quality": q.ok,
+                            "answered": q.answered,
+                            "echoed": q.echoed,
+                            "degenerate": q.degenerate,
+                            "seconds": round(model_time, 4),
+                        }
+                        store.add(key, run_name, factors, result)
+                        done.add(key)
+                        stats.done += 1
+                        stats.model_seconds += model_time
+                        if progress is not None:
+                            stats.wall_seconds = time.perf_counter() - start
+                            progress(stats)
+    stats.wall_seconds = time.perf_counter() - start
+    return stats
+
+
+def progress_bar(stats: RunStats) -> None:
+    finished = stats.done + stats.skipped
+    per = stats.wall_seconds / max(stats.done, 1)
+    eta = per * (stats.total - finished)
+    width = 30
+    filled = int(width * finished / max(stats.total, 1))
+    print(
+        f"\r[{'#' * filled}{'.' * (width - filled)}] {finished}/{stats.total} "
+        f"({stats.skipped} resumed) ETA {eta:5.0f} s",
+        end="",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+class LocalBackend:
+    """The embedded model (or any local path) through model.local.LocalModel."""
+
+    name = "local"
+
+    def __init__(
+        self, path: str | None = None, dtype: str = "float32", **method_options: Any
+    ) -> None:
+        from model.local import LocalModel
+
+        self.lm = LocalModel.load(path, dtype)
+        self.model = self.lm.loaded.source.rsplit("/", 1)[-1] + f":{dtype}"
+        self.options = method_options
+
+    def count(self, text: str) -> int:
+        return len(self.lm.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def generate(
+        self, conversation: Conversation, method: str, max_new_tokens: int, seed: int
+    ) -> str:
+        return self.lm.generate(
+            conversation, method, max_new_tokens=max_new_tokens, seed=seed, **self.options
+        ).text
+
+
+def grid_dict(grid: Grid) -> dict[str, Any]:
+    return asdict(grid)

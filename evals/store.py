@@ -1,0 +1,73 @@
+"""Sample records in SQLite: one row per key, written as each sample finishes.
+
+WAL mode and a commit per record: a run killed at any moment loses at most the sample in
+flight, and ``INSERT OR IGNORE`` on the key means nothing is ever recorded twice.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+create table if not exists samples (
+    key text primary key,
+    run text not null,
+    factors text not null,
+    result text not null,
+    created real not null
+);
+create index if not exists samples_run on samples(run);
+"""
+
+
+class Store:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
+        self.db.execute("pragma journal_mode=wal")
+        self.db.execute("pragma synchronous=normal")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def done(self, run: str) -> set[str]:
+        return {row[0] for row in self.db.execute("select key from samples where run = ?", (run,))}
+
+    def add(self, key: str, run: str, factors: dict[str, Any], result: dict[str, Any]) -> bool:
+        cursor = self.db.execute(
+            "insert or ignore into samples (key, run, factors, result, created)"
+            " values (?, ?, ?, ?, ?)",
+            (
+                key,
+                run,
+                json.dumps(factors, sort_keys=True),
+                json.dumps(result, sort_keys=True),
+                time.time(),
+            ),
+        )
+        self.db.commit()
+        return cursor.rowcount == 1
+
+    def records(self, run: str) -> Iterator[dict[str, Any]]:
+        for key, factors, result in self.db.execute(
+            "select key, factors, result from samples where run = ? order by key", (run,)
+        ):
+            yield {"key": key, **json.loads(factors), **json.loads(result)}
+
+    def runs(self) -> list[str]:
+        return [r[0] for r in self.db.execute("select distinct run from samples order by run")]
+
+    def export_jsonl(self, run: str, path: str | Path) -> int:
+        n = 0
+        with open(path, "w", encoding="utf-8") as f:
+            for record in self.records(run):
+                f.write(json.dumps(record, ensure_ascii=False) + "\n")
+                n += 1
+        return n

@@ -1,0 +1,51 @@
+"""Metrics: Wilson intervals, McNemar, paired bootstrap, effective length."""
+
+from __future__ import annotations
+
+import pytest
+
+from evals.metrics import cell, effective_length, mcnemar, paired, wilson
+
+
+def test_wilson_matches_known_values() -> None:
+    low, high = wilson(8, 10)
+    assert low == pytest.approx(0.4902, abs=1e-3) and high == pytest.approx(0.9433, abs=1e-3)
+    assert wilson(0, 10)[0] == 0.0 and wilson(10, 10)[1] == 1.0
+    assert wilson(0, 0) == (0.0, 1.0)
+
+
+def test_mcnemar_exact() -> None:
+    assert mcnemar([1] * 10) == pytest.approx(2 / 2**10)
+    assert mcnemar([1, -1, 0, 0]) == 1.0
+    assert mcnemar([0, 0]) == 1.0
+
+
+def record(item: str, phash: str, method: str, strict: bool, q: bool = True) -> dict[str, object]:
+    return {
+        "item": item,
+        "prompt_hash": phash,
+        "method": method,
+        "strict": strict,
+        "loose": strict,
+        "quality": q,
+    }
+
+
+def test_paired_difference_uses_the_same_prompts() -> None:
+    records = []
+    for i in range(20):
+        records.append(record(f"i{i}", f"p{i}", "none", strict=False))
+        records.append(record(f"i{i}", f"p{i}", "uniform", strict=i < 15))
+    records.append(record("lonely", "px", "uniform", strict=True))  # no `none` pair: ignored
+    p = paired(records, "uniform", "strict")
+    assert p.n == 20 and p.diff == pytest.approx(0.75)
+    assert 0.5 < p.low <= 0.75 <= p.high <= 0.95
+    assert p.p_mcnemar < 0.001
+    assert cell(records, "both").n == 41
+
+
+def test_effective_length() -> None:
+    assert effective_length({0: 0.8, 256: 0.75, 512: 0.70, 1024: 0.5}) == 256
+    assert effective_length({0: 0.8, 256: 0.3, 512: 0.8}) == 0
+    assert effective_length({256: 0.5}) is None
+    assert effective_length({0: 0.0, 256: 0.0}) is None
