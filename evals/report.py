@@ -4,6 +4,7 @@ differences against ``none``, and effective lengths."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from .metrics import METRICS, effective_length, paired, table
@@ -49,3 +50,44 @@ def markdown(run: str, records: Sequence[dict[str, Any]]) -> str:
         rates = {length: c["both"].rate for (m, length), c in by.items() if m == method}
         lines.append(f"- {method}: {effective_length(rates)}")
     return "\n".join(lines) + "\n"
+
+
+def plots(records: Sequence[dict[str, Any]], out_dir: str | Path, title: str = "") -> list[Path]:
+    """Score vs distractor length per method (Wilson bands), for each metric and distractor
+    kind; PNG and SVG. Returns the files written."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    kinds = sorted({r["kind"] for r in records})
+    for metric in ("strict", "quality", "both"):
+        fig, axes = plt.subplots(1, len(kinds), figsize=(5 * len(kinds), 3.6), squeeze=False)
+        for ax, kind in zip(axes[0], kinds, strict=True):
+            subset = [r for r in records if r["kind"] == kind]
+            by = table(subset, ("method", "length"))
+            for method in sorted({m for m, _ in by}, key=lambda m: (m != "none", m)):
+                points = sorted((length, c[metric]) for (m, length), c in by.items() if m == method)
+                xs = [p[0] for p in points]
+                ax.plot(xs, [p[1].rate for p in points], marker="o", label=method)
+                ax.fill_between(
+                    xs, [p[1].low for p in points], [p[1].high for p in points], alpha=0.15
+                )
+            ax.set_title(f"{kind}: {metric}")
+            ax.set_xlabel("distractor tokens")
+            ax.set_ylabel("rate (95 % Wilson)")
+            ax.set_ylim(-0.02, 1.02)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
+        if title:
+            fig.suptitle(title)
+        fig.tight_layout()
+        for suffix in ("png", "svg"):
+            path = out / f"{metric}-vs-length.{suffix}"
+            fig.savefig(path, dpi=110)
+            written.append(path)
+        plt.close(fig)
+    return written

@@ -43,6 +43,7 @@ class Grid:
     methods: Sequence[str] = ("none", "uniform")
     seed: int = 0
     max_new_tokens: int = 64
+    margin: bool = False  # the continuous metric (local backend): two more forward passes
 
     def size(self) -> int:
         return (
@@ -149,6 +150,10 @@ def run(
                             "degenerate": q.degenerate,
                             "seconds": round(model_time, 4),
                         }
+                        if grid.margin:
+                            t = time.perf_counter()
+                            result["margin"] = margin(backend, conv, method, item)
+                            stats.model_seconds += time.perf_counter() - t
                         store.add(key, run_name, factors, result)
                         done.add(key)
                         stats.done += 1
@@ -158,6 +163,30 @@ def run(
                             progress(stats)
     stats.wall_seconds = time.perf_counter() - start
     return stats
+
+
+def reference_answer(item: split.Item) -> str:
+    """A short correct answer to the task (its first expected keyword, as a sentence)."""
+    return f"{item.task.expect[0]}." if item.task.expect else "Done."
+
+
+def margin(
+    backend: Backend, conversation: Conversation, method: str, item: split.Item
+) -> float | None:
+    """log p(compliant) − log p(violating) for the reference answer, when the family has a
+    transform and the plain reference violates the rule; else None."""
+    score = getattr(backend, "score", None)
+    if score is None:
+        return None
+    violating = reference_answer(item)
+    if item.family.strict(violating, item.params):
+        return None
+    compliant = item.family.comply(violating, item.params)
+    if compliant is None:
+        return None
+    return round(
+        float(score(conversation, compliant, method) - score(conversation, violating, method)), 4
+    )
 
 
 def progress_bar(stats: RunStats) -> None:

@@ -39,12 +39,14 @@ def register(commands: Any) -> None:
     r.add_argument("--max-new-tokens", type=int, default=64)
     r.add_argument("--model", default=None, help="local model path (default: embedded)")
     r.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    r.add_argument("--margin", action="store_true", help="also the log-probability margin")
     r.add_argument("--jsonl", default=None, help="also export the records to this JSONL file")
     r.add_argument("--quiet", action="store_true")
     r.set_defaults(run=run_eval)
     rep = sub.add_parser("report", help="summarise a run as Markdown")
     rep.add_argument("name")
     rep.add_argument("--db", default=DEFAULT_DB)
+    rep.add_argument("--out", default=None, help="also write summary.md and plots into this folder")
     rep.set_defaults(run=report_eval)
 
 
@@ -64,6 +66,7 @@ def run_eval(args: argparse.Namespace) -> int:
         methods=_list(args.methods),
         seed=args.seed,
         max_new_tokens=args.max_new_tokens,
+        margin=args.margin,
     )
     name = (
         args.name
@@ -90,7 +93,9 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def report_eval(args: argparse.Namespace) -> int:
-    from evals.report import markdown
+    from pathlib import Path
+
+    from evals.report import markdown, plots
     from evals.store import Store
 
     store = Store(args.db)
@@ -102,7 +107,14 @@ def report_eval(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 1
-        print(markdown(args.name, records), end="")
+        summary = markdown(args.name, records)
+        print(summary, end="")
+        if args.out:
+            out = Path(args.out)
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "summary.md").write_text(summary, encoding="utf-8")
+            for path in plots(records, out, title=f"run {args.name}"):
+                print(f"wrote {path}", file=sys.stderr)
     finally:
         store.close()
     return 0

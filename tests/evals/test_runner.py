@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-GRID = ["--items", "2", "--lengths", "0,64", "--methods", "none,uniform", "--max-new-tokens", "12"]
+GRID = ["--items", "2", "--lengths", "0,64", "--methods", "none,uniform", "--max-new-tokens", "12",
+        "--margin"]  # fmt: skip
 
 
 def eval_run(db: Path, *extra: str) -> subprocess.Popen[str]:
@@ -75,8 +76,12 @@ def test_a_killed_run_resumes_with_nothing_lost_or_repeated(tmp_path: Path) -> N
     assert rows(killed) == rows(whole)  # same keys, one each, same results
 
     report = subprocess.run(
-        [sys.executable, "-m", "service.cli", "eval", "report", "t", "--db", str(killed)],
+        [sys.executable, "-m", "service.cli", "eval", "report", "t", "--db", str(killed),
+         "--out", str(tmp_path / "report")],
         cwd=ROOT, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert report.returncode == 0, report.stderr
     assert "| uniform | 64 | 2 |" in report.stdout and "Against `none`" in report.stdout
+    assert (tmp_path / "report" / "both-vs-length.png").stat().st_size > 1000
+    assert (tmp_path / "report" / "summary.md").read_text() == report.stdout
+    assert all("margin" in r for _, r in rows(killed))
