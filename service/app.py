@@ -15,10 +15,11 @@ from fastapi import FastAPI
 from markup import EncodingUnavailableError, load_encoding
 
 from .annotator import Annotator
-from .api.routes import annotate, encodings, health
+from .api.routes import annotate, encodings, eval, health
 from .core import problems
 from .core.config import Settings
 from .core.metrics import Metrics, MetricsMiddleware
+from .jobs import JobManager
 
 log = logging.getLogger("salience.service")
 
@@ -43,6 +44,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.error("default encoding unavailable; /readyz will say so: %s", error)
         pool = ThreadPoolExecutor(settings.batch_threads, thread_name_prefix="salience-batch")
         big_pool = ThreadPoolExecutor(1, thread_name_prefix="salience-big")
+        jobs = None
+        if settings.eval_worker:
+            from evals.runner import LocalBackend
+
+            jobs = JobManager(
+                settings.eval_db,
+                lambda: LocalBackend(settings.model_path),
+                settings.max_eval_jobs,
+                settings.max_eval_samples,
+            )
+            jobs.start()
+        app.state.jobs = jobs
         app.state.pool = pool
         app.state.big_pool = big_pool
         try:
@@ -50,6 +63,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
             big_pool.shutdown(wait=False, cancel_futures=True)
+            if jobs is not None:
+                jobs.stop()
 
     app = FastAPI(
         title="salience",
@@ -64,5 +79,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(annotate.router)
     app.include_router(encodings.router)
     app.include_router(health.router)
+    app.include_router(eval.router)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app

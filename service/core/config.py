@@ -38,6 +38,11 @@ class Settings(BaseSettings):
     # Where later parts plug in: the local model (a GGUF file or a Hugging Face folder) and the
     # OpenAI-compatible upstream of the proxy.
     model_path: str | None = None
+    # Evaluation jobs: SQLite file (jobs and sample records), worker on/off, limits.
+    eval_db: str = "evals.sqlite3"
+    eval_worker: bool = True
+    max_eval_jobs: int = Field(16, ge=1, description="queued or running eval jobs")
+    max_eval_samples: int = Field(5000, ge=1, description="samples in one eval job's grid")
     upstream_url: str | None = None
 
     log_level: str = "info"

@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,6 +25,9 @@ TEST_SETTINGS = {
     "SALIENCE_MAX_MESSAGES": "16",
     "SALIENCE_BODY_TIMEOUT_S": "1.5",
     "SALIENCE_LOG_LEVEL": "warning",
+    # eval jobs: tiny grids only, so that fuzzing cannot queue real work
+    "SALIENCE_MAX_EVAL_JOBS": "2",
+    "SALIENCE_MAX_EVAL_SAMPLES": "2",
 }
 
 
@@ -44,7 +48,13 @@ def free_port() -> int:
 @contextmanager
 def running_server(**env: str) -> Iterator[Server]:
     port = free_port()
-    environment = {**os.environ, **TEST_SETTINGS, **env}
+    scratch = tempfile.mkdtemp(prefix="salience-test-")
+    environment = {
+        **os.environ,
+        **TEST_SETTINGS,
+        "SALIENCE_EVAL_DB": os.path.join(scratch, "evals.sqlite3"),
+        **env,
+    }
     process = subprocess.Popen(
         [sys.executable, "-m", "service.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
         cwd=ROOT,

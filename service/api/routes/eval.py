@@ -1,0 +1,187 @@
+"""``/eval``: evaluation jobs on the local model — submit, watch (SSE), read, report, cancel."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any, Literal
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from evals.metrics import table
+from evals.report import markdown
+from evals.runner import Grid
+
+from ...core.guard import GuardedRoute
+from ...core.problems import ProblemError
+from ...jobs import FINAL, JobManager
+from ..schemas import PROBLEM_RESPONSES, Problem
+
+router = APIRouter(route_class=GuardedRoute, tags=["eval"])
+_PROBLEM = {"model": Problem, "content": {"application/problem+json": {}}}
+EVAL_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **PROBLEM_RESPONSES,
+    404: {**_PROBLEM, "description": "no such job"},
+    429: {**_PROBLEM, "description": "too many jobs queued"},
+    503: {**_PROBLEM, "description": "this server runs no eval worker"},
+}
+
+Kind = Literal["prose", "similar", "conflicting", "noise"]
+Position = Literal["system", "before", "after", "both"]
+MethodName = Literal["none", "xml", "caps", "echo", "system", "uniform", "pasta", "learned", "spa"]
+
+
+class EvalRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"items": 2, "lengths": [0, 256], "methods": ["none", "uniform"]}]
+        },
+    )
+    split: Literal["test", "train"] = "test"
+    items: int = Field(4, ge=1, le=200)
+    kinds: list[Kind] = Field(default_factory=lambda: list[Kind](["prose"]), min_length=1)
+    lengths: list[int] = Field(default_factory=lambda: [0, 256], min_length=1)
+    positions: list[Position] = Field(
+        default_factory=lambda: list[Position](["before"]), min_length=1
+    )
+    methods: list[MethodName] = Field(
+        default_factory=lambda: list[MethodName](["none", "uniform"]), min_length=1
+    )
+    seed: int = Field(0, ge=0, le=2**31)
+    max_new_tokens: int = Field(64, ge=1, le=512)
+    margin: bool = False
+
+
+class Job(BaseModel):
+    id: str
+    status: Literal["queued", "running", "done", "failed", "cancelled"]
+    grid: dict[str, Any]
+    created: float
+    updated: float
+    done: int
+    skipped: int
+    total: int
+    error: str | None = None
+    results: list[dict[str, Any]] | None = None
+
+
+def _jobs(request: Request) -> JobManager:
+    jobs: JobManager | None = getattr(request.app.state, "jobs", None)
+    if jobs is None:
+        raise ProblemError(
+            503, "eval-disabled", "Evaluation disabled", "this server runs no eval worker"
+        )
+    return jobs
+
+
+def _job_or_404(jobs: JobManager, job_id: str) -> dict[str, Any]:
+    job = jobs.get(job_id)
+    if job is None:
+        raise ProblemError(404, "job-not-found", "No such job", f"no eval job {job_id!r}")
+    return job
+
+
+@router.post("/eval", status_code=202, response_model=Job, responses=EVAL_RESPONSES)
+async def submit(body: EvalRequest, request: Request) -> Any:
+    jobs = _jobs(request)
+    if any(not 0 <= n <= 8192 for n in body.lengths):
+        raise ProblemError(422, "bad-length", "Bad length", "lengths must lie in 0…8192 tokens")
+    grid = Grid(**body.model_dump())
+    try:
+        job = jobs.submit(grid)
+    except OverflowError as error:
+        raise ProblemError(429, "too-many-jobs", "Too many jobs", str(error)) from None
+    except ValueError as error:
+        raise ProblemError(422, "grid-too-large", "Grid too large", str(error)) from None
+    return Response(
+        json.dumps(job), status_code=202, media_type="application/json",
+        headers={"Location": f"/eval/{job['id']}"},
+    )  # fmt: skip
+
+
+@router.get(
+    "/eval", response_model=list[Job], responses=EVAL_RESPONSES, summary="Recent jobs, newest first"
+)
+async def list_jobs(request: Request) -> Any:
+    return _jobs(request).recent()
+
+
+@router.get("/eval/{job_id}", response_model=Job, responses=EVAL_RESPONSES)
+async def get_job(job_id: str, request: Request) -> Any:
+    jobs = _jobs(request)
+    job = _job_or_404(jobs, job_id)
+    records = jobs.records(job_id)
+    if records:
+        job["results"] = [
+            {"method": m, "length": n, "n": cells["strict"].n,
+             **{k: {"rate": c.rate, "low": c.low, "high": c.high} for k, c in cells.items()}}
+            for (m, n), cells in table(records, ("method", "length")).items()
+        ]  # fmt: skip
+    return job
+
+
+@router.get(
+    "/eval/{job_id}/events",
+    summary="Progress as server-sent events",
+    response_class=StreamingResponse,
+    responses={**EVAL_RESPONSES, 200: {"content": {"text/event-stream": {}}}},
+)
+async def events(job_id: str, request: Request) -> StreamingResponse:
+    jobs = _jobs(request)
+    _job_or_404(jobs, job_id)
+    queue = jobs.subscribe(job_id)
+
+    async def stream() -> AsyncIterator[bytes]:
+        try:
+            job = jobs.get(job_id) or {}
+            yield _sse(
+                "status",
+                {"status": job.get("status"), "done": job.get("done"), "total": job.get("total")},
+            )
+            if job.get("status") in FINAL:
+                return
+            while True:
+                if await request.is_disconnected():
+                    return
+                try:
+                    event = await asyncio.wait_for(queue.get(), timeout=15)
+                except TimeoutError:
+                    yield b": keep-alive\n\n"
+                    continue
+                name = event.pop("event")
+                yield _sse(name, event)
+                if name == "status" and event.get("status") in FINAL:
+                    return
+        finally:
+            jobs.unsubscribe(job_id, queue)
+
+    return StreamingResponse(
+        stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+    )
+
+
+def _sse(name: str, data: dict[str, Any]) -> bytes:
+    return f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
+
+
+@router.get(
+    "/eval/{job_id}/report",
+    summary="The job's Markdown summary",
+    response_class=Response,
+    responses={**EVAL_RESPONSES, 200: {"content": {"text/markdown": {}}}},
+)
+async def report(job_id: str, request: Request) -> Response:
+    jobs = _jobs(request)
+    _job_or_404(jobs, job_id)
+    return Response(markdown(job_id, jobs.records(job_id)), media_type="text/markdown")
+
+
+@router.delete("/eval/{job_id}", response_model=Job, responses=EVAL_RESPONSES)
+async def cancel(job_id: str, request: Request) -> Any:
+    jobs = _jobs(request)
+    _job_or_404(jobs, job_id)
+    return jobs.cancel(job_id)
