@@ -12,6 +12,7 @@ import json
 import sys
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
@@ -86,16 +87,17 @@ def sample_key(phash: str, seed: int, method: str, backend: str, model: str, max
     ).hexdigest()[:24]
 
 
-def run(
-    grid: Grid,
-    backend: Backend,
-    store: Store,
-    run_name: str,
-    progress: Callable[[RunStats], None] | None = None,
-) -> RunStats:
-    stats = RunStats(total=grid.size())
-    done = store.done(run_name)
-    start = time.perf_counter()
+@dataclass(frozen=True)
+class _Planned:
+    key: str
+    item: split.Item
+    conv: Conversation
+    factors: dict[str, Any]
+
+
+def plan(grid: Grid, backend: Backend) -> list[_Planned]:
+    """Every sample of the grid, in a fixed order, with its key and factors."""
+    out: list[_Planned] = []
     for item in split.items(grid.split, grid.items, grid.seed):  # type: ignore[arg-type]
         for kind in grid.kinds:
             for length in grid.lengths:
@@ -114,14 +116,6 @@ def run(
                             backend.model,
                             grid.max_new_tokens,
                         )
-                        stats.keys.append(key)
-                        if key in done:
-                            stats.skipped += 1
-                            continue
-                        t = time.perf_counter()
-                        response = backend.generate(conv, method, grid.max_new_tokens, grid.seed)
-                        model_time = time.perf_counter() - t
-                        q = quality(item.task, response, item.rule)
                         factors = {
                             "item": item.id,
                             "task": item.task.id,
@@ -140,27 +134,74 @@ def run(
                             "model": backend.model,
                             "prompt_hash": phash,
                         }
-                        result = {
-                            "response": response,
-                            "strict": item.family.strict(response, item.params),
-                            "loose": item.family.loose(response, item.params),
-                            "quality": q.ok,
-                            "answered": q.answered,
-                            "echoed": q.echoed,
-                            "degenerate": q.degenerate,
-                            "seconds": round(model_time, 4),
-                        }
-                        if grid.margin:
-                            t = time.perf_counter()
-                            result["margin"] = margin(backend, conv, method, item)
-                            stats.model_seconds += time.perf_counter() - t
-                        store.add(key, run_name, factors, result)
-                        done.add(key)
-                        stats.done += 1
-                        stats.model_seconds += model_time
-                        if progress is not None:
-                            stats.wall_seconds = time.perf_counter() - start
-                            progress(stats)
+                        out.append(_Planned(key, item, conv, factors))
+    return out
+
+
+def _sample(grid: Grid, backend: Backend, p: _Planned) -> tuple[dict[str, Any], float]:
+    method = p.factors["method"]
+    t = time.perf_counter()
+    response = backend.generate(p.conv, method, grid.max_new_tokens, grid.seed)
+    model_time = time.perf_counter() - t
+    q = quality(p.item.task, response, p.item.rule)
+    result: dict[str, Any] = {
+        "response": response,
+        "strict": p.item.family.strict(response, p.item.params),
+        "loose": p.item.family.loose(response, p.item.params),
+        "quality": q.ok,
+        "answered": q.answered,
+        "echoed": q.echoed,
+        "degenerate": q.degenerate,
+        "seconds": round(model_time, 4),
+    }
+    if grid.margin:
+        t = time.perf_counter()
+        result["margin"] = margin(backend, p.conv, method, p.item)
+        model_time += time.perf_counter() - t
+    return result, model_time
+
+
+def run(
+    grid: Grid,
+    backend: Backend,
+    store: Store,
+    run_name: str,
+    progress: Callable[[RunStats], None] | None = None,
+    concurrency: int = 1,
+) -> RunStats:
+    """Run every sample not yet stored. With ``concurrency`` > 1 (a remote backend), samples are
+    generated on that many threads; records are still written one by one, here."""
+    stats = RunStats(total=grid.size())
+    done = store.done(run_name)
+    start = time.perf_counter()
+    planned = plan(grid, backend)
+    stats.keys = [p.key for p in planned]
+    todo = [p for p in planned if p.key not in done]
+    stats.skipped = len(planned) - len(todo)
+
+    def record(p: _Planned, result: dict[str, Any], model_time: float) -> None:
+        store.add(p.key, run_name, p.factors, result)
+        stats.done += 1
+        stats.model_seconds += model_time
+        if progress is not None:
+            stats.wall_seconds = time.perf_counter() - start
+            progress(stats)
+
+    if concurrency <= 1:
+        for p in todo:
+            result, model_time = _sample(grid, backend, p)
+            record(p, result, model_time)
+    else:
+        pool = ThreadPoolExecutor(concurrency, thread_name_prefix="salience-eval")
+        try:
+            futures = {pool.submit(_sample, grid, backend, p): p for p in todo}
+            for future in as_completed(futures):
+                result, model_time = future.result()
+                record(futures[future], result, model_time)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        # threads overlap: the runner's own share is what the model time does not cover
+        stats.model_seconds = min(stats.model_seconds, time.perf_counter() - start)
     stats.wall_seconds = time.perf_counter() - start
     return stats
 
@@ -231,3 +272,28 @@ class LocalBackend:
 
 def grid_dict(grid: Grid) -> dict[str, Any]:
     return asdict(grid)
+
+
+class RemoteBackend:
+    """Any OpenAI-compatible server (text methods only). Distractor lengths are counted with
+    cl100k_base: the server's own tokenizer is not visible from here."""
+
+    name = "openai"
+
+    def __init__(
+        self, base_url: str, model: str, api_key: str | None = None, timeout: float = 120
+    ) -> None:
+        from markup import load_encoding
+        from model.openai_backend import OpenAIBackend
+
+        self.client = OpenAIBackend(base_url, model, api_key=api_key, timeout=timeout)
+        self.model = model
+        self._encoding = load_encoding("cl100k_base").encoding
+
+    def count(self, text: str) -> int:
+        return len(self._encoding.encode_ordinary(text))
+
+    def generate(
+        self, conversation: Conversation, method: str, max_new_tokens: int, seed: int
+    ) -> str:
+        return self.client.generate(conversation, method, max_new_tokens, seed).text

@@ -38,6 +38,10 @@ def register(commands: Any) -> None:
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--max-new-tokens", type=int, default=64)
     r.add_argument("--model", default=None, help="local model path (default: embedded)")
+    r.add_argument("--base-url", default=None, help="an OpenAI-compatible server instead (…/v1)")
+    r.add_argument("--remote-model", default=None, help="the server's model name")
+    r.add_argument("--api-key", default=None)
+    r.add_argument("--concurrency", type=int, default=4, help="requests in flight (remote only)")
     r.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     r.add_argument("--margin", action="store_true", help="also the log-probability margin")
     r.add_argument("--jsonl", default=None, help="also export the records to this JSONL file")
@@ -54,7 +58,7 @@ def run_eval(args: argparse.Namespace) -> int:
     import hashlib
     import json
 
-    from evals.runner import Grid, LocalBackend, progress_bar, run
+    from evals.runner import Grid, LocalBackend, RemoteBackend, progress_bar, run
     from evals.store import Store
 
     grid = Grid(
@@ -72,13 +76,32 @@ def run_eval(args: argparse.Namespace) -> int:
         args.name
         or "run-"
         + hashlib.sha256(
-            json.dumps([grid.split, grid.items, grid.seed, args.model, args.dtype]).encode()
+            json.dumps(
+                [
+                    grid.split,
+                    grid.items,
+                    grid.seed,
+                    args.model,
+                    args.dtype,
+                    args.base_url,
+                    args.remote_model,
+                ]
+            ).encode()
         ).hexdigest()[:8]
     )
-    backend = LocalBackend(args.model, args.dtype)
+    backend: LocalBackend | RemoteBackend
+    if args.base_url:
+        if not args.remote_model:
+            print("salience eval run: --base-url needs --remote-model", file=sys.stderr)
+            return 2
+        backend = RemoteBackend(args.base_url, args.remote_model, args.api_key)
+        concurrency = max(1, args.concurrency)
+    else:
+        backend = LocalBackend(args.model, args.dtype)
+        concurrency = 1
     store = Store(args.db)
     try:
-        stats = run(grid, backend, store, name, None if args.quiet else progress_bar)
+        stats = run(grid, backend, store, name, None if args.quiet else progress_bar, concurrency)
         if not args.quiet:
             print(file=sys.stderr)
         if args.jsonl:

@@ -85,3 +85,37 @@ def test_a_killed_run_resumes_with_nothing_lost_or_repeated(tmp_path: Path) -> N
     assert (tmp_path / "report" / "both-vs-length.png").stat().st_size > 1000
     assert (tmp_path / "report" / "summary.md").read_text() == report.stdout
     assert all("margin" in r for _, r in rows(killed))
+
+
+def test_a_remote_server_runs_with_bounded_concurrency(tmp_path: Path) -> None:
+    from evals.runner import Grid, RemoteBackend, run
+    from evals.store import Store
+    from model.methods import MethodError
+    from tests.fakes.openai_server import Behaviour, fake_openai
+
+    behaviour = Behaviour()
+    grid = Grid(items=2, lengths=(0, 64), methods=("none", "xml"), max_new_tokens=5)
+    store = Store(tmp_path / "r.sqlite3")
+    with fake_openai(behaviour) as url:
+        stats = run(grid, RemoteBackend(url, "m"), store, "remote", concurrency=3)
+        assert stats.done == 8 and len(behaviour.received) == 8
+        again = run(grid, RemoteBackend(url, "m"), store, "remote", concurrency=3)
+        assert again.done == 0 and again.skipped == 8 and len(behaviour.received) == 8
+        records = list(store.records("remote"))
+        assert all(r["response"].startswith("echo: ") for r in records)
+        xml = [
+            m for body in behaviour.received for m in body["messages"] if "<rule>" in m["content"]
+        ]
+        assert len(xml) == 4  # the xml rendering went upstream; `none` sent the clean text
+        try:
+            run(
+                Grid(items=1, lengths=(0,), methods=("uniform",)),
+                RemoteBackend(url, "m"),
+                store,
+                "x",
+            )
+        except MethodError as error:
+            assert "attention bias" in str(error)
+        else:
+            raise AssertionError("a bias method must be refused for a remote model")
+    store.close()
