@@ -44,6 +44,7 @@ def register(commands: Any) -> None:
     r.add_argument("--concurrency", type=int, default=4, help="requests in flight (remote only)")
     r.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     r.add_argument("--margin", action="store_true", help="also the log-probability margin")
+    r.add_argument("--dataset", default=None, help="an IFEval-format JSONL file to run instead")
     r.add_argument("--jsonl", default=None, help="also export the records to this JSONL file")
     r.add_argument("--quiet", action="store_true")
     r.set_defaults(run=run_eval)
@@ -100,6 +101,22 @@ def run_eval(args: argparse.Namespace) -> int:
         backend = LocalBackend(args.model, args.dtype)
         concurrency = 1
     store = Store(args.db)
+    if args.dataset:
+        from evals.ifeval import load, run_dataset
+
+        imported = load(args.dataset)
+        try:
+            new = run_dataset(
+                imported, grid.methods, backend, store, name, grid.max_new_tokens, grid.seed
+            )
+        finally:
+            store.close()
+        skipped = ", ".join(f"{k}: {v}" for k, v in imported.skipped.most_common()) or "none"
+        print(
+            f"run {name}: {len(imported.rows)} rows verified ({new} new samples); "
+            f"skipped rows: {skipped}"
+        )
+        return 0
     try:
         stats = run(grid, backend, store, name, None if args.quiet else progress_bar, concurrency)
         if not args.quiet:
@@ -130,6 +147,12 @@ def report_eval(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 1
+        if "instructions_strict" in records[0]:
+            from evals.ifeval import summary as dataset_summary
+
+            print(f"# Run {args.name} (IFEval-format dataset)\n")
+            print(dataset_summary(records), end="")
+            return 0
         summary = markdown(args.name, records)
         print(summary, end="")
         if args.out:
