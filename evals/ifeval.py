@@ -174,7 +174,10 @@ def summary(records: list[dict[str, Any]]) -> str:
     """Prompt- and instruction-level accuracy per method, strict and loose, Wilson intervals."""
     from .metrics import wilson
 
-    head = "| method | prompts | prompt strict | prompt loose | instruction strict | instruction loose |"
+    head = (
+        "| method | prompts | prompt strict | prompt loose "
+        "| instruction strict | instruction loose |"
+    )
     lines = [head, "|---|---:|---|---|---|---|"]
     for method in sorted({r["method"] for r in records}, key=lambda m: (m != "none", m)):
         rs = [r for r in records if r["method"] == method]
