@@ -98,9 +98,10 @@ class _Planned:
 def plan(grid: Grid, backend: Backend) -> list[_Planned]:
     """Every sample of the grid, in a fixed order, with its key and factors."""
     out: list[_Planned] = []
+    lengths = capped_lengths(grid, backend)
     for item in split.items(grid.split, grid.items, grid.seed):  # type: ignore[arg-type]
         for kind in grid.kinds:
-            for length in grid.lengths:
+            for length in lengths:
                 d = distractors.make(
                     kind, length, backend.count, grid.seed, item.family.id, item.task.id
                 )
@@ -138,6 +139,19 @@ def plan(grid: Grid, backend: Backend) -> list[_Planned]:
     return out
 
 
+PROMPT_ROOM = 256  # tokens kept for the template, the rule and the task around a distractor
+
+
+def capped_lengths(grid: Grid, backend: Backend) -> list[int]:
+    """The grid's lengths, each capped by the context window minus the output budget; lengths
+    that collapse onto the cap are kept once."""
+    window = getattr(backend, "context_window", None)
+    if not window:
+        return list(grid.lengths)
+    cap = max(0, int(window) - grid.max_new_tokens - PROMPT_ROOM)
+    return list(dict.fromkeys(min(n, cap) for n in grid.lengths))
+
+
 def _sample(grid: Grid, backend: Backend, p: _Planned) -> tuple[dict[str, Any], float]:
     method = p.factors["method"]
     t = time.perf_counter()
@@ -171,10 +185,10 @@ def run(
 ) -> RunStats:
     """Run every sample not yet stored. With ``concurrency`` > 1 (a remote backend), samples are
     generated on that many threads; records are still written one by one, here."""
-    stats = RunStats(total=grid.size())
     done = store.done(run_name)
     start = time.perf_counter()
     planned = plan(grid, backend)
+    stats = RunStats(total=len(planned))
     stats.keys = [p.key for p in planned]
     todo = [p for p in planned if p.key not in done]
     stats.skipped = len(planned) - len(todo)
@@ -257,6 +271,9 @@ class LocalBackend:
 
         self.lm = LocalModel.load(path, dtype)
         self.model = self.lm.loaded.source.rsplit("/", 1)[-1] + f":{dtype}"
+        self.context_window = (
+            int(getattr(self.lm.model.config, "max_position_embeddings", 0)) or None
+        )
         self.options = method_options
 
     def count(self, text: str) -> int:

@@ -41,3 +41,14 @@ def test_margin_compares_the_compliant_with_the_violating_reference() -> None:
 def test_no_margin_when_the_reference_already_complies_or_nothing_transforms() -> None:
     assert margin(LengthScorer(), Conversation(), "none", item("max_words", {"n": 5})) is None
     assert margin(LengthScorer(), Conversation(), "none", item("min_words", {"n": 50})) is None
+
+
+def test_lengths_are_capped_by_the_context_window_minus_the_output_budget() -> None:
+    from evals.runner import PROMPT_ROOM, Grid, capped_lengths
+
+    backend = LengthScorer()
+    grid = Grid(lengths=(0, 256, 1024, 4096, 8192), max_new_tokens=64)
+    assert capped_lengths(grid, backend) == [0, 256, 1024, 4096, 8192]  # no window known
+    backend.context_window = 2048  # type: ignore[attr-defined]
+    cap = 2048 - 64 - PROMPT_ROOM
+    assert capped_lengths(grid, backend) == [0, 256, 1024, cap]

@@ -59,6 +59,8 @@ def test_a_job_runs_streams_progress_and_reports(server: Server) -> None:
         report = client.get(f"/eval/{job['id']}/report")
         assert report.headers["content-type"].startswith("text/markdown")
         assert "| uniform | 0 | 1 |" in report.text
+        png = client.get(f"/eval/{job['id']}/report", params={"format": "png", "metric": "strict"})
+        assert png.headers["content-type"] == "image/png" and png.content.startswith(b"\x89PNG")
         assert any(j["id"] == job["id"] for j in client.get("/eval").json())
         assert (
             sse_events(client, job["id"])[0][1]["status"] == "done"

@@ -172,12 +172,35 @@ def _sse(name: str, data: dict[str, Any]) -> bytes:
     "/eval/{job_id}/report",
     summary="The job's Markdown summary",
     response_class=Response,
-    responses={**EVAL_RESPONSES, 200: {"content": {"text/markdown": {}}}},
+    responses={
+        **EVAL_RESPONSES,
+        409: {**_PROBLEM, "description": "nothing to plot yet"},
+        200: {"content": {"text/markdown": {}, "image/png": {}, "image/svg+xml": {}}},
+    },
 )
-async def report(job_id: str, request: Request) -> Response:
+async def report(
+    job_id: str,
+    request: Request,
+    format: Literal["markdown", "png", "svg"] = "markdown",
+    metric: Literal["strict", "quality", "both"] = "both",
+) -> Response:
+    """The Markdown summary, or (``format=png|svg``) the plot of ``metric`` against length."""
     jobs = _jobs(request)
     _job_or_404(jobs, job_id)
-    return Response(markdown(job_id, jobs.records(job_id)), media_type="text/markdown")
+    records = jobs.records(job_id)
+    if format == "markdown":
+        return Response(markdown(job_id, records), media_type="text/markdown")
+    if not records:
+        raise ProblemError(409, "no-results", "No results yet", "the job has no samples to plot")
+    import tempfile
+    from pathlib import Path
+
+    from evals.report import plots
+
+    with tempfile.TemporaryDirectory() as tmp:
+        await asyncio.to_thread(plots, records, tmp, f"job {job_id}")
+        data = (Path(tmp) / f"{metric}-vs-length.{format}").read_bytes()
+    return Response(data, media_type="image/png" if format == "png" else "image/svg+xml")
 
 
 @router.delete("/eval/{job_id}", response_model=Job, responses=EVAL_RESPONSES)
