@@ -90,4 +90,27 @@ def plots(records: Sequence[dict[str, Any]], out_dir: str | Path, title: str = "
             fig.savefig(path, dpi=110)
             written.append(path)
         plt.close(fig)
+    margins = [r for r in records if r.get("margin") is not None]
+    if margins:
+        fig, ax = plt.subplots(figsize=(5, 3.6))
+        for method in sorted({r["method"] for r in margins}, key=lambda m: (m != "none", m)):
+            by_length: dict[int, list[float]] = {}
+            for r in margins:
+                if r["method"] == method:
+                    by_length.setdefault(r["length"], []).append(float(r["margin"]))
+            xs = sorted(by_length)
+            means = [sum(by_length[x]) / len(by_length[x]) for x in xs]
+            ax.plot(xs, means, marker="o", label=method)
+        ax.axhline(0, color="grey", linewidth=0.8)
+        ax.set_xlabel("distractor tokens")
+        ax.set_ylabel("mean margin (nats)")
+        ax.set_title("log p(compliant) − log p(violating)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        for suffix in ("png", "svg"):
+            path = out / f"margin-vs-length.{suffix}"
+            fig.savefig(path, dpi=110)
+            written.append(path)
+        plt.close(fig)
     return written

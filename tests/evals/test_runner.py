@@ -85,6 +85,8 @@ def test_a_killed_run_resumes_with_nothing_lost_or_repeated(tmp_path: Path) -> N
     assert (tmp_path / "report" / "both-vs-length.png").stat().st_size > 1000
     assert (tmp_path / "report" / "summary.md").read_text() == report.stdout
     assert all("margin" in r for _, r in rows(killed))
+    if any(r["margin"] is not None for _, r in rows(killed)):
+        assert (tmp_path / "report" / "margin-vs-length.png").is_file()
 
 
 def test_a_remote_server_runs_with_bounded_concurrency(tmp_path: Path) -> None:
