@@ -135,20 +135,21 @@ def _paint(marks: list[Mark], to_clean: Callable[[int], int]) -> list[Span]:
         if not heap:
             continue
         _, _, level, source = heap[0]
-        last = spans[-1] if spans else None
-        if last is not None and last.end == x and last.level is level and last.source is source:
-            spans[-1] = Span(last.start, y, level, source)
-        else:
-            spans.append(Span(x, y, level, source))
+        _extend(spans, x, y, level, source)
     return spans
 
 
 def _disjoint(placed: list[tuple[tuple[int, int, int], int, int, Level, Source]]) -> list[Span]:
     spans: list[Span] = []
     for _, a, b, level, source in placed:
-        last = spans[-1] if spans else None
-        if last is not None and last.end == a and last.level is level and last.source is source:
-            spans[-1] = Span(last.start, b, level, source)
-        else:
-            spans.append(Span(a, b, level, source))
+        _extend(spans, a, b, level, source)
     return spans
+
+
+def _extend(spans: list[Span], a: int, b: int, level: Level, source: Source) -> None:
+    """Append ``[a, b)``, merging it into the last span when they touch with one level and source."""
+    last = spans[-1] if spans else None
+    if last is not None and last.end == a and last.level is level and last.source is source:
+        spans[-1] = Span(last.start, b, level, source)
+    else:
+        spans.append(Span(a, b, level, source))
