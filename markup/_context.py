@@ -147,7 +147,7 @@ def _disjoint(placed: list[tuple[tuple[int, int, int], int, int, Level, Source]]
 
 
 def _extend(spans: list[Span], a: int, b: int, level: Level, source: Source) -> None:
-    """Append ``[a, b)``, merging it into the last span when they touch with one level and source."""
+    """Append ``[a, b)``, merged into the last span if they touch with one level and source."""
     last = spans[-1] if spans else None
     if last is not None and last.end == a and last.level is level and last.source is source:
         spans[-1] = Span(last.start, b, level, source)
