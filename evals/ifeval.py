@@ -173,13 +173,14 @@ def run_dataset(
 def summary(records: list[dict[str, Any]]) -> str:
     """Prompt- and instruction-level accuracy per method, strict and loose, Wilson intervals."""
     from .metrics import wilson
+    from .report import ordered_methods
 
     head = (
         "| method | prompts | prompt strict | prompt loose "
         "| instruction strict | instruction loose |"
     )
     lines = [head, "|---|---:|---|---|---|---|"]
-    for method in sorted({r["method"] for r in records}, key=lambda m: (m != "none", m)):
+    for method in ordered_methods({r["method"] for r in records}):
         rs = [r for r in records if r["method"] == method]
         cells = []
         for k, n in (

@@ -10,10 +10,24 @@ from typing import Any
 from .metrics import METRICS, effective_length, paired, table
 
 
+def ordered_methods(methods: set[str]) -> list[str]:
+    """``none`` first, then the rest by name."""
+    return sorted(methods, key=lambda m: (m != "none", m))
+
+
+def margins_by(records: Sequence[dict[str, Any]]) -> dict[tuple[str, int], list[float]]:
+    """The margins recorded, grouped by (method, length)."""
+    groups: dict[tuple[str, int], list[float]] = {}
+    for r in records:
+        if r.get("margin") is not None:
+            groups.setdefault((r["method"], r["length"]), []).append(float(r["margin"]))
+    return dict(sorted(groups.items()))
+
+
 def markdown(run: str, records: Sequence[dict[str, Any]]) -> str:
     if not records:
         return f"# Run {run}\n\nNo records.\n"
-    methods = sorted({r["method"] for r in records}, key=lambda m: (m != "none", m))
+    methods = ordered_methods({r["method"] for r in records})
     lines = [f"# Run {run}", "", f"{len(records)} samples; model {records[0]['model']}.", ""]
     lines += ["## Rates (95 % Wilson intervals)", ""]
     lines += [
@@ -69,7 +83,7 @@ def plots(records: Sequence[dict[str, Any]], out_dir: str | Path, title: str = "
         for ax, kind in zip(axes[0], kinds, strict=True):
             subset = [r for r in records if r["kind"] == kind]
             by = table(subset, ("method", "length"))
-            for method in sorted({m for m, _ in by}, key=lambda m: (m != "none", m)):
+            for method in ordered_methods({m for m, _ in by}):
                 points = sorted((length, c[metric]) for (m, length), c in by.items() if m == method)
                 xs = [p[0] for p in points]
                 ax.plot(xs, [p[1].rate for p in points], marker="o", label=method)
@@ -84,22 +98,13 @@ def plots(records: Sequence[dict[str, Any]], out_dir: str | Path, title: str = "
             ax.legend(fontsize=8)
         if title:
             fig.suptitle(title)
-        fig.tight_layout()
-        for suffix in ("png", "svg"):
-            path = out / f"{metric}-vs-length.{suffix}"
-            fig.savefig(path, dpi=110)
-            written.append(path)
-        plt.close(fig)
-    margins = [r for r in records if r.get("margin") is not None]
-    if margins:
+        written += _save(fig, out, f"{metric}-vs-length")
+    groups = margins_by(records)
+    if groups:
         fig, ax = plt.subplots(figsize=(5, 3.6))
-        for method in sorted({r["method"] for r in margins}, key=lambda m: (m != "none", m)):
-            by_length: dict[int, list[float]] = {}
-            for r in margins:
-                if r["method"] == method:
-                    by_length.setdefault(r["length"], []).append(float(r["margin"]))
-            xs = sorted(by_length)
-            means = [sum(by_length[x]) / len(by_length[x]) for x in xs]
+        for method in ordered_methods({m for m, _ in groups}):
+            xs = sorted(length for m, length in groups if m == method)
+            means = [sum(groups[(method, x)]) / len(groups[(method, x)]) for x in xs]
             ax.plot(xs, means, marker="o", label=method)
         ax.axhline(0, color="grey", linewidth=0.8)
         ax.set_xlabel("distractor tokens")
@@ -107,10 +112,16 @@ def plots(records: Sequence[dict[str, Any]], out_dir: str | Path, title: str = "
         ax.set_title("log p(compliant) − log p(violating)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-        fig.tight_layout()
-        for suffix in ("png", "svg"):
-            path = out / f"margin-vs-length.{suffix}"
-            fig.savefig(path, dpi=110)
-            written.append(path)
-        plt.close(fig)
+        written += _save(fig, out, "margin-vs-length")
     return written
+
+
+def _save(fig: Any, out: Path, stem: str) -> list[Path]:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    paths = [out / f"{stem}.{suffix}" for suffix in ("png", "svg")]
+    for path in paths:
+        fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return paths
