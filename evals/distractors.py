@@ -18,12 +18,12 @@ from __future__ import annotations
 import pydoc
 import random
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from .tasks import TASKS
+from .tasks import TASKS, Task
 
 KINDS = ("prose", "similar", "conflicting", "noise")
 DEFAULT_LENGTHS = (0, 256, 512, 1024, 2048, 4096)
@@ -94,8 +94,10 @@ def make(
     seed: int = 0,
     family_id: str | None = None,
     exclude_task: str | None = None,
+    tasks: Sequence[Task] = TASKS,
 ) -> Distractor:
-    """A distractor of ``kind`` with about ``length`` tokens (by ``count``)."""
+    """A distractor of ``kind`` with about ``length`` tokens (by ``count``). ``similar`` draws
+    other tasks' prompts from ``tasks`` (training data passes the train split's alone)."""
     if kind not in KINDS:
         raise ValueError(f"unknown distractor kind {kind!r}; use one of {', '.join(KINDS)}")
     if length <= 0:
@@ -105,7 +107,7 @@ def make(
     sources: list[str] = []
     text = ""
     while count(text) < length:
-        sentence, source = _next(kind, rng, family_id, exclude_task)
+        sentence, source = _next(kind, rng, family_id, exclude_task, tasks)
         parts.append(sentence)
         if source:
             sources.append(source)
@@ -122,12 +124,16 @@ def make(
 
 
 def _next(
-    kind: str, rng: random.Random, family_id: str | None, exclude_task: str | None
+    kind: str,
+    rng: random.Random,
+    family_id: str | None,
+    exclude_task: str | None,
+    tasks: Sequence[Task],
 ) -> tuple[str, str]:
     if kind == "prose":
         return rng.choice(prose_sentences())
     if kind == "similar":
-        task = rng.choice([t for t in TASKS if t.id != exclude_task])
+        task = rng.choice([t for t in tasks if t.id != exclude_task])
         return task.prompt.replace("\n\n", " "), ""
     if kind == "conflicting":
         soft = CONFLICTING.get(family_id or "", "Answer in whatever style feels natural.")

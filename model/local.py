@@ -68,7 +68,12 @@ class LocalModel:
     def steering_for(self, prompt: Prompt, method: Method) -> Steering | None:
         if method.bias is None:
             return None
-        return Steering(method.bias, prompt.level_one_hot(), gate=_gate(prompt, method.gate))
+        return Steering(
+            method.bias,
+            prompt.level_one_hot(),
+            gate=_gate(prompt, method.gate),
+            layers=method.layers,
+        )
 
     def _spa_mask(self, prompt: Prompt) -> Steering:
         bias = ImportanceBias.uniform(
@@ -147,23 +152,34 @@ class LocalModel:
         **options: Any,
     ) -> torch.Tensor:
         """Per-token log-probabilities of ``continuation`` (differentiable in a bias's β)."""
+        logits, target_ids = self.continuation_logits(conversation, continuation, method, **options)
+        logprobs = torch.log_softmax(logits.float(), dim=-1)
+        return logprobs.gather(1, target_ids.view(-1, 1)).squeeze(1)
+
+    def continuation_logits(
+        self,
+        conversation: Conversation,
+        continuation: str,
+        method: str | Method = "none",
+        **options: Any,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(len(target), vocab) logits predicting each token of ``continuation``, and its ids."""
         m = method if isinstance(method, Method) else self.method(method, **options)
         prompt = self.prompt(conversation, m)
         target = self.tokenizer(continuation, add_special_tokens=False, split_special_tokens=True)
         target_ids = torch.tensor(target["input_ids"], dtype=torch.int64)
         ids = torch.cat([prompt.input_ids, target_ids]).unsqueeze(0)
-        n = len(prompt)
-        logits = self._logits(ids, prompt, m)
+        keep = len(target_ids) + 1  # the lm head only where the target is predicted
+        logits = self._logits(ids, prompt, m, keep)
         if m.spa_omega is not None and prompt.marked().any():
             with steering(self._spa_mask(prompt)):
-                masked = self.model(ids).logits[0]
+                masked = self.model(ids, logits_to_keep=keep).logits[0]
             logits = logits + m.spa_omega * (logits - masked)
-        logprobs = torch.log_softmax(logits[n - 1 : -1].float(), dim=-1)
-        return logprobs.gather(1, target_ids.view(-1, 1)).squeeze(1)
+        return logits[:-1], target_ids
 
-    def _logits(self, ids: torch.Tensor, prompt: Prompt, method: Method) -> torch.Tensor:
+    def _logits(self, ids: torch.Tensor, prompt: Prompt, method: Method, keep: int) -> torch.Tensor:
         with steering(self.steering_for(prompt, method)):
-            logits: torch.Tensor = self.model(ids).logits[0]
+            logits: torch.Tensor = self.model(ids, logits_to_keep=keep).logits[0]
         return logits
 
 

@@ -47,6 +47,7 @@ class Method:
     bias: ImportanceBias | None = None
     gate: str = "after"  # which prompt queries a bias steers: "after" the last marked token, "all"
     spa_omega: float | None = None
+    layers: set[int] | None = None  # layers a bias runs on (default: those with non-zero β)
     options: dict[str, Any] = field(default_factory=dict)
 
 

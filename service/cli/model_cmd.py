@@ -1,6 +1,7 @@
 """``salience model …``: work on the local model's steering parameters.
 
 salience model profile-pasta [--items 8] [--k 16] [--beta 1.5] [--seed 0] [--out FILE]
+salience model fit [--items 40] [--variants 4] [--steps 200] [--seed 0] [--checkpoint FILE]
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import time
 from typing import Any
 
 DEFAULT_PASTA = "model/data/pasta-smollm2-135m.json"
+DEFAULT_LEARNED = "model/data/learned-smollm2-135m.json"
 
 
 def register(commands: Any) -> None:
@@ -34,6 +36,35 @@ def register(commands: Any) -> None:
     pasta.add_argument("--model", default=None)
     pasta.add_argument("--out", default=DEFAULT_PASTA)
     pasta.set_defaults(run=run_pasta)
+
+    fit = sub.add_parser(
+        "fit",
+        help="fit the learned bias (β per level, layer, head) on the eval's train split",
+        description="Targets come from the model's own answers (see evals/training.py); the "
+        "dataset is cached in --data, the optimiser state in --checkpoint, so a killed fit "
+        "resumes where it stopped.",
+    )
+    fit.add_argument("--items", type=int, default=40, help="train-split items")
+    fit.add_argument("--variants", type=int, default=4, help="prompts per item")
+    fit.add_argument("--kinds", default="prose,similar,conflicting,noise")
+    fit.add_argument("--lengths", default="0,256,512,1024")
+    fit.add_argument("--positions", default="system,before,after,both")
+    fit.add_argument("--validation", type=int, default=8, help="held-out train-split prompts")
+    fit.add_argument("--target-tokens", type=int, default=64, help="answer length for targets")
+    fit.add_argument("--steps", type=int, default=200)
+    fit.add_argument("--batch", type=int, default=4)
+    fit.add_argument("--lr", type=float, default=0.05)
+    fit.add_argument("--kl", type=float, default=0.5, help="weight of the anchor KL term")
+    fit.add_argument("--l2", type=float, default=1e-3)
+    fit.add_argument("--seed", type=int, default=0)
+    fit.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
+    fit.add_argument("--model", default=None)
+    fit.add_argument("--data", default="fit-data.json", help="cached training set")
+    fit.add_argument("--checkpoint", default="fit.ckpt")
+    fit.add_argument("--curve", default="docs/eval/fit/curve", help="loss curve (.json/.png)")
+    fit.add_argument("--heatmap", default="docs/eval/fit/beta", help="β heat map (.png/.svg)")
+    fit.add_argument("--out", default=DEFAULT_LEARNED)
+    fit.set_defaults(run=run_fit)
 
 
 def _layers(spec: str | None) -> list[int] | None:
@@ -87,4 +118,113 @@ def run_pasta(args: argparse.Namespace) -> int:
     for layer, head, gain in bias.meta["heads"]:
         print(f"layer {layer:2d} head {head}: {gain:+.4f} nats")
     print(f"wrote {args.out}")
+    return 0
+
+
+def _ints(spec: str) -> list[int]:
+    return [int(x) for x in spec.split(",") if x.strip()]
+
+
+def _names(spec: str) -> list[str]:
+    return [x.strip() for x in spec.split(",") if x.strip()]
+
+
+def run_fit(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import torch
+
+    from evals import training
+    from model.fit import FitConfig, fit, heatmap, save_curve
+    from model.local import LocalModel
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    lm = LocalModel.load(args.model)
+
+    def count(text: str) -> int:
+        return len(lm.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def answer(conversation: Any) -> str:
+        return lm.generate(conversation, "none", max_new_tokens=args.target_tokens).text
+
+    def built(done: int, total: int) -> None:
+        print(f"\rtargets {done}/{total}", end="", file=sys.stderr, flush=True)
+
+    def make(items: int, seed: int, path: Path) -> training.Dataset:
+        if path.is_file():
+            data = training.Dataset.load(path, count)
+            print(f"{path}: {len(data.examples)} examples (cached)", file=sys.stderr)
+            return data
+        data = training.build(
+            answer,
+            count,
+            items=items,
+            variants=args.variants,
+            seed=seed,
+            kinds=_names(args.kinds),
+            lengths=_ints(args.lengths),
+            positions=_names(args.positions),
+            progress=built,
+        )
+        print(file=sys.stderr)
+        data.save(path)
+        return data
+
+    data_path = Path(args.data)
+    dataset = make(args.items, args.seed, data_path)
+    # validation: other train-split items (a different seed), never fitted on
+    val_path = data_path.with_name(data_path.stem + "-validation" + data_path.suffix)
+    validation = make(args.validation, args.seed + 1000, val_path) if args.validation else None
+    val_examples = [] if validation is None else validation.examples[: args.validation]
+    fitted = {e.item for e in dataset.examples}
+    val_examples = [e for e in val_examples if e.item not in fitted]
+    sources = {s: sum(e.source == s for e in dataset.examples) for s in ("own", "transformed")}
+    print(
+        f"{len(dataset.examples)} examples from {args.items - len(dataset.skipped)} items "
+        f"({sources}; {len(dataset.skipped)} items without a target), "
+        f"{len(val_examples)} validation, data version {dataset.version}",
+        file=sys.stderr,
+    )
+    config = FitConfig(
+        steps=args.steps, batch=args.batch, lr=args.lr, kl=args.kl, l2=args.l2, seed=args.seed
+    )
+    start = time.perf_counter()
+
+    def progress(step: int, curve: Any) -> None:
+        val = f", validation {curve.val_nll[-1]:.4f}" if curve.val_nll else ""
+        elapsed = time.perf_counter() - start
+        print(
+            f"\rstep {step}/{config.steps}  loss {curve.loss[-1]:.4f}  nll {curve.nll[-1]:.4f}"
+            f"{val}  {elapsed:.0f} s",
+            end="",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    command = "salience model fit " + " ".join(shlex.quote(a) for a in sys.argv[3:] if a)
+    bias, curve = fit(
+        lm,
+        dataset.examples,
+        config,
+        validation=val_examples,
+        checkpoint=args.checkpoint,
+        meta={
+            "command": command.strip(),
+            "data_version": dataset.version,
+            "data": dataset.settings,
+            "examples": len(dataset.examples),
+            "target_sources": sources,
+            "model": lm.loaded.source.rsplit("/", 1)[-1],
+        },
+        progress=progress,
+    )
+    print(file=sys.stderr)
+    bias.save(args.out)
+    save_curve(curve, args.curve)
+    heatmap(bias, args.heatmap)
+    print(
+        f"wrote {args.out} (final NLL {bias.meta['final_nll']}, validation {bias.meta['val_nll']})"
+    )
     return 0

@@ -1,0 +1,277 @@
+"""Fitting the learned bias: β per (level, layer, head) by gradient, every model weight frozen.
+
+loss = mean over a batch of  NLL(target | prompt, β)            (per target token)
+       + kl · KL(p_none ‖ p_β) on anchor examples                 (answers that were already
+                                                                    right stay as they were)
+       + l2 · mean(β²)                                            (no β larger than it needs)
+
+Prompts without hard or high marks are unchanged by construction: β acts on marked keys only,
+so no term is needed for them (tests/model/test_fit.py checks it). The batch at each step is a
+pure function of (seed, step), so a run resumed from a checkpoint sees exactly the batches an
+uninterrupted run would. Checkpoints hold β, the optimiser's state and the loss curve.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+
+from markup import Conversation
+
+from .bias import ImportanceBias
+from .local import LocalModel
+from .methods import Method
+
+
+class FitExample(Protocol):
+    @property
+    def conversation(self) -> Conversation: ...
+
+    @property
+    def target(self) -> str: ...
+
+    @property
+    def anchor(self) -> bool: ...
+
+
+@dataclass
+class FitConfig:
+    steps: int = 200
+    batch: int = 4
+    lr: float = 0.05
+    kl: float = 0.5
+    l2: float = 1e-3
+    seed: int = 0
+    gate: str = "after"
+    max_beta: float = 6.0  # β is clamped to ±max_beta after each step
+    validate_every: int = 25
+    checkpoint_every: int = 10
+
+
+@dataclass
+class Curve:
+    step: list[int] = field(default_factory=list)
+    loss: list[float] = field(default_factory=list)
+    nll: list[float] = field(default_factory=list)
+    val_step: list[int] = field(default_factory=list)
+    val_nll: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def batch_indices(n: int, batch: int, seed: int, step: int) -> list[int]:
+    """The examples of one step: a function of (seed, step) alone."""
+    rng = random.Random(f"{seed}:{step}")
+    return rng.sample(range(n), min(batch, n))
+
+
+def example_loss(
+    lm: LocalModel,
+    bias: ImportanceBias,
+    example: FitExample,
+    config: FitConfig,
+) -> tuple[torch.Tensor, float]:
+    """(differentiable loss, NLL per target token) for one example."""
+    # every layer takes the folded path, so that β = 0 still has a gradient
+    method = Method("learned-fit", bias=bias, gate=config.gate, layers=set(range(lm.n_layers)))
+    logits, target = lm.continuation_logits(example.conversation, example.target, method)
+    logprobs = torch.log_softmax(logits.float(), dim=-1)
+    nll = -logprobs.gather(1, target.view(-1, 1)).mean()
+    loss = nll
+    if example.anchor and config.kl > 0:
+        with torch.no_grad():
+            ref, _ = lm.continuation_logits(example.conversation, example.target, "none")
+            ref_logprobs = torch.log_softmax(ref.float(), dim=-1)
+        kl = (ref_logprobs.exp() * (ref_logprobs - logprobs)).sum(-1).mean()
+        loss = loss + config.kl * kl
+    return loss, float(nll.detach())
+
+
+def validate(
+    lm: LocalModel, bias: ImportanceBias, examples: Sequence[FitExample], config: FitConfig
+) -> float:
+    with torch.no_grad():
+        return sum(example_loss(lm, bias, e, config)[1] for e in examples) / max(1, len(examples))
+
+
+def fit(
+    lm: LocalModel,
+    examples: Sequence[FitExample],
+    config: FitConfig,
+    validation: Sequence[FitExample] = (),
+    checkpoint: str | Path | None = None,
+    meta: dict[str, Any] | None = None,
+    progress: Callable[[int, Curve], None] | None = None,
+) -> tuple[ImportanceBias, Curve]:
+    """Fit β on ``examples``; resumes from ``checkpoint`` when it exists."""
+    if not examples:
+        raise ValueError("no training examples")
+    for p in lm.model.parameters():
+        p.requires_grad_(False)
+    bias = ImportanceBias(lm.n_layers, lm.n_heads)
+    optimiser = torch.optim.Adam(bias.parameters(), lr=config.lr)
+    curve = Curve()
+    start_step = 0
+    path = Path(checkpoint) if checkpoint is not None else None
+    if path is not None and path.is_file():
+        state = torch.load(path, weights_only=False)
+        if state["config"] != asdict(config):
+            raise ValueError(
+                f"{path} was written with other settings ({state['config']}); "
+                "remove it or use the same settings"
+            )
+        bias.load_state_dict(state["bias"])
+        optimiser.load_state_dict(state["optimiser"])
+        curve = Curve(**state["curve"])
+        start_step = int(state["step"])
+
+    began = time.perf_counter() - curve.seconds
+    for step in range(start_step, config.steps):
+        optimiser.zero_grad()
+        indices = batch_indices(len(examples), config.batch, config.seed, step)
+        total, nlls = 0.0, []
+        for i in indices:
+            loss, nll = example_loss(lm, bias, examples[i], config)
+            (loss / len(indices)).backward()  # type: ignore[no-untyped-call]
+            total += float(loss.detach()) / len(indices)
+            nlls.append(nll)
+        if config.l2 > 0:
+            reg = config.l2 * bias.beta.pow(2).mean()
+            reg.backward()  # type: ignore[no-untyped-call]
+            total += float(reg.detach())
+        optimiser.step()
+        with torch.no_grad():
+            bias.beta.clamp_(-config.max_beta, config.max_beta)
+        curve.step.append(step + 1)
+        curve.loss.append(round(total, 5))
+        curve.nll.append(round(sum(nlls) / len(nlls), 5))
+        last = step + 1 == config.steps
+        if validation and ((step + 1) % config.validate_every == 0 or last):
+            curve.val_step.append(step + 1)
+            curve.val_nll.append(round(validate(lm, bias, validation, config), 5))
+        curve.seconds = time.perf_counter() - began
+        if path is not None and ((step + 1) % config.checkpoint_every == 0 or last):
+            _save_checkpoint(path, bias, optimiser, curve, step + 1, config)
+        if progress is not None:
+            progress(step + 1, curve)
+    bias.meta = {
+        **(meta or {}),
+        "method": "learned",
+        "fit": asdict(config),
+        "final_loss": _tail_mean(curve.loss),
+        "final_nll": _tail_mean(curve.nll),
+        "val_nll": curve.val_nll[-1] if curve.val_nll else None,
+        "seconds": round(curve.seconds, 1),
+        "created": time.strftime("%Y-%m-%d"),
+    }
+    return bias, curve
+
+
+def _tail_mean(values: list[float], n: int = 10) -> float | None:
+    tail = values[-n:]
+    return round(sum(tail) / len(tail), 5) if tail else None
+
+
+def _save_checkpoint(
+    path: Path,
+    bias: ImportanceBias,
+    optimiser: torch.optim.Optimizer,
+    curve: Curve,
+    step: int,
+    config: FitConfig,
+) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(
+        {
+            "bias": bias.state_dict(),
+            "optimiser": optimiser.state_dict(),
+            "curve": asdict(curve),
+            "step": step,
+            "config": asdict(config),
+        },
+        tmp,
+    )
+    tmp.replace(path)  # atomic: a kill mid-write leaves the previous checkpoint
+
+
+def save_curve(curve: Curve, path: str | Path) -> None:
+    """The loss curve as JSON, and as PNG+SVG beside it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.with_suffix(".json").write_text(json.dumps(asdict(curve)) + "\n", encoding="utf-8")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    window = max(1, len(curve.loss) // 20)
+    ax.plot(curve.step, curve.nll, alpha=0.3, color="C0", label="train NLL (batch)")
+    ax.plot(
+        curve.step, _smooth(curve.nll, window), color="C0", label=f"train NLL ({window}-step mean)"
+    )
+    if curve.val_step:
+        ax.plot(curve.val_step, curve.val_nll, "o-", color="C1", label="validation NLL")
+    ax.set_xlabel("step")
+    ax.set_ylabel("nats per target token")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    for suffix in (".png", ".svg"):
+        fig.savefig(path.with_suffix(suffix), dpi=120)
+    plt.close(fig)
+
+
+def _smooth(values: list[float], window: int) -> list[float]:
+    out = []
+    for i in range(len(values)):
+        chunk = values[max(0, i - window + 1) : i + 1]
+        out.append(sum(chunk) / len(chunk))
+    return out
+
+
+def heatmap(bias: ImportanceBias, path: str | Path, levels: Sequence[int] = (0, 1)) -> None:
+    """β as a layer × head heat map per level (PNG+SVG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from markup import LEVELS
+
+    beta = bias.beta.detach()
+    limit = max(1e-6, float(beta.abs().max()))
+    fig, axes = plt.subplots(1, len(levels), figsize=(3.2 * len(levels), 6), squeeze=False)
+    image = None
+    for ax, level in zip(axes[0], levels, strict=True):
+        image = ax.imshow(
+            beta[level].numpy(), cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto"
+        )
+        ax.set_title(f"β, level {LEVELS[level].value}")
+        ax.set_xlabel("head")
+        ax.set_ylabel("layer")
+    assert image is not None
+    fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for suffix in (".png", ".svg"):
+        fig.savefig(path.with_suffix(suffix), dpi=120)
+    plt.close(fig)
+
+
+__all__ = [
+    "Curve",
+    "FitConfig",
+    "batch_indices",
+    "example_loss",
+    "fit",
+    "heatmap",
+    "save_curve",
+    "validate",
+]
