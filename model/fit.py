@@ -121,7 +121,9 @@ def fit(
     path = Path(checkpoint) if checkpoint is not None else None
     if path is not None and path.is_file():
         state = torch.load(path, weights_only=False)
-        if state["config"] != asdict(config):
+        saved = {k: v for k, v in state["config"].items() if k != "steps"}
+        wanted = {k: v for k, v in asdict(config).items() if k != "steps"}
+        if saved != wanted:  # more steps is fine: the batches of later steps do not change
             raise ValueError(
                 f"{path} was written with other settings ({state['config']}); "
                 "remove it or use the same settings"

@@ -8,7 +8,9 @@ lm.score(conv, " Bonjour", method="none")   # log-probability of a continuation
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,7 +83,6 @@ class LocalModel:
         )
         return Steering(bias, prompt.level_one_hot())
 
-    @torch.no_grad()
     def generate(
         self,
         conversation: Conversation,
@@ -91,7 +92,38 @@ class LocalModel:
         temperature: float = 0.0,
         **options: Any,
     ) -> Generation:
+        stream = self.stream(conversation, method, max_new_tokens, seed, temperature, **options)
+        for _ in stream:
+            pass
+        assert stream.result is not None
+        return stream.result
+
+    def stream(
+        self,
+        conversation: Conversation,
+        method: str | Method = "none",
+        max_new_tokens: int = 64,
+        seed: int = 0,
+        temperature: float = 0.0,
+        stop: threading.Event | None = None,
+        **options: Any,
+    ) -> TokenStream:
+        """Generate token by token: iterate for each new token id; ``.result`` after the end.
+        Setting ``stop`` ends it at the next token (a client that went away)."""
         m = method if isinstance(method, Method) else self.method(method, **options)
+        return TokenStream(self, conversation, m, max_new_tokens, seed, temperature, stop)
+
+    @torch.no_grad()
+    def _tokens(
+        self,
+        conversation: Conversation,
+        m: Method,
+        max_new_tokens: int,
+        seed: int,
+        temperature: float,
+        stop: threading.Event | None,
+        sink: TokenStream,
+    ) -> Iterator[int]:
         prompt = self.prompt(conversation, m)
         steer = self.steering_for(prompt, m)
         spa = self._spa_mask(prompt) if m.spa_omega is not None and prompt.marked().any() else None
@@ -112,26 +144,30 @@ class LocalModel:
         out: list[int] = []
         stopped = "length"
         start = time.perf_counter()
-        for _ in range(max_new_tokens):
-            token = _pick(logits, temperature, generator)
-            if token in self.eos_ids:
-                stopped = "eos"
-                break
-            out.append(token)
-            if len(out) == max_new_tokens:
-                break
-            step = torch.tensor([[token]])
-            with steering(steer):
-                logits = self.model(step, past_key_values=cache, use_cache=True).logits[0, -1]
-            if spa is not None:
-                with steering(spa):
-                    masked = self.model(step, past_key_values=spa_cache, use_cache=True).logits[
-                        0, -1
-                    ]
-                logits = logits + m.spa_omega * (logits - masked)
-        decode = time.perf_counter() - start
-        text = str(self.tokenizer.decode(out, skip_special_tokens=True))
-        return Generation(text, out, m.name, len(prompt), prefill, decode, stopped)
+        try:
+            for _ in range(max_new_tokens):
+                if stop is not None and stop.is_set():
+                    stopped = "cancelled"
+                    break
+                token = _pick(logits, temperature, generator)
+                if token in self.eos_ids:
+                    stopped = "eos"
+                    break
+                out.append(token)
+                yield token
+                if len(out) == max_new_tokens:
+                    break
+                step = torch.tensor([[token]])
+                with steering(steer):
+                    logits = self.model(step, past_key_values=cache, use_cache=True).logits[0, -1]
+                if spa is not None:
+                    with steering(spa):
+                        masked = self.model(step, past_key_values=spa_cache, use_cache=True)
+                    logits = logits + m.spa_omega * (logits - masked.logits[0, -1])
+        finally:
+            decode = time.perf_counter() - start
+            text = str(self.tokenizer.decode(out, skip_special_tokens=True))
+            sink.result = Generation(text, out, m.name, len(prompt), prefill, decode, stopped)
 
     def score(
         self,
@@ -181,6 +217,45 @@ class LocalModel:
         with steering(self.steering_for(prompt, method)):
             logits: torch.Tensor = self.model(ids, logits_to_keep=keep).logits[0]
         return logits
+
+
+class TokenStream:
+    """Token ids as they are generated; ``result`` (a Generation) once the stream has ended.
+    ``text_deltas()`` gives the decoded text piece by piece (whole characters only)."""
+
+    def __init__(
+        self,
+        lm: LocalModel,
+        conversation: Conversation,
+        method: Method,
+        max_new_tokens: int,
+        seed: int,
+        temperature: float,
+        stop: threading.Event | None,
+    ) -> None:
+        self.lm = lm
+        self.result: Generation | None = None
+        self._it = lm._tokens(conversation, method, max_new_tokens, seed, temperature, stop, self)
+
+    def __iter__(self) -> Iterator[int]:
+        return self._it
+
+    def __next__(self) -> int:
+        return next(self._it)
+
+    def text_deltas(self) -> Iterator[str]:
+        ids: list[int] = []
+        sent = ""
+        for token in self._it:
+            ids.append(token)
+            text = str(self.lm.tokenizer.decode(ids, skip_special_tokens=True))
+            if text.endswith("\ufffd"):
+                continue  # a character split across tokens: wait for the rest
+            if len(text) > len(sent):
+                yield text[len(sent) :]
+                sent = text
+        if self.result is not None and len(self.result.text) > len(sent):
+            yield self.result.text[len(sent) :]
 
 
 def _gate(prompt: Prompt, how: str) -> torch.Tensor | None:

@@ -10,16 +10,18 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
+import httpx
 from fastapi import FastAPI
 
 from markup import EncodingUnavailableError, load_encoding
 
 from .annotator import Annotator
-from .api.routes import annotate, encodings, eval, health
+from .api.routes import annotate, encodings, eval, health, openai
 from .core import problems
 from .core.config import Settings
 from .core.metrics import Metrics, MetricsMiddleware
 from .jobs import JobManager
+from .proxy.local import LocalEngine
 
 log = logging.getLogger("salience.service")
 
@@ -58,9 +60,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.jobs = jobs
         app.state.pool = pool
         app.state.big_pool = big_pool
+        app.state.upstream = _upstream_client(settings)
         try:
             yield
         finally:
+            if app.state.upstream is not None:
+                await app.state.upstream.aclose()
             pool.shutdown(wait=False, cancel_futures=True)
             big_pool.shutdown(wait=False, cancel_futures=True)
             if jobs is not None:
@@ -75,10 +80,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.annotator = Annotator(settings, metrics)
+    app.state.upstream = None
+    app.state.local = LocalEngine(
+        settings.model_path, settings.local_max_waiting, settings.local_max_tokens
+    )
     problems.install(app)
     app.include_router(annotate.router)
     app.include_router(encodings.router)
     app.include_router(health.router)
     app.include_router(eval.router)
+    app.include_router(openai.router)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
+
+
+def _upstream_client(settings: Settings) -> httpx.AsyncClient | None:
+    """The one pooled client of the proxy's upstream: bounded connections, every phase timed."""
+    if not settings.upstream_url:
+        return None
+    return httpx.AsyncClient(
+        base_url=settings.upstream_url.rstrip("/") + "/",
+        timeout=httpx.Timeout(
+            settings.upstream_timeout_s, connect=settings.upstream_connect_timeout_s, pool=5.0
+        ),
+        limits=httpx.Limits(
+            max_connections=settings.upstream_max_connections,
+            max_keepalive_connections=settings.upstream_max_connections,
+        ),
+    )

@@ -43,7 +43,20 @@ class Settings(BaseSettings):
     eval_worker: bool = True
     max_eval_jobs: int = Field(16, ge=1, description="queued or running eval jobs")
     max_eval_samples: int = Field(5000, ge=1, description="samples in one eval job's grid")
+
+    # The proxy (/v1): the OpenAI-compatible upstream (base URL with /v1, as for openai's
+    # base_url), its limits, the text method applied on the way, and the local model's name.
     upstream_url: str | None = None
+    upstream_api_key: str | None = Field(None, description="replaces the client's Authorization")
+    upstream_timeout_s: float = Field(120.0, gt=0, description="per read/write, streams included")
+    upstream_connect_timeout_s: float = Field(5.0, gt=0)
+    upstream_max_connections: int = Field(100, ge=1, description="connections to the upstream")
+    proxy_method: str = Field("xml", description="text method for upstream requests, or off")
+    proxy_strict: bool = Field(False, description="malformed markup → 422 instead of fail-open")
+    local_model: str = Field("salience-local", description="model name served in process")
+    local_method: str = Field("learned", description="steering method of the local model")
+    local_max_tokens: int = Field(512, ge=1, description="new tokens per local generation")
+    local_max_waiting: int = Field(8, ge=1, description="local generations waiting their turn")
 
     log_level: str = "info"
 

@@ -27,7 +27,7 @@ CONV = parse_messages(
 )
 
 
-@pytest.mark.parametrize("method", [m for m in METHODS if m != "learned"])
+@pytest.mark.parametrize("method", METHODS)
 def test_every_method_generates_and_scores(lm: LocalModel, method: str) -> None:
     out = lm.generate(CONV, method, max_new_tokens=6)
     assert out.method == method and 0 < len(out.token_ids) <= 6
@@ -57,12 +57,11 @@ def test_sampling_is_reproducible_by_seed(lm: LocalModel) -> None:
     assert a == b
 
 
-def test_learned_without_a_fitted_file_is_a_clear_error(lm: LocalModel, tmp_path: Path) -> None:
-    if DEFAULT_FILES["learned"].exists():
-        pytest.fail("a shipped learned file exists: replace this test with one that uses it")
-    with pytest.raises(MethodError, match="no learned bias file"):
-        lm.method("learned")
+def test_a_missing_or_misshapen_bias_file_is_a_clear_error(lm: LocalModel, tmp_path: Path) -> None:
     path = tmp_path / "fit.json"
+    for name in ("learned", "pasta"):
+        with pytest.raises(MethodError, match=f"no {name} bias file"):
+            lm.method(name, bias_path=str(path))
     ImportanceBias(lm.n_layers, lm.n_heads).save(path)
     assert lm.generate(CONV, "learned", max_new_tokens=3, bias_path=str(path)).token_ids
     ImportanceBias(2, 2).save(path)

@@ -1,0 +1,208 @@
+"""Rewriting an OpenAI chat-completions request body so that a model which cannot take an
+attention bias still sees what matters: the messages are annotated (markup honoured in trusted
+roles only) and rendered with a text method (``xml``, ``caps``, ``echo``, ``system``).
+
+Only what the rendering changes is changed: untrusted messages keep their content byte for byte,
+other fields of a message (``name``, ``tool_calls``, …) and of the body are kept, list contents
+keep their non-text parts, and the ``salience`` options field is removed before the body goes
+upstream. Markup is parsed strictly: when the author's markup is malformed, salience cannot be
+sure what was meant, so the caller fails open (sends the original) or, if strict, refuses.
+
+Used by the proxy route and by the in-process httpx transports alike.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from markup import RENDER_STYLES, parse_messages, render
+from markup.errors import MarkupError, SalienceError
+from markup.rendering import rules
+
+OPTIONS_FIELD = "salience"
+OFF = ("off", "none", "plain")
+TEXT_METHODS = ("xml", "caps", "echo", "system")
+
+
+class RewriteError(SalienceError):
+    """The request cannot be annotated (bad options, bad message shapes, strict markup)."""
+
+    code = "rewrite-error"
+
+    def __init__(self, message: str, *, code: str | None = None, **where: Any) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+        self.where = {k: v for k, v in where.items() if v is not None}
+
+
+@dataclass(frozen=True)
+class Options:
+    method: str = "xml"
+    strict: bool = False  # refuse (422) instead of failing open
+    trusted_roles: tuple[str, ...] = ("system", "developer")
+
+    def merged(self, body_options: Any, headers: Mapping[str, str] | None = None) -> Options:
+        """These options, overridden by the ``X-Salience-Method``/``-Strict`` headers and then
+        by the body's ``salience`` object."""
+        method, strict = self.method, self.strict
+        if headers is not None:
+            method = headers.get("x-salience-method", method)
+            strict = _flag(headers.get("x-salience-strict"), strict)
+        if body_options is not None:
+            if not isinstance(body_options, Mapping):
+                raise RewriteError(f"'{OPTIONS_FIELD}' must be an object", code="bad-options")
+            unknown = set(body_options) - {"method", "render", "strict"}
+            if unknown:
+                raise RewriteError(
+                    f"unknown '{OPTIONS_FIELD}' option(s): {', '.join(sorted(unknown))}; "
+                    "use method (or render) and strict",
+                    code="bad-options",
+                )
+            chosen = body_options.get("method", body_options.get("render", method))
+            if not isinstance(chosen, str):
+                raise RewriteError(f"'{OPTIONS_FIELD}.method' must be a string", code="bad-options")
+            method = chosen
+            raw_strict = body_options.get("strict", strict)
+            if not isinstance(raw_strict, bool):
+                message = f"'{OPTIONS_FIELD}.strict' must be a boolean"
+                raise RewriteError(message, code="bad-options")
+            strict = raw_strict
+        return Options(method.strip().lower(), strict, self.trusted_roles)
+
+
+def _flag(value: str | None, default: bool) -> bool:
+    if value is None:
+        return default
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+@dataclass
+class Rewrite:
+    body: dict[str, Any]
+    method: str
+    changed: bool
+    spans: int = 0
+    rules: int = 0
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    def header(self) -> str:
+        """The ``X-Salience`` value: what was done."""
+        if self.method in OFF:
+            return "off"
+        state = "applied" if self.changed else "unchanged"
+        return f"{state}; method={self.method}; spans={self.spans}; rules={self.rules}"
+
+
+def fail_open_header(error: BaseException) -> str:
+    code = getattr(error, "code", None) or "internal-error"
+    parts = [f"fail-open; error={code}"]
+    for key in ("offset", "message_index"):
+        value = getattr(error, key, None)
+        if value is not None:
+            parts.append(f"{key.replace('_index', '')}={value}")
+    return "; ".join(parts)
+
+
+def options_of(body: Any) -> Any:
+    return body.get(OPTIONS_FIELD) if isinstance(body, dict) else None
+
+
+def rewrite(body: Any, options: Options, styles: Iterable[str] = TEXT_METHODS) -> Rewrite:
+    """The body to send upstream under ``options`` (already merged with the request's own)."""
+    start = time.perf_counter()
+    if not isinstance(body, dict):
+        raise RewriteError("the body must be a JSON object", code="bad-body")
+    out = {k: v for k, v in body.items() if k != OPTIONS_FIELD}
+    method = options.method
+    allowed = tuple(styles)
+    if method in OFF:
+        return Rewrite(out, method, False, seconds=time.perf_counter() - start)
+    if method not in allowed or method not in RENDER_STYLES:
+        raise RewriteError(
+            f"method {method!r} cannot be applied to a remote model; use one of: "
+            f"{', '.join((*allowed, 'off'))}",
+            code="bad-method",
+        )
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise RewriteError("'messages' must be a non-empty array", code="bad-messages")
+
+    # one pseudo-message per text piece: a string content, or each text part of a list content
+    pieces: list[tuple[int, int | None]] = []  # (message index, part index or None)
+    flat: list[dict[str, str]] = []
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict):
+            raise RewriteError("a message must be an object", code="bad-messages", message_index=i)
+        role = message.get("role")
+        if not isinstance(role, str) or not role:
+            raise RewriteError("a message needs a role", code="bad-messages", message_index=i)
+        content = message.get("content")
+        if isinstance(content, str):
+            pieces.append((i, None))
+            flat.append({"role": role, "content": content})
+        elif isinstance(content, list):
+            for j, part in enumerate(content):
+                if isinstance(part, dict) and part.get("type") == "text":
+                    text = part.get("text")
+                    if not isinstance(text, str):
+                        raise RewriteError(
+                            "a text part needs a string 'text'",
+                            code="bad-messages",
+                            message_index=i,
+                        )
+                    pieces.append((i, j))
+                    flat.append({"role": role, "content": text})
+        elif content is not None:
+            raise RewriteError(
+                "'content' must be a string, an array of parts or null",
+                code="bad-messages",
+                message_index=i,
+            )
+    if not flat:
+        return Rewrite(out, method, False, seconds=time.perf_counter() - start)
+    try:
+        conversation = parse_messages(flat, options.trusted_roles, strict=True)
+    except MarkupError as error:
+        if error.message_index is not None:
+            error.message_index = pieces[error.message_index][0]
+        raise
+    spans = sum(len(m.document.spans) for m in conversation.messages)
+    n_rules = sum(len(rules(m.document)) for m in conversation.messages)
+    if spans == 0:
+        # nothing marked: the prompt goes as it came (markup-free text is not even normalised)
+        return Rewrite(out, method, False, seconds=time.perf_counter() - start)
+    rendered = render(conversation, method)
+    assert isinstance(rendered, list)
+    inserted = rendered[: len(rendered) - len(flat)]  # ``system`` may add a system message
+    rendered = rendered[len(inserted) :]
+
+    new_messages = [dict(m) if isinstance(m, dict) else m for m in messages]
+    for k, ((i, part), new) in enumerate(zip(pieces, rendered, strict=True)):
+        document = conversation.messages[k].document
+        text = _keep_original(flat[k]["content"], document.text, new["content"], document.spans)
+        if part is None:
+            new_messages[i]["content"] = text
+        else:
+            parts = list(new_messages[i]["content"])
+            parts[part] = {**parts[part], "text": text}
+            new_messages[i]["content"] = parts
+    out["messages"] = [*inserted, *new_messages]
+    changed = out["messages"] != messages
+    return Rewrite(out, method, changed, spans, n_rules, time.perf_counter() - start)
+
+
+def _keep_original(original: str, clean: str, rendered: str, spans: Any) -> str:
+    """The rendered text, or the original where rendering only normalised it: a message
+    without spans keeps its bytes, and one that only gained a suffix (``echo``) keeps its
+    bytes before it."""
+    if not spans:
+        if rendered == clean:
+            return original
+        if rendered.startswith(clean.rstrip()):
+            return original.rstrip() + rendered[len(clean.rstrip()) :]
+    return rendered

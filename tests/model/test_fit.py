@@ -1,0 +1,137 @@
+"""Fitting the learned bias on the shipped model: the loss goes down, runs resume exactly,
+unmarked prompts are untouched, and the shipped file loads and changes what the model says."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+
+from evals import distractors, split, training
+from markup import Conversation, parse_messages
+from model.bias import ImportanceBias
+from model.fit import FitConfig, batch_indices, example_loss, fit, heatmap, save_curve
+from model.local import LocalModel
+from model.methods import DEFAULT_FILES, Method
+
+
+@dataclass(frozen=True)
+class Ex:
+    conversation: Conversation
+    target: str
+    anchor: bool = False
+
+
+def _rule(rule: str, question: str) -> Conversation:
+    background = " ".join(s for s, _ in distractors.prose_sentences()[:6])
+    return parse_messages(
+        [{"role": "user", "content": f"<rule>{rule}</rule>\n\n{background}\n\n{question}"}],
+        format="tags",
+    )
+
+
+EXAMPLES = [
+    Ex(_rule("Answer in all capital letters.", "What is the capital of Italy?"), "ROME."),
+    Ex(_rule("End with the word 'Done'.", "What is 2 + 2?"), "4. Done"),
+    Ex(_rule("Answer in all capital letters.", "Name a primary colour."), "RED.", anchor=True),
+]
+CONFIG = FitConfig(steps=6, batch=2, lr=0.2, kl=0.1, l2=0.0, seed=3, checkpoint_every=2)
+
+
+def _mean_nll(lm: LocalModel, bias: ImportanceBias) -> float:
+    with torch.no_grad():
+        return sum(example_loss(lm, bias, e, CONFIG)[1] for e in EXAMPLES) / len(EXAMPLES)
+
+
+def test_a_few_steps_lower_the_loss_and_move_only_marked_levels(
+    lm: LocalModel, tmp_path: Path
+) -> None:
+    before = _mean_nll(lm, ImportanceBias(lm.n_layers, lm.n_heads))
+    bias, curve = fit(lm, EXAMPLES, CONFIG, validation=EXAMPLES[:1])
+    after = _mean_nll(lm, bias)
+    assert after < before - 0.05, (before, after)
+    assert len(curve.loss) == CONFIG.steps and curve.val_step == [CONFIG.steps]
+    beta = bias.beta.detach()
+    assert beta[0].abs().sum() > 0  # hard: the rules are <rule>
+    assert beta[1:].abs().sum() == 0  # no high, normal or low tokens in these prompts
+    assert all(not p.requires_grad for p in lm.model.parameters())
+    assert bias.meta["fit"]["seed"] == CONFIG.seed and bias.meta["method"] == "learned"
+    save_curve(curve, tmp_path / "curve")
+    heatmap(bias, tmp_path / "beta")
+    assert (tmp_path / "curve.png").stat().st_size > 0 and (tmp_path / "beta.svg").exists()
+
+
+def test_a_resumed_fit_equals_an_uninterrupted_one(lm: LocalModel, tmp_path: Path) -> None:
+    whole, _ = fit(lm, EXAMPLES, FitConfig(**{**CONFIG.__dict__, "steps": 4}))
+    ckpt = tmp_path / "fit.ckpt"
+    fit(lm, EXAMPLES, FitConfig(**{**CONFIG.__dict__, "steps": 2}), checkpoint=ckpt)
+    resumed, curve = fit(
+        lm, EXAMPLES, FitConfig(**{**CONFIG.__dict__, "steps": 4}), checkpoint=ckpt
+    )
+    assert curve.step == [1, 2, 3, 4]
+    torch.testing.assert_close(resumed.beta, whole.beta, atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="other settings"):
+        fit(lm, EXAMPLES, FitConfig(**{**CONFIG.__dict__, "lr": 0.01}), checkpoint=ckpt)
+
+
+def test_batches_depend_on_seed_and_step_only() -> None:
+    assert batch_indices(10, 4, 0, 7) == batch_indices(10, 4, 0, 7)
+    assert batch_indices(10, 4, 0, 7) != batch_indices(10, 4, 0, 8)
+    assert sorted(batch_indices(3, 8, 0, 0)) == [0, 1, 2]
+
+
+def test_a_bias_leaves_prompts_without_marks_unchanged(lm: LocalModel) -> None:
+    bias = ImportanceBias(lm.n_layers, lm.n_heads)
+    with torch.no_grad():
+        bias.beta.normal_(0, 3)
+    plain = parse_messages([{"role": "user", "content": "What is the capital of Italy?"}])
+    method = Method("x", bias=bias, layers=set(range(lm.n_layers)))
+    steered, _ = lm.continuation_logits(plain, "Rome.", method)
+    stock, _ = lm.continuation_logits(plain, "Rome.", "none")
+    torch.testing.assert_close(steered, stock, atol=1e-4, rtol=0)
+
+
+def test_training_data_comes_from_the_train_split_alone() -> None:
+    def answer(conversation: Conversation) -> str:
+        # a deterministic stand-in for the model's answer: the task's expected keyword
+        text = conversation.messages[-1].document.text
+        task = next(t for t in split.tasks("train") if t.prompt in text)
+        return f"It is {task.expect[0] if task.expect else 'done'}." if task.expect else "Done."
+
+    data = training.build(answer, lambda s: len(s.split()), items=24, variants=3, seed=1)
+    assert data.examples, data.skipped
+    train_families = {f.id for f in split.families("train")}
+    train_tasks = {t.id for t in split.tasks("train")}
+    test_prompts = [t.prompt.replace("\n\n", " ") for t in split.tasks("test")]
+    for e in data.examples:
+        assert e.family in train_families and e.task in train_tasks
+        text = " ".join(m.document.text for m in e.conversation.messages)
+        assert not any(p in text for p in test_prompts), e
+    assert {e.kind for e in data.examples} >= {"similar"}
+    assert any(e.anchor for e in data.examples)
+    assert any(e.length > 0 for e in data.examples)
+    # the dataset version changes with what the fit sees
+    other = training.build(answer, lambda s: len(s.split()), items=24, variants=3, seed=2)
+    assert other.version != data.version
+
+
+def test_the_shipped_learned_file_loads_and_changes_generation(lm: LocalModel) -> None:
+    path = DEFAULT_FILES["learned"]
+    bias = ImportanceBias.load(path)
+    meta = bias.meta
+    assert meta["method"] == "learned" and meta["command"].startswith("salience model fit")
+    assert meta["data_version"] and meta["fit"]["seed"] is not None
+    assert path.stat().st_size < 64_000  # kilobytes, not a model
+    conv = EXAMPLES[0].conversation
+    learned = lm.method("learned")
+    steered, _ = lm.continuation_logits(conv, "ROME.", learned)
+    stock, _ = lm.continuation_logits(conv, "ROME.", "none")
+    assert float((steered - stock).abs().max()) > 0.1
+    outs = [
+        (lm.generate(e.conversation, "none", max_new_tokens=12).text,
+         lm.generate(e.conversation, "learned", max_new_tokens=12).text)
+        for e in EXAMPLES
+    ]  # fmt: skip
+    assert any(a != b for a, b in outs), outs
