@@ -190,7 +190,7 @@ def _refusal(error: BaseException) -> Response:
             offset=getattr(error, "offset", None),
             line=getattr(error, "line", None),
             column=getattr(error, "column", None),
-            message_index=getattr(error, "message_index", None) or where.get("message_index"),
+            message_index=getattr(error, "message_index", where.get("message_index")),
         )
     return openai_error(422, f"annotation failed: {error}", "annotation-failed")
 
