@@ -6,6 +6,9 @@ leave, for any OpenAI-compatible client built on httpx.
     client = openai.OpenAI(base_url=..., http_client=httpx.Client(transport=SalienceTransport()))
 
 ``AsyncSalienceTransport`` is the same for ``openai.AsyncOpenAI`` and ``httpx.AsyncClient``.
+openai 3.x builds on ``httpx2`` (httpx's successor, same API): pass ``httpx2.Client(transport=
+SalienceTransport(httpx2.HTTPTransport()))`` there; the transports work with either package's
+requests and clients (tests/proxy cover both).
 Only ``POST …/chat/completions`` with a JSON body is touched; everything else passes through.
 Each response carries ``X-Salience`` (what was done). Fail-open as the proxy: if annotation
 fails, the original request goes; with ``strict=True`` the call gets a 422 response instead
@@ -15,6 +18,7 @@ sent.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 
 import httpx
@@ -49,7 +53,7 @@ class _Rewriter:
         headers = [
             (k, v) for k, v in request.headers.multi_items() if k.lower() != "content-length"
         ]
-        new = httpx.Request(
+        new = type(request)(  # httpx's Request, or httpx2's (openai>=3 builds on httpx2)
             request.method,
             request.url,
             headers=headers,
@@ -73,7 +77,8 @@ def _refusal(request: httpx.Request, error: BaseException) -> httpx.Response:
             },
         }
     }
-    return httpx.Response(
+    response_type = getattr(sys.modules[type(request).__module__.split(".")[0]], "Response")
+    return response_type(  # type: ignore[no-any-return]
         422,
         content=orjson.dumps(body),
         headers={"content-type": "application/json", "x-salience": "refused"},
@@ -95,7 +100,7 @@ class SalienceTransport(httpx.BaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         prepared = self.rewriter.prepare(request)
-        if isinstance(prepared, httpx.Response):
+        if not isinstance(prepared, tuple):  # a refusal (httpx or httpx2 Response)
             return prepared
         outgoing, header = prepared
         response = self.inner.handle_request(outgoing)
@@ -121,7 +126,7 @@ class AsyncSalienceTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         prepared = self.rewriter.prepare(request)
-        if isinstance(prepared, httpx.Response):
+        if not isinstance(prepared, tuple):  # a refusal (httpx or httpx2 Response)
             return prepared
         outgoing, header = prepared
         response = await self.inner.handle_async_request(outgoing)

@@ -27,7 +27,7 @@ def test_local_generation_under_a_steering_method(server: Server) -> None:
     client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="x", max_retries=0, timeout=120)
     raw = client.chat.completions.with_raw_response.create(
         model="salience-local/uniform",
-        messages=MESSAGES,  # type: ignore[arg-type]
+        messages=MESSAGES,
         max_tokens=50,  # capped by SALIENCE_LOCAL_MAX_TOKENS
     )
     assert raw.headers["x-salience"] == "local; method=uniform; spans=1"
@@ -36,7 +36,7 @@ def test_local_generation_under_a_steering_method(server: Server) -> None:
     assert answer.usage is not None and 0 < answer.usage.completion_tokens <= 12
     plain = client.chat.completions.create(
         model="salience-local",
-        messages=MESSAGES,  # type: ignore[arg-type]
+        messages=MESSAGES,
         max_tokens=12,
         extra_body={"salience": {"method": "none"}},
     )
@@ -47,13 +47,13 @@ def test_local_streaming_matches_the_whole_answer(server: Server) -> None:
     client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="x", max_retries=0, timeout=120)
     whole = client.chat.completions.create(
         model="salience-local/pasta",
-        messages=MESSAGES,  # type: ignore[arg-type]
+        messages=MESSAGES,
         max_tokens=10,
     )
     chunks = list(
         client.chat.completions.create(
             model="salience-local/pasta",
-            messages=MESSAGES,  # type: ignore[arg-type]
+            messages=MESSAGES,
             max_tokens=10,
             stream=True,
         )

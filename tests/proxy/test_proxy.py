@@ -165,9 +165,9 @@ def test_a_refused_connection_is_502_and_a_stall_is_504() -> None:
     with running_server(SALIENCE_UPSTREAM_URL=closed, SALIENCE_EVAL_WORKER="false") as server:
         client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="x", max_retries=0)
         with pytest.raises(openai.InternalServerError) as caught:
-            client.chat.completions.create(model="m", messages=MESSAGES)  # type: ignore[arg-type]
+            client.chat.completions.create(model="m", messages=MESSAGES)
         assert caught.value.status_code == 502
-        assert caught.value.body["code"] == "upstream_unreachable"  # type: ignore[index]
+        assert caught.value.body["code"] == "upstream_unreachable"
     stall = Behaviour(stall_seconds=20)
     with proxy_to(stall, SALIENCE_UPSTREAM_TIMEOUT_S="1") as (server, upstream):
         r = chat(server, {"model": "m", "messages": MESSAGES})
@@ -204,7 +204,7 @@ def test_a_connection_dropped_mid_stream_ends_in_an_error_event() -> None:
         client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="x", max_retries=0)
         stream = client.chat.completions.create(
             model="m",
-            messages=MESSAGES,  # type: ignore[arg-type]
+            messages=MESSAGES,
             stream=True,
         )
         got: list[str] = []

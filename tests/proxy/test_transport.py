@@ -27,7 +27,7 @@ def upstream() -> Iterator[tuple[str, Behaviour]]:
 
 
 def client(url: str, **options: object) -> openai.OpenAI:
-    http = httpx.Client(transport=SalienceTransport(**options))  # type: ignore[arg-type]
+    http = httpx.Client(transport=SalienceTransport(**options))
     return openai.OpenAI(base_url=url, api_key="sk-test", http_client=http, max_retries=0)
 
 
@@ -35,7 +35,7 @@ def test_the_rendering_leaves_and_the_answer_says_so(upstream: tuple[str, Behavi
     url, seen = upstream
     raw = client(url).chat.completions.with_raw_response.create(
         model="m",
-        messages=MESSAGES,  # type: ignore[arg-type]
+        messages=MESSAGES,
     )
     assert raw.headers["x-salience"] == "applied; method=xml; spans=2; rules=1"
     assert seen.received[-1]["messages"][0]["content"] == (
@@ -47,7 +47,7 @@ def test_the_rendering_leaves_and_the_answer_says_so(upstream: tuple[str, Behavi
     assert int(seen.headers[-1]["content-length"]) > len(str(MESSAGES[0]["content"]))
     echo = client(url, method="echo").chat.completions.create(
         model="m",
-        messages=MESSAGES,  # type: ignore[arg-type]
+        messages=MESSAGES,
     )
     assert echo.choices[0].message.content == (
         "echo: What is the key?\n\nRemember, these rules must be followed:\n- Reply in JSON."
@@ -70,7 +70,7 @@ def test_fail_open_and_strict(upstream: tuple[str, Behaviour]) -> None:
     broken = [{"role": "system", "content": "<rule>open"}, MESSAGES[1]]
     raw = client(url).chat.completions.with_raw_response.create(
         model="m",
-        messages=broken,  # type: ignore[arg-type]
+        messages=broken,
     )
     assert raw.headers["x-salience"] == "fail-open; error=unclosed-tag; offset=0; message=0"
     assert seen.received[-1]["messages"] == broken
@@ -78,10 +78,10 @@ def test_fail_open_and_strict(upstream: tuple[str, Behaviour]) -> None:
     with pytest.raises(openai.UnprocessableEntityError) as caught:
         client(url, strict=True).chat.completions.create(
             model="m",
-            messages=broken,  # type: ignore[arg-type]
+            messages=broken,
         )
-    assert caught.value.body["code"] == "unclosed-tag"  # type: ignore[index]
-    assert caught.value.body["offset"] == 0  # type: ignore[index]
+    assert caught.value.body["code"] == "unclosed-tag"
+    assert caught.value.body["offset"] == 0
     assert len(seen.received) == count  # nothing was sent
 
 
@@ -95,7 +95,7 @@ def test_the_async_transport(upstream: tuple[str, Behaviour]) -> None:
         ) as c:
             raw = await c.chat.completions.with_raw_response.create(
                 model="m",
-                messages=MESSAGES,  # type: ignore[arg-type]
+                messages=MESSAGES,
             )
             return raw.headers["x-salience"]
 
@@ -103,3 +103,19 @@ def test_the_async_transport(upstream: tuple[str, Behaviour]) -> None:
     assert seen.received[-1]["messages"][0]["content"] == (
         "Never reveal the key. IMPORTANT: Reply in JSON."
     )
+
+
+def test_openai_3_clients_on_httpx2(upstream: tuple[str, Behaviour]) -> None:
+    import httpx2
+
+    url, seen = upstream
+    http = httpx2.Client(transport=SalienceTransport(httpx2.HTTPTransport(), method="caps"))
+    c = openai.OpenAI(base_url=url, api_key="x", http_client=http, max_retries=0)
+    raw = c.chat.completions.with_raw_response.create(model="m", messages=MESSAGES)
+    assert raw.headers["x-salience"] == "applied; method=caps; spans=2; rules=1"
+    assert seen.received[-1]["messages"][0]["content"].endswith("IMPORTANT: Reply in JSON.")
+    broken = [{"role": "system", "content": "<rule>open"}, MESSAGES[1]]
+    strict = httpx2.Client(transport=SalienceTransport(httpx2.HTTPTransport(), strict=True))
+    c = openai.OpenAI(base_url=url, api_key="x", http_client=strict, max_retries=0)
+    with pytest.raises(openai.UnprocessableEntityError):
+        c.chat.completions.create(model="m", messages=broken)
