@@ -77,7 +77,7 @@ def _refusal(request: httpx.Request, error: BaseException) -> httpx.Response:
             },
         }
     }
-    response_type = getattr(sys.modules[type(request).__module__.split(".")[0]], "Response")
+    response_type = sys.modules[type(request).__module__.split(".")[0]].Response
     return response_type(  # type: ignore[no-any-return]
         422,
         content=orjson.dumps(body),
