@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
-import httpx
 from fastapi import FastAPI
 
 from markup import EncodingUnavailableError, load_encoding
@@ -22,6 +21,7 @@ from .core.config import Settings
 from .core.metrics import Metrics, MetricsMiddleware
 from .jobs import JobManager
 from .proxy.local import LocalEngine
+from .proxy.upstream import Upstream
 
 log = logging.getLogger("salience.service")
 
@@ -65,7 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             if app.state.upstream is not None:
-                await app.state.upstream.aclose()
+                await app.state.upstream.close()
             pool.shutdown(wait=False, cancel_futures=True)
             big_pool.shutdown(wait=False, cancel_futures=True)
             if jobs is not None:
@@ -94,17 +94,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-def _upstream_client(settings: Settings) -> httpx.AsyncClient | None:
-    """The one pooled client of the proxy's upstream: bounded connections, every phase timed."""
+def _upstream_client(settings: Settings) -> Upstream | None:
+    """The proxy's one pooled upstream: bounded connections, every phase timed."""
     if not settings.upstream_url:
         return None
-    return httpx.AsyncClient(
-        base_url=settings.upstream_url.rstrip("/") + "/",
-        timeout=httpx.Timeout(
-            settings.upstream_timeout_s, connect=settings.upstream_connect_timeout_s, pool=5.0
-        ),
-        limits=httpx.Limits(
-            max_connections=settings.upstream_max_connections,
-            max_keepalive_connections=settings.upstream_max_connections,
-        ),
+    return Upstream(
+        settings.upstream_url,
+        settings.upstream_timeout_s,
+        settings.upstream_connect_timeout_s,
+        settings.upstream_max_connections,
     )

@@ -22,12 +22,11 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from functools import partial
 from typing import Any, TypeVar
 
 import anyio
-import httpx
 import orjson
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import iterate_in_threadpool
@@ -48,6 +47,7 @@ from ...proxy.rewrite import (
     options_of,
     rewrite,
 )
+from ...proxy.upstream import Upstream, UpstreamError, UpstreamResponse
 
 router = APIRouter(prefix="/v1", tags=["proxy"])
 T = TypeVar("T")
@@ -152,7 +152,7 @@ async def chat_completions(request: Request) -> Response:
     method = _local_method(model, settings) if isinstance(model, str) else None
     if method is not None:
         return await _local(request, body, method, settings)
-    upstream: httpx.AsyncClient | None = request.app.state.upstream
+    upstream: Upstream | None = request.app.state.upstream
     if upstream is None:
         return openai_error(
             404,
@@ -206,73 +206,68 @@ def _upstream_headers(request: Request, settings: Settings) -> dict[str, str]:
     return headers
 
 
-def _returned_headers(upstream: httpx.Headers) -> dict[str, str]:
+def _returned_headers(upstream: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in upstream.items() if k.lower().startswith(RETURN_HEADER_PREFIXES)}
 
 
-def _transport_error(error: Exception, settings: Settings) -> Response:
-    where = settings.upstream_url
-    if isinstance(error, httpx.PoolTimeout):
-        return openai_error(
-            503, "the proxy's upstream connection pool is exhausted", "proxy_busy", "server_error"
-        )
-    if isinstance(error, httpx.TimeoutException):
-        return openai_error(
-            504,
-            f"the upstream at {where} did not answer in time ({type(error).__name__})",
-            "upstream_timeout",
-            "upstream_error",
-        )
-    return openai_error(
-        502,
-        f"the upstream at {where} could not be reached or broke the connection "
-        f"({type(error).__name__}: {error})",
-        "upstream_unreachable",
-        "upstream_error",
-    )
+def _upstream_error(error: UpstreamError, settings: Settings) -> Response:
+    if error.kind == "busy":
+        return openai_error(503, str(error), "proxy_busy", "server_error")
+    where = f"the upstream at {settings.upstream_url}"
+    if error.kind == "timeout":
+        return openai_error(504, f"{where}: {error}", "upstream_timeout", "upstream_error")
+    return openai_error(502, f"{where}: {error}", "upstream_unreachable", "upstream_error")
 
 
 async def _forward(
     request: Request,
-    client: httpx.AsyncClient,
+    upstream: Upstream,
     content: bytes,
     salience: str,
     annotate_s: float,
     stream: bool,
     settings: Settings,
 ) -> Response:
-    upstream_request = client.build_request(
-        "POST", "chat/completions", content=content, headers=_upstream_headers(request, settings)
-    )
+    headers_out = _upstream_headers(request, settings)
     start = time.perf_counter()
+    elapsed = 0.0
+
+    async def exchange() -> tuple[UpstreamResponse, bytes | None]:
+        """Headers, and the whole body unless it is a stream to relay (one disconnect watch
+        for both: every task saved is latency saved)."""
+        nonlocal elapsed
+        response = await upstream.send("POST", "chat/completions", content, headers_out)
+        elapsed = time.perf_counter() - start
+        relay = (
+            stream and response.status == 200 and SSE in response.headers.get("content-type", "")
+        )
+        if relay:
+            return response, None
+        try:
+            return response, await response.read()
+        finally:
+            response.close()
+
     try:
-        response = await until_disconnect(request, client.send(upstream_request, stream=True))
+        response, body = await until_disconnect(request, exchange())
     except ClientGone:
         return Response(status_code=499)
-    except httpx.TransportError as error:
-        return _transport_error(error, settings)
+    except UpstreamError as error:
+        return _upstream_error(error, settings)
     headers = _returned_headers(response.headers)
     headers["x-salience"] = salience
-    headers["server-timing"] = _timing(annotate=annotate_s, upstream=time.perf_counter() - start)
-    if stream and response.status_code == 200 and SSE in response.headers.get("content-type", ""):
+    headers["server-timing"] = _timing(annotate=annotate_s, upstream=elapsed)
+    if body is None:
         return LiveStreamingResponse(_relay(response), 200, headers=headers, media_type=SSE)
-    try:
-        body = await until_disconnect(request, response.aread())
-    except ClientGone:
-        return Response(status_code=499)
-    except httpx.TransportError as error:
-        return _transport_error(error, settings)
-    finally:
-        await response.aclose()
-    return Response(body, response.status_code, headers=headers)
+    return Response(body, response.status, headers=headers)
 
 
-async def _relay(response: httpx.Response) -> AsyncIterator[bytes]:
+async def _relay(response: UpstreamResponse) -> AsyncIterator[bytes]:
     """Upstream events as they come, whole events only: if the upstream breaks off mid-event,
     the partial event is dropped and an error event ends the stream."""
     pending = b""
     try:
-        async for chunk in response.aiter_raw():
+        async for chunk in response.chunks():
             pending += chunk
             cut = pending.rfind(b"\n\n")
             if cut >= 0:
@@ -280,13 +275,15 @@ async def _relay(response: httpx.Response) -> AsyncIterator[bytes]:
                 pending = pending[cut + 2 :]
         if pending.strip():
             yield pending
-    except httpx.TimeoutException:
-        yield _sse_error(504, "the upstream stalled mid-stream", "upstream_timeout")
-    except httpx.TransportError as error:
-        message = f"the upstream broke off the stream ({error})"
-        yield _sse_error(502, message, "upstream_unreachable")
+    except UpstreamError as error:
+        if error.kind == "timeout":
+            yield _sse_error(504, "the upstream stalled mid-stream", "upstream_timeout")
+        else:
+            yield _sse_error(
+                502, f"the upstream broke off the stream ({error})", "upstream_unreachable"
+            )
     finally:
-        await response.aclose()
+        response.close()
 
 
 async def _local(request: Request, body: Any, method: str, settings: Settings) -> Response:
@@ -378,18 +375,23 @@ async def models(request: Request) -> Response:
         data.append(
             {"id": settings.local_model, "object": "model", "created": 0, "owned_by": "salience"}
         )
-    upstream: httpx.AsyncClient | None = request.app.state.upstream
+    upstream: Upstream | None = request.app.state.upstream
     if upstream is not None:
         try:
-            response = await upstream.get("models", headers=_upstream_headers(request, settings))
-        except httpx.TransportError as error:
-            return _transport_error(error, settings)
-        if response.status_code != 200:
-            headers = _returned_headers(response.headers)
-            return Response(response.content, response.status_code, headers=headers)
+            response = await upstream.send(
+                "GET", "models", None, _upstream_headers(request, settings)
+            )
+            try:
+                content = await response.read()
+            finally:
+                response.close()
+        except UpstreamError as error:
+            return _upstream_error(error, settings)
+        if response.status != 200:
+            return Response(content, response.status, headers=_returned_headers(response.headers))
         try:
-            listed = response.json().get("data", [])
-        except ValueError:
+            listed = orjson.loads(content).get("data", [])
+        except (orjson.JSONDecodeError, AttributeError):
             return openai_error(502, "the upstream's model list is not JSON", "bad_upstream")
         data.extend(m for m in listed if isinstance(m, dict))
     return Response(orjson.dumps({"object": "list", "data": data}), media_type="application/json")
