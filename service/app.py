@@ -9,13 +9,16 @@ import logging
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
 
 from markup import EncodingUnavailableError, load_encoding
 
 from .annotator import Annotator
-from .api.routes import annotate, encodings, eval, health, openai
+from .api.routes import annotate, encodings, eval, health, model, openai
 from .core import problems
 from .core.config import Settings
 from .core.metrics import Metrics, MetricsMiddleware
@@ -24,6 +27,7 @@ from .proxy.local import LocalEngine
 from .proxy.upstream import Upstream
 
 log = logging.getLogger("salience.service")
+STATIC = Path(__file__).resolve().parent / "static"
 
 DESCRIPTION = """\
 salience parses importance markup in prompts — `<rule>` tags, Markdown emphasis and callouts,
@@ -90,6 +94,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(eval.router)
     app.include_router(openai.router)
+    app.include_router(model.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        """The page: annotate a prompt, see spans, tokens and bias; watch eval jobs."""
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
 

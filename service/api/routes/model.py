@@ -1,0 +1,122 @@
+"""``/model/bias``: what a steering method adds to each of the local model's prompt tokens.
+
+The prompt is built as the model sees it (chat template, the model's own tokens, each token's
+importance level). A bias method adds β[level, layer, head] to the attention logits of a key;
+per token this route reports the mean and the extremes of that β over the layers and heads,
+and whether the token's queries are steered (the gate). Text methods add no bias: their tokens
+show the rewritten prompt instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from markup import LEVELS, parse_messages
+from markup.errors import SalienceError
+
+from ...core.guard import GuardedRoute
+from ...core.problems import ProblemError
+from ...proxy.local import LocalEngine
+from ..schemas import PROBLEM_RESPONSES
+
+router = APIRouter(route_class=GuardedRoute, tags=["model"])
+MAX_MESSAGES = 64
+
+
+class BiasRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    messages: list[dict[str, Any]] = Field(
+        ...,
+        min_length=1,
+        max_length=MAX_MESSAGES,
+        examples=[[{"role": "system", "content": "<rule>Answer in French.</rule>"}]],
+    )
+    method: str = Field("uniform", examples=["uniform", "pasta", "learned", "xml"])
+    trusted_roles: list[str] | None = None
+    format: str = "auto"
+
+
+class BiasToken(BaseModel):
+    id: int
+    text: str
+    level: str | None
+    bias_mean: float
+    bias_min: float
+    bias_max: float
+    steered: bool  # this position's queries get the bias
+
+
+class BiasResponse(BaseModel):
+    method: str
+    kind: str  # "bias", "text" or "none"
+    tokens: list[BiasToken]
+    layers: int
+    heads: int
+
+
+@router.post(
+    "/model/bias",
+    response_model=BiasResponse,
+    responses=PROBLEM_RESPONSES,
+    summary="The local model's tokens and the bias a method puts on each",
+)
+async def bias(body: BiasRequest, request: Request) -> Any:
+    settings = request.app.state.settings
+    engine: LocalEngine = request.app.state.local
+    roles = body.trusted_roles if body.trusted_roles is not None else settings.trusted_roles
+    try:
+        conversation = parse_messages(body.messages, roles, body.format)
+    except SalienceError as error:
+        raise ProblemError(422, error.code, "Invalid messages", str(error)) from error
+    try:
+        lm = await engine.model()
+    except Exception as error:
+        raise ProblemError(
+            503, "model-unavailable", "Model unavailable", f"the local model: {error}"
+        ) from error
+    try:
+        method = lm.method(body.method)
+    except SalienceError as error:
+        raise ProblemError(422, error.code, "Unknown method", str(error)) from error
+
+    def compute() -> dict[str, Any]:
+        from model.local import query_gate
+
+        prompt = lm.prompt(conversation, method)
+        levels = prompt.levels.tolist()
+        ids = prompt.input_ids.tolist()
+        gate = query_gate(prompt, method.gate) if method.bias is not None else None
+        beta = method.bias.beta.detach() if method.bias is not None else None
+        tokens = []
+        for i, (token, level) in enumerate(zip(ids, levels, strict=True)):
+            if beta is not None and level >= 0:
+                values = beta[level]
+                stats = (float(values.mean()), float(values.min()), float(values.max()))
+            else:
+                stats = (0.0, 0.0, 0.0)
+            tokens.append(
+                {
+                    "id": int(token),
+                    "text": str(lm.tokenizer.decode([token])),
+                    "level": LEVELS[level].value if level >= 0 else None,
+                    "bias_mean": round(stats[0], 4),
+                    "bias_min": round(stats[1], 4),
+                    "bias_max": round(stats[2], 4),
+                    "steered": bool(beta is not None and (gate is None or bool(gate[i]))),
+                }
+            )
+        kind = "bias" if beta is not None else ("text" if method.render else "none")
+        return {
+            "method": method.name,
+            "kind": kind,
+            "tokens": tokens,
+            "layers": lm.n_layers,
+            "heads": lm.n_heads,
+        }
+
+    return await asyncio.to_thread(compute)
