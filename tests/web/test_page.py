@@ -145,6 +145,14 @@ def test_the_bias_per_token_on_the_local_model(page: Page) -> None:
     assert biased.count() >= 5
     assert {biased.nth(i).get_attribute("data-bias") for i in range(biased.count())} == {"1.5"}
     assert page.locator("#bias .bias-tok.lvl-high").first.get_attribute("data-bias") == "0.75"
+    # the answers with none and with the method, side by side
+    page.fill("#max-tokens", "8")
+    page.click("#compare")
+    expect(page.locator("#model-status")).to_have_text("done", timeout=120_000)
+    expect(page.locator("#answer-method-name")).to_have_text("uniform")
+    for box in ("#answer-none", "#answer-method"):
+        text = page.inner_text(box)
+        assert text.strip() and text != "…" and not text.startswith("error"), text
     page.screenshot(path=str(ROOT / "docs" / "page.png"), full_page=True)  # README's picture
 
 

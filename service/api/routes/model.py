@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from markup import LEVELS, parse_messages
+from markup import LEVELS, Format, parse_messages
 from markup.errors import SalienceError
 
 from ...core.guard import GuardedRoute
@@ -38,7 +38,7 @@ class BiasRequest(BaseModel):
     )
     method: str = Field("uniform", examples=["uniform", "pasta", "learned", "xml"])
     trusted_roles: list[str] | None = None
-    format: str = "auto"
+    format: Format = Format.AUTO
 
 
 class BiasToken(BaseModel):
@@ -62,7 +62,10 @@ class BiasResponse(BaseModel):
 @router.post(
     "/model/bias",
     response_model=BiasResponse,
-    responses=PROBLEM_RESPONSES,
+    responses={
+        **PROBLEM_RESPONSES,
+        503: {"description": "the local model is unavailable", **PROBLEM_RESPONSES[422]},
+    },
     summary="The local model's tokens and the bias a method puts on each",
 )
 async def bias(body: BiasRequest, request: Request) -> Any:

@@ -58,6 +58,66 @@ RETURN_HEADER_PREFIXES = ("content-type", "openai-", "x-request-id", "retry-afte
 SSE = "text/event-stream"
 
 
+_ERROR = {
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["error"],
+                "properties": {"error": {"type": "object", "required": ["message"]}},
+            }
+        }
+    }
+}
+PROXY_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "the completion; a text/event-stream of chunks when `stream` is true",
+        "content": {"application/json": {"schema": {"type": "object"}}, SSE: {}},
+    },
+    **{
+        status: {"description": description, **_ERROR}
+        for status, description in {
+            400: "invalid JSON, or a request the local model cannot take",
+            404: "neither the local model nor an upstream serves this model",
+            408: "the body did not arrive in time",
+            413: "body over the limit",
+            415: "not application/json",
+            422: "strict: the markup does not parse (offset, line, column, message_index)",
+            429: "too many local generations waiting (or the upstream's own 429)",
+            502: "the upstream refused or broke the connection",
+            503: "the upstream pool is exhausted, or the local model is unavailable",
+            504: "the upstream did not answer in time",
+        }.items()
+    },
+    "default": {"description": "the upstream's own error, passed through", **_ERROR},
+}
+CHAT_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["model", "messages"],
+                "additionalProperties": True,
+                "properties": {
+                    "model": {"type": "string", "examples": ["salience-local/uniform"]},
+                    "messages": {"type": "array", "minItems": 1, "items": {"type": "object"}},
+                    "stream": {"type": "boolean"},
+                    "salience": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "properties": {
+                            "method": {"type": "string", "examples": ["xml", "caps", "off"]},
+                            "strict": {"type": "boolean"},
+                        },
+                    },
+                },
+            }
+        }
+    },
+}
+
+
 class ClientGone(Exception):
     """The client disconnected before the answer was ready."""
 
@@ -136,6 +196,8 @@ def _local_method(model: str, settings: Settings) -> str | None:
     "/chat/completions",
     summary="OpenAI-compatible chat completions, with importance markup heeded",
     response_model=None,
+    responses=PROXY_RESPONSES,
+    openapi_extra={"requestBody": CHAT_BODY},
 )
 async def chat_completions(request: Request) -> Response:
     settings: Settings = request.app.state.settings
@@ -148,8 +210,10 @@ async def chat_completions(request: Request) -> Response:
     except orjson.JSONDecodeError as error:
         detail = f"the body is not valid JSON: {error}"
         return openai_error(400, detail, "invalid_json", offset=error.pos)
-    model = body.get("model") if isinstance(body, dict) else None
-    method = _local_method(model, settings) if isinstance(model, str) else None
+    if not isinstance(body, dict) or not isinstance(body.get("model"), str):
+        return openai_error(400, "the body must be an object with a string 'model'", "bad-body")
+    model = body["model"]
+    method = _local_method(model, settings)
     if method is not None:
         return await _local(request, body, method, settings)
     upstream: Upstream | None = request.app.state.upstream
@@ -367,7 +431,18 @@ async def _until_stopped(
         release()
 
 
-@router.get("/models", summary="The local model and the upstream's models", response_model=None)
+@router.get(
+    "/models",
+    summary="The local model and the upstream's models",
+    response_model=None,
+    responses={
+        200: {"description": "the model list", "content": {"application/json": {}}},
+        502: {"description": "the upstream refused or broke the connection", **_ERROR},
+        503: {"description": "the upstream pool is exhausted", **_ERROR},
+        504: {"description": "the upstream did not answer in time", **_ERROR},
+        "default": {"description": "the upstream's own error, passed through", **_ERROR},
+    },
+)
 async def models(request: Request) -> Response:
     settings: Settings = request.app.state.settings
     data: list[dict[str, Any]] = []
