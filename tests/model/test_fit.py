@@ -28,6 +28,7 @@ def _rule(rule: str, question: str) -> Conversation:
     background = " ".join(s for s, _ in distractors.prose_sentences()[:6])
     return parse_messages(
         [{"role": "user", "content": f"<rule>{rule}</rule>\n\n{background}\n\n{question}"}],
+        trusted_roles=("user",),
         format="tags",
     )
 
