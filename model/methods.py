@@ -11,6 +11,9 @@ uniform  β on every layer and head (InstABoost-like): hard β, high β/2; queri
 pasta    β on the heads that PASTA's profiling picked (an ImportanceBias file)
 learned  the fitted ImportanceBias file (per level, layer and head)
 spa      Selective Prompt Anchoring: logits + ω·(logits − logits with the marked text masked)
+
+A parameter can ride in the name: ``uniform@0.75`` is uniform with β = 0.75, ``spa@2`` is spa
+with ω = 2 (so an eval grid can compare strengths side by side).
 """
 
 from __future__ import annotations
@@ -55,6 +58,18 @@ def resolve(name: str, n_layers: int, n_heads: int, **options: Any) -> Method:
     """The method ``name`` for a model of this shape. Options: ``beta`` (uniform), ``bias_path``
     (pasta, learned), ``gate`` ("after" or "all"), ``omega`` (spa)."""
     name = "none" if name == "plain" else name
+    if "@" in name:
+        base, _, value = name.partition("@")
+        key = {"uniform": "beta", "spa": "omega"}.get(base)
+        if key is None:
+            raise MethodError(f"only uniform@β and spa@ω take a value in the name, not {name!r}")
+        try:
+            options = {**options, key: float(value)}
+        except ValueError:
+            raise MethodError(f"{name!r}: {value!r} is not a number") from None
+        method = resolve(base, n_layers, n_heads, **options)
+        method.name = name
+        return method
     gate = str(options.get("gate", "after"))
     if gate not in ("after", "all"):
         raise MethodError(f"gate must be 'after' or 'all', not {gate!r}")

@@ -120,3 +120,15 @@ def test_generate_cli_compares_methods() -> None:
     rows = [json.loads(line) for line in out.stdout.splitlines()]
     assert [r["method"] for r in rows] == ["none", "uniform"]
     assert all(r["new_tokens"] <= 4 and r["prompt_tokens"] > 10 for r in rows)
+
+
+def test_a_strength_can_ride_in_the_method_name(lm: LocalModel) -> None:
+    weak = lm.method("uniform@0.5")
+    assert weak.name == "uniform@0.5" and weak.bias is not None
+    assert float(weak.bias.beta.detach()[0].max()) == 0.5
+    assert float(weak.bias.beta.detach()[1].max()) == 0.25
+    assert lm.method("spa@2").spa_omega == 2.0
+    with pytest.raises(MethodError, match="not a number"):
+        lm.method("uniform@lots")
+    with pytest.raises(MethodError, match="only uniform"):
+        lm.method("xml@1")
