@@ -127,8 +127,9 @@ def test_the_shipped_learned_file_loads_and_changes_generation(lm: LocalModel) -
     assert path.stat().st_size < 64_000  # kilobytes, not a model
     conv = EXAMPLES[0].conversation
     learned = lm.method("learned")
-    steered, _ = lm.continuation_logits(conv, "ROME.", learned)
-    stock, _ = lm.continuation_logits(conv, "ROME.", "none")
+    with torch.no_grad():
+        steered, _ = lm.continuation_logits(conv, "ROME.", learned)
+        stock, _ = lm.continuation_logits(conv, "ROME.", "none")
     assert float((steered - stock).abs().max()) > 0.1
     outs = [
         (lm.generate(e.conversation, "none", max_new_tokens=12).text,
