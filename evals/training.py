@@ -10,10 +10,11 @@ task (the quality check). The target is, in order of preference:
 2. ``transformed``: the model's answer to the task alone, passed through the family's compliance
    transform, when the result passes both checks.
 
-Items with neither are skipped and counted. An item whose answer to the task alone already obeys
-the rule gets its length-0 prompt only (an anchor): the rule changes nothing there. Families,
-phrasings and tasks all come from the train split, and ``similar`` distractors draw from train
-tasks only, so no test item leaks in (tested).
+Items with neither are skipped and counted. Where the answer to the task alone breaks the rule,
+it is kept as the example's ``rejected`` answer: the margin objective prefers the target to it.
+An item whose answer to the task alone already obeys the rule gets its length-0 prompt only (an
+anchor): the rule changes nothing there. Families, phrasings and tasks all come from the train
+split, and ``similar`` distractors draw from train tasks only, so no test item leaks in (tested).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class Example:
     target: str
     source: str  # "own" or "transformed"
     conversation: Conversation = field(compare=False, repr=False)
+    rejected: str = ""  # the model's answer to the task alone, when it breaks the rule
 
     @property
     def anchor(self) -> bool:
@@ -136,7 +138,8 @@ def build(
     skipped: list[str] = []
     chosen = split.items("train", items, seed)
     for n, item in enumerate(chosen):
-        target, source, informative = _target(item, answer, count, settings)
+        target, source, rejected = _target(item, answer, count, settings)
+        informative = bool(rejected)
         if progress is not None:
             progress(n + 1, len(chosen))
         if target is None:
@@ -163,6 +166,7 @@ def build(
                     target,
                     source,
                     conv,
+                    rejected,
                 )
             )
     return Dataset(examples, skipped, settings)
@@ -170,17 +174,17 @@ def build(
 
 def _target(
     item: split.Item, answer: Answer, count: Callable[[str], int], settings: dict[str, Any]
-) -> tuple[str | None, str, bool]:
-    """(target, source, informative): informative when the answer to the task alone breaks
-    the rule, so the rule is what makes the target differ."""
+) -> tuple[str | None, str, str]:
+    """(target, source, rejected): ``rejected`` is the answer to the task alone when it breaks
+    the rule (the item is informative: the rule is what makes the target differ), else ""."""
     rule = item.rule
     plain = parse_messages([{"role": "user", "content": item.task.prompt}], format="plain")
     unruled = answer(plain).strip()
-    informative = not item.family.strict(unruled, item.params)
+    rejected = "" if item.family.strict(unruled, item.params) else unruled
     own = answer(_conversation(item, "prose", 0, "before", count, settings)).strip()
     if item.family.strict(own, item.params) and quality(item.task, own, rule).ok:
-        return own, "own", informative
+        return own, "own", rejected
     made = item.family.comply(unruled, item.params)
     if made is not None and quality(item.task, made, rule).ok:
-        return made, "transformed", informative
-    return None, "", informative
+        return made, "transformed", rejected
+    return None, "", rejected

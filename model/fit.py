@@ -1,9 +1,16 @@
 """Fitting the learned bias: β per (level, layer, head) by gradient, every model weight frozen.
 
+Objective ``nll``:
 loss = mean over a batch of  NLL(target | prompt, β)            (per target token)
        + kl · KL(p_none ‖ p_β) on anchor examples                 (answers that were already
                                                                     right stay as they were)
        + l2 · mean(β²)                                            (no β larger than it needs)
+
+Objective ``margin`` (a preference loss with the unsteered model as reference, DPO-style): for an
+example with a ``rejected`` answer (the model's own answer without the rule, which breaks it),
+−log σ((log p_β(target) − log p_β(rejected)) − (log p_0(target) − log p_0(rejected))), plus
+``nll_weight`` · NLL(target); the KL and L2 terms as above. It looks only at where the two
+answers differ, which is where the rule is, instead of averaging over every content token.
 
 Prompts without hard or high marks are unchanged by construction: β acts on marked keys only,
 so no term is needed for them (tests/model/test_fit.py checks it). The batch at each step is a
@@ -40,6 +47,9 @@ class FitExample(Protocol):
     @property
     def anchor(self) -> bool: ...
 
+    @property
+    def rejected(self) -> str: ...
+
 
 @dataclass
 class FitConfig:
@@ -51,6 +61,8 @@ class FitConfig:
     seed: int = 0
     gate: str = "after"
     max_beta: float = 6.0  # β is clamped to ±max_beta after each step
+    objective: str = "nll"  # or "margin"
+    nll_weight: float = 0.2  # margin objective: weight of the target's NLL
     validate_every: int = 25
     checkpoint_every: int = 10
 
@@ -62,6 +74,7 @@ class Curve:
     nll: list[float] = field(default_factory=list)
     val_step: list[int] = field(default_factory=list)
     val_nll: list[float] = field(default_factory=list)
+    val_margin: list[float] = field(default_factory=list)  # mean margin gain over β = 0
     seconds: float = 0.0
 
 
@@ -71,33 +84,79 @@ def batch_indices(n: int, batch: int, seed: int, step: int) -> list[int]:
     return rng.sample(range(n), min(batch, n))
 
 
+def _logprobs(lm: LocalModel, example: FitExample, text: str, method: Method | str) -> torch.Tensor:
+    logits, target = lm.continuation_logits(example.conversation, text, method)
+    return torch.log_softmax(logits.float(), dim=-1).gather(1, target.view(-1, 1)).squeeze(1)
+
+
+def reference_margin(lm: LocalModel, example: FitExample) -> float:
+    """log p_0(target) − log p_0(rejected) on the unsteered model."""
+    with torch.no_grad():
+        chosen = _logprobs(lm, example, example.target, "none").sum()
+        rejected = _logprobs(lm, example, example.rejected, "none").sum()
+    return float(chosen - rejected)
+
+
 def example_loss(
     lm: LocalModel,
     bias: ImportanceBias,
     example: FitExample,
     config: FitConfig,
-) -> tuple[torch.Tensor, float]:
-    """(differentiable loss, NLL per target token) for one example."""
+    reference: float | None = None,
+) -> tuple[torch.Tensor, float, float | None]:
+    """(differentiable loss, NLL per target token, margin gain over β = 0 or None)."""
     # every layer takes the folded path, so that β = 0 still has a gradient
     method = Method("learned-fit", bias=bias, gate=config.gate, layers=set(range(lm.n_layers)))
-    logits, target = lm.continuation_logits(example.conversation, example.target, method)
-    logprobs = torch.log_softmax(logits.float(), dim=-1)
-    nll = -logprobs.gather(1, target.view(-1, 1)).mean()
-    loss = nll
+    chosen = _logprobs(lm, example, example.target, method)
+    nll = -chosen.mean()
+    gain = None
+    if config.objective == "margin":
+        loss = config.nll_weight * nll
+        if example.rejected:
+            ref = reference_margin(lm, example) if reference is None else reference
+            rejected = _logprobs(lm, example, example.rejected, method)
+            margin = chosen.sum() - rejected.sum()
+            loss = loss - torch.nn.functional.logsigmoid(margin - ref)
+            gain = float(margin.detach()) - ref
+    elif config.objective == "nll":
+        loss = nll
+    else:
+        raise ValueError(f"objective must be 'nll' or 'margin', not {config.objective!r}")
     if example.anchor and config.kl > 0:
         with torch.no_grad():
-            ref, _ = lm.continuation_logits(example.conversation, example.target, "none")
-            ref_logprobs = torch.log_softmax(ref.float(), dim=-1)
+            ref_logits, _ = lm.continuation_logits(example.conversation, example.target, "none")
+            ref_logprobs = torch.log_softmax(ref_logits.float(), dim=-1)
+        logits, _ = lm.continuation_logits(example.conversation, example.target, method)
+        logprobs = torch.log_softmax(logits.float(), dim=-1)
         kl = (ref_logprobs.exp() * (ref_logprobs - logprobs)).sum(-1).mean()
         loss = loss + config.kl * kl
-    return loss, float(nll.detach())
+    return loss, float(nll.detach()), gain
 
 
 def validate(
-    lm: LocalModel, bias: ImportanceBias, examples: Sequence[FitExample], config: FitConfig
-) -> float:
+    lm: LocalModel,
+    bias: ImportanceBias,
+    examples: Sequence[FitExample],
+    config: FitConfig,
+    references: dict[int, float] | None = None,
+) -> tuple[float, float | None]:
+    """(mean NLL per target token, mean margin gain over β = 0 where there is a rejected)."""
+    nlls: list[float] = []
+    gains: list[float] = []
+    margin = FitConfig(**{**asdict(config), "objective": "margin", "kl": 0.0})
     with torch.no_grad():
-        return sum(example_loss(lm, bias, e, config)[1] for e in examples) / max(1, len(examples))
+        for i, e in enumerate(examples):
+            ref = None if references is None else references.get(i)
+            if e.rejected and ref is None:
+                ref = reference_margin(lm, e)
+                if references is not None:
+                    references[i] = ref
+            _, nll, gain = example_loss(lm, bias, e, margin, ref)
+            nlls.append(nll)
+            if gain is not None:
+                gains.append(gain)
+    mean_gain = sum(gains) / len(gains) if gains else None
+    return sum(nlls) / max(1, len(nlls)), mean_gain
 
 
 def fit(
@@ -133,13 +192,27 @@ def fit(
         curve = Curve(**state["curve"])
         start_step = int(state["step"])
 
+    references: dict[int, float] = {}  # reference margins of training examples, by index
+    val_references: dict[int, float] = {}
+
+    def record_validation(step: int) -> None:
+        nll, gain = validate(lm, bias, validation, config, val_references)
+        curve.val_step.append(step)
+        curve.val_nll.append(round(nll, 5))
+        curve.val_margin.append(round(gain, 5) if gain is not None else float("nan"))
+
     began = time.perf_counter() - curve.seconds
+    if validation and start_step == 0:
+        record_validation(0)  # the unsteered model: what the fit has to beat
     for step in range(start_step, config.steps):
         optimiser.zero_grad()
         indices = batch_indices(len(examples), config.batch, config.seed, step)
         total, nlls = 0.0, []
         for i in indices:
-            loss, nll = example_loss(lm, bias, examples[i], config)
+            example = examples[i]
+            if config.objective == "margin" and example.rejected and i not in references:
+                references[i] = reference_margin(lm, example)
+            loss, nll, _ = example_loss(lm, bias, example, config, references.get(i))
             (loss / len(indices)).backward()  # type: ignore[no-untyped-call]
             total += float(loss.detach()) / len(indices)
             nlls.append(nll)
@@ -155,8 +228,7 @@ def fit(
         curve.nll.append(round(sum(nlls) / len(nlls), 5))
         last = step + 1 == config.steps
         if validation and ((step + 1) % config.validate_every == 0 or last):
-            curve.val_step.append(step + 1)
-            curve.val_nll.append(round(validate(lm, bias, validation, config), 5))
+            record_validation(step + 1)
         curve.seconds = time.perf_counter() - began
         if path is not None and ((step + 1) % config.checkpoint_every == 0 or last):
             _save_checkpoint(path, bias, optimiser, curve, step + 1, config)
@@ -169,6 +241,8 @@ def fit(
         "final_loss": _tail_mean(curve.loss),
         "final_nll": _tail_mean(curve.nll),
         "val_nll": curve.val_nll[-1] if curve.val_nll else None,
+        "val_nll_unsteered": curve.val_nll[0] if curve.val_step[:1] == [0] else None,
+        "val_margin_gain": curve.val_margin[-1] if curve.val_margin else None,
         "seconds": round(curve.seconds, 1),
         "created": time.strftime("%Y-%m-%d"),
     }

@@ -55,6 +55,8 @@ def register(commands: Any) -> None:
     fit.add_argument("--batch", type=int, default=4)
     fit.add_argument("--lr", type=float, default=0.05)
     fit.add_argument("--kl", type=float, default=0.5, help="weight of the anchor KL term")
+    fit.add_argument("--objective", choices=("nll", "margin"), default="nll")
+    fit.add_argument("--nll-weight", type=float, default=0.2, help="margin objective: NLL weight")
     fit.add_argument("--l2", type=float, default=1e-3)
     fit.add_argument("--seed", type=int, default=0)
     fit.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
@@ -188,12 +190,21 @@ def run_fit(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     config = FitConfig(
-        steps=args.steps, batch=args.batch, lr=args.lr, kl=args.kl, l2=args.l2, seed=args.seed
+        steps=args.steps,
+        batch=args.batch,
+        lr=args.lr,
+        kl=args.kl,
+        l2=args.l2,
+        seed=args.seed,
+        objective=args.objective,
+        nll_weight=args.nll_weight,
     )
     start = time.perf_counter()
 
     def progress(step: int, curve: Any) -> None:
-        val = f", validation {curve.val_nll[-1]:.4f}" if curve.val_nll else ""
+        val = ""
+        if curve.val_nll:
+            val = f", validation NLL {curve.val_nll[-1]:.4f} margin {curve.val_margin[-1]:+.3f}"
         elapsed = time.perf_counter() - start
         print(
             f"\rstep {step}/{config.steps}  loss {curve.loss[-1]:.4f}  nll {curve.nll[-1]:.4f}"
@@ -224,7 +235,9 @@ def run_fit(args: argparse.Namespace) -> int:
     bias.save(args.out)
     save_curve(curve, args.curve)
     heatmap(bias, args.heatmap)
+    meta = bias.meta
     print(
-        f"wrote {args.out} (final NLL {bias.meta['final_nll']}, validation {bias.meta['val_nll']})"
+        f"wrote {args.out}: validation NLL {meta['val_nll_unsteered']} → {meta['val_nll']}, "
+        f"margin gain {meta['val_margin_gain']}"
     )
     return 0

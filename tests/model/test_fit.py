@@ -22,6 +22,7 @@ class Ex:
     conversation: Conversation
     target: str
     anchor: bool = False
+    rejected: str = ""
 
 
 def _rule(rule: str, question: str) -> Conversation:
@@ -53,7 +54,8 @@ def test_a_few_steps_lower_the_loss_and_move_only_marked_levels(
     bias, curve = fit(lm, EXAMPLES, CONFIG, validation=EXAMPLES[:1])
     after = _mean_nll(lm, bias)
     assert after < before - 0.05, (before, after)
-    assert len(curve.loss) == CONFIG.steps and curve.val_step == [CONFIG.steps]
+    assert len(curve.loss) == CONFIG.steps and curve.val_step == [0, CONFIG.steps]
+    assert curve.val_nll[-1] < curve.val_nll[0]  # held-out here means: measured before and after
     beta = bias.beta.detach()
     assert beta[0].abs().sum() > 0  # hard: the rules are <rule>
     assert beta[1:].abs().sum() == 0  # no high, normal or low tokens in these prompts
@@ -75,6 +77,20 @@ def test_a_resumed_fit_equals_an_uninterrupted_one(lm: LocalModel, tmp_path: Pat
     torch.testing.assert_close(resumed.beta, whole.beta, atol=1e-5, rtol=0)
     with pytest.raises(ValueError, match="other settings"):
         fit(lm, EXAMPLES, FitConfig(**{**CONFIG.__dict__, "lr": 0.01}), checkpoint=ckpt)
+
+
+def test_the_margin_objective_prefers_the_target_to_the_rejected_answer(lm: LocalModel) -> None:
+    pairs = [
+        Ex(EXAMPLES[0].conversation, "ROME.", rejected="Rome."),
+        Ex(EXAMPLES[1].conversation, "4. Done", rejected="4."),
+    ]
+    config = FitConfig(steps=5, batch=2, lr=0.2, kl=0.0, l2=0.0, seed=1, objective="margin")
+    bias, curve = fit(lm, pairs, config, validation=pairs)
+    assert curve.val_step == [0, 5] and curve.val_margin[0] == pytest.approx(0.0, abs=1e-3)
+    assert curve.val_margin[-1] > 0.2, curve.val_margin  # the target gained on the rejected
+    assert bias.meta["val_margin_gain"] == curve.val_margin[-1]
+    with pytest.raises(ValueError, match="objective"):
+        fit(lm, pairs, FitConfig(steps=1, objective="likelihood"))
 
 
 def test_batches_depend_on_seed_and_step_only() -> None:
