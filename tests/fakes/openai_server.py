@@ -93,10 +93,10 @@ def make_app(behaviour: Behaviour) -> Starlette:
         finished = False
         try:
             for i, piece in enumerate(pieces):
-                if behaviour.drop_after is not None and i == behaviour.drop_after:
-                    raise Dropped
                 if i and behaviour.chunk_delay:
                     await asyncio.sleep(behaviour.chunk_delay)
+                if behaviour.drop_after is not None and i == behaviour.drop_after:
+                    raise Dropped
                 chunk = {
                     "id": "chatcmpl-test",
                     "object": "chat.completion.chunk",

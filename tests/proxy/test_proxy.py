@@ -199,7 +199,9 @@ def test_a_stream_passes_event_by_event() -> None:
 
 
 def test_a_connection_dropped_mid_stream_ends_in_an_error_event() -> None:
-    behaviour = Behaviour(stream_chunks=4, drop_after=2)
+    # the chunks are spaced so that they reach the proxy before the abort: a reset connection
+    # may discard data the kernel had received but nobody had read yet
+    behaviour = Behaviour(stream_chunks=4, drop_after=2, chunk_delay=0.3)
     with proxy_to(behaviour) as (server, _):
         client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="x", max_retries=0)
         stream = client.chat.completions.create(
