@@ -44,16 +44,20 @@ def markdown(run: str, records: Sequence[dict[str, Any]]) -> str:
             "",
         ]
         lines += [
-            "| method | metric | pairs | difference [95 % CI] | p |",
-            "|---|---|---:|---|---:|",
+            "| method | length | metric | pairs | difference [95 % CI] | p |",
+            "|---|---:|---|---:|---|---:|",
         ]
+        lengths = sorted({r["length"] for r in records})
         for method in methods[1:]:
-            for metric in ("strict", "quality", "both"):
-                p = paired(records, method, metric)
-                lines.append(
-                    f"| {method} | {metric} | {p.n} | {p.diff:+.2f} "
-                    f"[{p.low:+.2f}, {p.high:+.2f}] | {p.p_mcnemar:.3f} |"
-                )
+            for length in lengths:  # per length: the question is how each holds up as it grows
+                at = [r for r in records if r["length"] == length]
+                for metric in ("strict", "quality", "both"):
+                    p = paired(at, method, metric)
+                    if p.n:
+                        lines.append(
+                            f"| {method} | {length} | {metric} | {p.n} | {p.diff:+.2f} "
+                            f"[{p.low:+.2f}, {p.high:+.2f}] | {p.p_mcnemar:.3f} |"
+                        )
     lines += [
         "",
         "## Effective length (longest length keeping 90 % of the length-0 `both` rate)",
