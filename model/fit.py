@@ -84,9 +84,17 @@ def batch_indices(n: int, batch: int, seed: int, step: int) -> list[int]:
     return rng.sample(range(n), min(batch, n))
 
 
-def _logprobs(lm: LocalModel, example: FitExample, text: str, method: Method | str) -> torch.Tensor:
+def _all_logprobs(
+    lm: LocalModel, example: FitExample, text: str, method: Method | str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(every vocabulary log-probability at each position of ``text``, those of its tokens)."""
     logits, target = lm.continuation_logits(example.conversation, text, method)
-    return torch.log_softmax(logits.float(), dim=-1).gather(1, target.view(-1, 1)).squeeze(1)
+    full = torch.log_softmax(logits.float(), dim=-1)
+    return full, full.gather(1, target.view(-1, 1)).squeeze(1)
+
+
+def _logprobs(lm: LocalModel, example: FitExample, text: str, method: Method | str) -> torch.Tensor:
+    return _all_logprobs(lm, example, text, method)[1]
 
 
 def reference_margin(lm: LocalModel, example: FitExample) -> float:
@@ -107,7 +115,7 @@ def example_loss(
     """(differentiable loss, NLL per target token, margin gain over β = 0 or None)."""
     # every layer takes the folded path, so that β = 0 still has a gradient
     method = Method("learned-fit", bias=bias, gate=config.gate, layers=set(range(lm.n_layers)))
-    chosen = _logprobs(lm, example, example.target, method)
+    logprobs, chosen = _all_logprobs(lm, example, example.target, method)
     nll = -chosen.mean()
     gain = None
     if config.objective == "margin":
@@ -126,8 +134,6 @@ def example_loss(
         with torch.no_grad():
             ref_logits, _ = lm.continuation_logits(example.conversation, example.target, "none")
             ref_logprobs = torch.log_softmax(ref_logits.float(), dim=-1)
-        logits, _ = lm.continuation_logits(example.conversation, example.target, method)
-        logprobs = torch.log_softmax(logits.float(), dim=-1)
         kl = (ref_logprobs.exp() * (ref_logprobs - logprobs)).sum(-1).mean()
         loss = loss + config.kl * kl
     return loss, float(nll.detach()), gain

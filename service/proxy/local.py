@@ -20,7 +20,7 @@ import orjson
 from markup import Conversation
 
 if TYPE_CHECKING:
-    from model.local import LocalModel
+    from model.local import LocalModel, TokenStream
 
 
 class Busy(Exception):
@@ -71,6 +71,24 @@ class LocalEngine:
             int(seed) if isinstance(seed, int) else 0,
         )
 
+    def _stream(
+        self,
+        lm: LocalModel,
+        conversation: Conversation,
+        method: str,
+        body: dict[str, Any],
+        stop: threading.Event,
+    ) -> TokenStream:
+        max_tokens, temperature, seed = self.limits(body)
+        return lm.stream(
+            conversation,
+            method,
+            max_new_tokens=max_tokens,
+            seed=seed,
+            temperature=temperature,
+            stop=stop,
+        )
+
     def complete(
         self,
         lm: LocalModel,
@@ -80,16 +98,8 @@ class LocalEngine:
         stop: threading.Event,
     ) -> dict[str, Any]:
         """A whole chat.completion object (runs in a worker thread)."""
-        max_tokens, temperature, seed = self.limits(body)
         with self._run_lock:
-            stream = lm.stream(
-                conversation,
-                method,
-                max_new_tokens=max_tokens,
-                seed=seed,
-                temperature=temperature,
-                stop=stop,
-            )
+            stream = self._stream(lm, conversation, method, body, stop)
             for _ in stream:
                 pass
         out = stream.result
@@ -123,7 +133,6 @@ class LocalEngine:
     ) -> Iterator[bytes]:
         """Server-sent events of chat.completion.chunk objects, then ``[DONE]`` (iterated in a
         worker thread, one token at a time)."""
-        max_tokens, temperature, seed = self.limits(body)
         ident = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         created = int(time.time())
         model = body.get("model")
@@ -139,14 +148,7 @@ class LocalEngine:
             return b"data: " + orjson.dumps(chunk) + b"\n\n"
 
         with self._run_lock:
-            stream = lm.stream(
-                conversation,
-                method,
-                max_new_tokens=max_tokens,
-                seed=seed,
-                temperature=temperature,
-                stop=stop,
-            )
+            stream = self._stream(lm, conversation, method, body, stop)
             yield event({"role": "assistant", "content": ""})
             for piece in stream.text_deltas():
                 yield event({"content": piece})
