@@ -15,6 +15,16 @@ def ordered_methods(methods: set[str]) -> list[str]:
     return sorted(methods, key=lambda m: (m != "none", m))
 
 
+def complete(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Only the prompts every method of the run answered: rates then compare methods on the same
+    prompts (a run stopped mid-way, or methods run in phases, leaves some prompts short)."""
+    methods = {r["method"] for r in records}
+    seen: dict[str, set[str]] = {}
+    for r in records:
+        seen.setdefault(r["prompt_hash"], set()).add(r["method"])
+    return [r for r in records if seen[r["prompt_hash"]] == methods]
+
+
 def margins_by(records: Sequence[dict[str, Any]]) -> dict[tuple[str, int], list[float]]:
     """The margins recorded, grouped by (method, length)."""
     groups: dict[tuple[str, int], list[float]] = {}

@@ -1,5 +1,9 @@
 """The runner: items × distractor kinds × lengths × positions × methods, one record per sample.
 
+Two designs: ``crossed`` gives every item every (kind, position); ``rotated`` gives item i the
+i-th (kind, position) pair in turn, so a fixed budget of samples spreads over more items (the
+unit the intervals are clustered on) while every kind and position is still covered.
+
 Each sample's key hashes what makes it what it is (the prompt's text and marks, the seed, the
 method, the backend and the model); a rerun skips keys already stored, so a killed run resumes
 with nothing lost and nothing repeated. Generation is greedy and seeded by default.
@@ -45,15 +49,23 @@ class Grid:
     seed: int = 0
     max_new_tokens: int = 64
     margin: bool = False  # the continuous metric (local backend): two more forward passes
+    design: str = "crossed"  # or "rotated": one (kind, position) per item, in turn
+
+    def __post_init__(self) -> None:
+        if self.design not in DESIGNS:
+            raise ValueError(f"design must be one of {', '.join(DESIGNS)}, not {self.design!r}")
 
     def size(self) -> int:
-        return (
-            self.items
-            * len(self.kinds)
-            * len(self.lengths)
-            * len(self.positions)
-            * len(self.methods)
-        )
+        per_item = 1 if self.design == "rotated" else len(self.kinds) * len(self.positions)
+        return self.items * per_item * len(self.lengths) * len(self.methods)
+
+    def conditions(self, index: int) -> list[tuple[str, str]]:
+        """The (kind, position) pairs item number ``index`` gets."""
+        pairs = [(k, p) for k in self.kinds for p in self.positions]
+        return [pairs[index % len(pairs)]] if self.design == "rotated" else pairs
+
+
+DESIGNS = ("crossed", "rotated")
 
 
 @dataclass
@@ -82,9 +94,17 @@ def prompt_hash(conversation: Conversation) -> str:
 
 
 def sample_key(phash: str, seed: int, method: str, backend: str, model: str, max_new: int) -> str:
+    """``method`` is the method's name, plus ``#`` and a fingerprint of its parameters where the
+    backend gives one (a refitted bias file must not reuse the old file's samples)."""
     return hashlib.sha256(
         f"{phash}|{seed}|{method}|{backend}|{model}|{max_new}".encode()
     ).hexdigest()[:24]
+
+
+def method_id(backend: Backend, method: str) -> str:
+    fingerprint = getattr(backend, "fingerprint", None)
+    tag = fingerprint(method) if fingerprint is not None else ""
+    return f"{method}#{tag}" if tag else method
 
 
 @dataclass(frozen=True)
@@ -99,42 +119,47 @@ def plan(grid: Grid, backend: Backend) -> list[_Planned]:
     """Every sample of the grid, in a fixed order, with its key and factors."""
     out: list[_Planned] = []
     lengths = capped_lengths(grid, backend)
-    for item in split.items(grid.split, grid.items, grid.seed):  # type: ignore[arg-type]
-        for kind in grid.kinds:
+    ids = {m: method_id(backend, m) for m in grid.methods}
+    seen: set[str] = set()
+    chosen = split.items(grid.split, grid.items, grid.seed)  # type: ignore[arg-type]
+    for index, item in enumerate(chosen):
+        for kind, position in grid.conditions(index):
             for length in lengths:
                 d = distractors.make(
                     kind, length, backend.count, grid.seed, item.family.id, item.task.id
                 )
-                for position in grid.positions:
-                    conv = prompts.conversation(item, d, position)
-                    phash = prompt_hash(conv)
-                    for method in grid.methods:
-                        key = sample_key(
-                            phash,
-                            grid.seed,
-                            method,
-                            backend.name,
-                            backend.model,
-                            grid.max_new_tokens,
-                        )
-                        factors = {
-                            "item": item.id,
-                            "task": item.task.id,
-                            "task_kind": item.task.kind,
-                            "family": item.family.id,
-                            "params": item.params,
-                            "phrasing": item.phrasing,
-                            "split": item.split,
-                            "kind": kind,
-                            "length": length,
-                            "distractor_tokens": d.tokens,
-                            "position": position,
-                            "method": method,
-                            "seed": grid.seed,
-                            "backend": backend.name,
-                            "model": backend.model,
-                            "prompt_hash": phash,
-                        }
+                conv = prompts.conversation(item, d, position)
+                phash = prompt_hash(conv)
+                for method in grid.methods:
+                    key = sample_key(
+                        phash,
+                        grid.seed,
+                        ids[method],
+                        backend.name,
+                        backend.model,
+                        grid.max_new_tokens,
+                    )
+                    factors = {
+                        "item": item.id,
+                        "task": item.task.id,
+                        "task_kind": item.task.kind,
+                        "family": item.family.id,
+                        "params": item.params,
+                        "phrasing": item.phrasing,
+                        "split": item.split,
+                        "kind": kind,
+                        "length": length,
+                        "distractor_tokens": d.tokens,
+                        "position": position,
+                        "method": method,
+                        "method_id": ids[method],
+                        "seed": grid.seed,
+                        "backend": backend.name,
+                        "model": backend.model,
+                        "prompt_hash": phash,
+                    }
+                    if key not in seen:  # at length 0, kinds and positions can coincide
+                        seen.add(key)
                         out.append(_Planned(key, item, conv, factors))
     return out
 
@@ -278,6 +303,19 @@ class LocalBackend:
 
     def count(self, text: str) -> int:
         return len(self.lm.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def fingerprint(self, method: str) -> str:
+        """A hash of what a method does beyond its name: a bias's values and query gate, spa's
+        ω. Empty for methods whose name says everything (none and the text renderings)."""
+        resolved = self.lm.method(method, **self.options)
+        parts: list[Any] = []
+        if resolved.bias is not None:
+            parts += [resolved.gate, resolved.bias.beta.detach().flatten().tolist()]
+        if resolved.spa_omega is not None:
+            parts.append(resolved.spa_omega)
+        if not parts:
+            return ""
+        return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:10]
 
     def generate(
         self, conversation: Conversation, method: str, max_new_tokens: int, seed: int

@@ -66,7 +66,11 @@ class Dataset:
     @property
     def version(self) -> str:
         """A hash of what the fit sees: prompts' factors and targets."""
-        rows = [[e.item, e.kind, e.length, e.position, e.target, e.source] for e in self.examples]
+        rows = [
+            [e.item, e.kind, e.length, e.position, e.target, e.source]
+            + ([e.rejected] if e.rejected else [])  # (so data without rejected keeps its version)
+            for e in self.examples
+        ]
         return hashlib.sha256(json.dumps([rows, self.settings]).encode()).hexdigest()[:12]
 
     def save(self, path: str | Path) -> None:

@@ -20,12 +20,12 @@ from markup import Level
 from .bias import ImportanceBias
 from .local import LocalModel
 from .methods import Method
-from .profiling import ProfileItem
+from .profiling import Scored
 
 
 def profile_heads(
     lm: LocalModel,
-    items: Sequence[ProfileItem],
+    items: Sequence[Scored],
     beta: float = 1.5,
     layers: Sequence[int] | None = None,
     progress: Callable[[int, int], None] | None = None,

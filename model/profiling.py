@@ -10,6 +10,7 @@ from __future__ import annotations
 import pydoc
 import random
 from dataclasses import dataclass
+from typing import Protocol
 
 from markup import Conversation, parse_messages
 
@@ -28,6 +29,16 @@ RULES: list[tuple[str, object]] = [
     ("Do not use any commas in your answer.", lambda a: a.replace(",", "")),
 ]
 MODULES = ("collections", "json", "re", "argparse", "typing", "asyncio", "email", "logging")
+
+
+class Scored(Protocol):
+    """What profiling needs of an item: a prompt and an answer that obeys its rule."""
+
+    @property
+    def conversation(self) -> Conversation: ...
+
+    @property
+    def target(self) -> str: ...
 
 
 @dataclass(frozen=True)

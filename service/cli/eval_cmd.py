@@ -36,6 +36,13 @@ def register(commands: Any) -> None:
     r.add_argument("--positions", default="before", help="system,before,after,both")
     r.add_argument("--methods", default="none,uniform")
     r.add_argument("--seed", type=int, default=0)
+    r.add_argument(
+        "--design",
+        default="crossed",
+        choices=["crossed", "rotated"],
+        help="crossed: every item gets every (kind, position); rotated: one pair per item, in turn",
+    )
+    r.add_argument("--threads", type=int, default=None, help="torch threads (local model)")
     r.add_argument("--max-new-tokens", type=int, default=64)
     r.add_argument("--model", default=None, help="local model path (default: embedded)")
     r.add_argument("--base-url", default=None, help="an OpenAI-compatible server instead (…/v1)")
@@ -52,6 +59,11 @@ def register(commands: Any) -> None:
     rep.add_argument("name")
     rep.add_argument("--db", default=DEFAULT_DB)
     rep.add_argument("--out", default=None, help="also write summary.md and plots into this folder")
+    rep.add_argument(
+        "--complete",
+        action="store_true",
+        help="only prompts that every method answered (runs stopped early or run in phases)",
+    )
     rep.set_defaults(run=report_eval)
 
 
@@ -72,7 +84,12 @@ def run_eval(args: argparse.Namespace) -> int:
         seed=args.seed,
         max_new_tokens=args.max_new_tokens,
         margin=args.margin,
+        design=args.design,
     )
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     name = (
         args.name
         or "run-"
@@ -87,6 +104,7 @@ def run_eval(args: argparse.Namespace) -> int:
                     args.base_url,
                     args.remote_model,
                 ]
+                + ([args.design] if args.design != "crossed" else [])
             ).encode()
         ).hexdigest()[:8]
     )
@@ -135,7 +153,7 @@ def run_eval(args: argparse.Namespace) -> int:
 def report_eval(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from evals.report import markdown, plots
+    from evals.report import complete, markdown, plots
     from evals.store import Store
 
     store = Store(args.db)
@@ -153,6 +171,14 @@ def report_eval(args: argparse.Namespace) -> int:
             print(f"# Run {args.name} (IFEval-format dataset)\n")
             print(dataset_summary(records), end="")
             return 0
+        if args.complete:
+            kept = complete(records)
+            print(
+                f"--complete: {len(kept)} of {len(records)} samples (prompts every method "
+                "answered)",
+                file=sys.stderr,
+            )
+            records = kept
         summary = markdown(args.name, records)
         print(summary, end="")
         if args.out:

@@ -2,6 +2,7 @@
 
 salience model profile-pasta [--items 8] [--k 16] [--beta 1.5] [--seed 0] [--out FILE]
 salience model fit [--items 40] [--variants 4] [--steps 200] [--seed 0] [--checkpoint FILE]
+salience model score --data FILE --methods uniform@0.5,uniform@1 [--max-length 1024]
 """
 
 from __future__ import annotations
@@ -27,7 +28,14 @@ def register(commands: Any) -> None:
         "profile-pasta",
         help="PASTA head profiling: steer each head alone, keep the k that help most",
     )
-    pasta.add_argument("--items", type=int, default=8, help="profiling items (built-in set)")
+    pasta.add_argument(
+        "--data",
+        default=None,
+        help="profile on this fit dataset (train split; see `model fit --data`) instead of the "
+        "built-in set: its examples with a rejected answer, up to --max-length distractor tokens",
+    )
+    pasta.add_argument("--max-length", type=int, default=512, help="with --data")
+    pasta.add_argument("--items", type=int, default=8, help="profiling items (prompts)")
     pasta.add_argument("--distractor", type=int, default=8, help="background sentences per item")
     pasta.add_argument("--k", type=int, default=16, help="heads to keep")
     pasta.add_argument("--beta", type=float, default=1.5)
@@ -36,6 +44,28 @@ def register(commands: Any) -> None:
     pasta.add_argument("--model", default=None)
     pasta.add_argument("--out", default=DEFAULT_PASTA)
     pasta.set_defaults(run=run_pasta)
+
+    score = sub.add_parser(
+        "score",
+        help="margin gain and target NLL change of methods on a fit dataset (train split)",
+        description="For each example with a rejected answer: how much a method raises "
+        "log p(target) − log p(rejected) over the unsteered model, and how much it changes the "
+        "target's NLL (model/select.py). Chooses strengths without touching the test split.",
+    )
+    score.add_argument("--data", required=True, help="a dataset written by `model fit --data`")
+    score.add_argument("--methods", required=True, help="e.g. uniform@0.5,uniform@1,pasta")
+    score.add_argument("--max-length", type=int, default=None, help="skip longer distractors")
+    score.add_argument("--limit", type=int, default=None, help="first N usable examples")
+    score.add_argument(
+        "--pick-within",
+        type=float,
+        default=None,
+        help="also name the method with the largest margin gain whose NLL rises by at most this",
+    )
+    score.add_argument("--seed", type=int, default=0)
+    score.add_argument("--threads", type=int, default=None)
+    score.add_argument("--model", default=None)
+    score.set_defaults(run=run_score)
 
     fit = sub.add_parser(
         "fit",
@@ -58,6 +88,7 @@ def register(commands: Any) -> None:
     fit.add_argument("--objective", choices=("nll", "margin"), default="nll")
     fit.add_argument("--nll-weight", type=float, default=0.2, help="margin objective: NLL weight")
     fit.add_argument("--l2", type=float, default=1e-3)
+    fit.add_argument("--validate-every", type=int, default=25, help="steps between validations")
     fit.add_argument("--seed", type=int, default=0)
     fit.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
     fit.add_argument("--model", default=None)
@@ -91,7 +122,12 @@ def run_pasta(args: argparse.Namespace) -> int:
 
     torch.manual_seed(args.seed)
     lm = LocalModel.load(args.model)
-    items = profiling_items(args.items, args.distractor, args.seed)
+    if args.data:
+        items: Any = _examples(lm, args.data, args.max_length, args.items)
+        profiling_set = f"{args.data} (train split, ≤ {args.max_length} distractor tokens)"
+    else:
+        items = profiling_items(args.items, args.distractor, args.seed)
+        profiling_set = "model.profiling.profiling_items (built-in)"
     start = time.perf_counter()
 
     def progress(done: int, total: int) -> None:
@@ -111,7 +147,7 @@ def run_pasta(args: argparse.Namespace) -> int:
             "items": args.items,
             "distractor_sentences": args.distractor,
             "seed": args.seed,
-            "profiling_set": "model.profiling.profiling_items (built-in)",
+            "profiling_set": profiling_set,
             "model": lm.loaded.source.rsplit("/", 1)[-1],
             "seconds": round(time.perf_counter() - start, 1),
         },
@@ -120,6 +156,47 @@ def run_pasta(args: argparse.Namespace) -> int:
     for layer, head, gain in bias.meta["heads"]:
         print(f"layer {layer:2d} head {head}: {gain:+.4f} nats")
     print(f"wrote {args.out}")
+    return 0
+
+
+def _examples(lm: Any, path: str, max_length: int | None, limit: int | None) -> list[Any]:
+    """A fit dataset's examples that have a rejected answer, optionally capped in length."""
+    from evals import training
+
+    def count(text: str) -> int:
+        return len(lm.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    examples = [
+        e
+        for e in training.Dataset.load(path, count).examples
+        if e.rejected and (max_length is None or e.length <= max_length)
+    ]
+    return examples[:limit] if limit else examples
+
+
+def run_score(args: argparse.Namespace) -> int:
+    import torch
+
+    from model.local import LocalModel
+    from model.select import pick, score_methods, table
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    lm = LocalModel.load(args.model)
+    examples = _examples(lm, args.data, args.max_length, args.limit)
+    start = time.perf_counter()
+
+    def progress(done: int, total: int) -> None:
+        elapsed = time.perf_counter() - start
+        print(f"\r{done}/{total} passes, {elapsed:.0f} s", end="", file=sys.stderr, flush=True)
+
+    scores = score_methods(lm, examples, _names(args.methods), args.seed, progress)
+    print(file=sys.stderr)
+    print(table(scores))
+    if args.pick_within is not None:
+        best = pick(scores, args.pick_within)
+        within = f"target NLL change ≤ {args.pick_within:+.3f}"
+        print(f"\npicked: {best.method if best else 'none of them'} ({within})")
     return 0
 
 
@@ -198,6 +275,7 @@ def run_fit(args: argparse.Namespace) -> int:
         seed=args.seed,
         objective=args.objective,
         nll_weight=args.nll_weight,
+        validate_every=args.validate_every,
     )
     start = time.perf_counter()
 

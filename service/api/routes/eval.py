@@ -54,6 +54,11 @@ class EvalRequest(BaseModel):
     seed: int = Field(0, ge=0, le=2**31)
     max_new_tokens: int = Field(64, ge=1, le=512)
     margin: bool = False
+    design: Literal["crossed", "rotated"] = Field(
+        "crossed",
+        description="crossed: every item gets every (kind, position); "
+        "rotated: one pair per item, in turn (more items for the same budget)",
+    )
 
 
 class Job(BaseModel):
