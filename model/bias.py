@@ -22,11 +22,28 @@ VERSION = 1
 
 
 class ImportanceBias(nn.Module):
-    """β of shape (len(LEVELS), n_layers, n_heads); LEVELS = hard, high, normal, low."""
+    """β of shape (len(LEVELS), n_layers, n_heads); LEVELS = hard, high, normal, low.
 
-    def __init__(self, n_layers: int, n_heads: int, meta: dict[str, Any] | None = None) -> None:
+    Optionally an *importance embedding*: one vector per level of the model's hidden size, added
+    to the input embedding of every prompt token of that level (in the spirit of BERT's segment
+    embeddings), so the model can be told which tokens are rules before any attention runs.
+    """
+
+    embed: nn.Parameter | None
+
+    def __init__(
+        self,
+        n_layers: int,
+        n_heads: int,
+        meta: dict[str, Any] | None = None,
+        hidden: int | None = None,
+    ) -> None:
         super().__init__()
         self.beta = nn.Parameter(torch.zeros(len(LEVELS), n_layers, n_heads))
+        if hidden:
+            self.embed = nn.Parameter(torch.zeros(len(LEVELS), hidden))
+        else:
+            self.register_parameter("embed", None)
         self.meta: dict[str, Any] = dict(meta or {})
 
     @property
@@ -62,6 +79,12 @@ class ImportanceBias(nn.Module):
         return {int(i) for i in nonzero.nonzero().flatten()}
 
     def to_dict(self) -> dict[str, Any]:
+        extra: dict[str, Any] = {}
+        if self.embed is not None:
+            extra = {
+                "hidden": int(self.embed.shape[1]),
+                "embed": [[round(float(x), 6) for x in row] for row in self.embed.detach()],
+            }
         return {
             "format": FORMAT,
             "version": VERSION,
@@ -71,6 +94,7 @@ class ImportanceBias(nn.Module):
             "beta": [
                 [[round(float(x), 6) for x in row] for row in level] for level in self.beta.detach()
             ],
+            **extra,
             "meta": self.meta,
         }
 
@@ -85,7 +109,8 @@ class ImportanceBias(nn.Module):
             raise ValueError(
                 f"levels {data.get('levels')} do not match {[lv.value for lv in LEVELS]}"
             )
-        bias = cls(int(data["n_layers"]), int(data["n_heads"]), data.get("meta"))
+        hidden = int(data["hidden"]) if "embed" in data else None
+        bias = cls(int(data["n_layers"]), int(data["n_heads"]), data.get("meta"), hidden)
         values = torch.tensor(data["beta"], dtype=torch.float32)
         if values.shape != bias.beta.shape:
             raise ValueError(
@@ -93,6 +118,13 @@ class ImportanceBias(nn.Module):
             )
         with torch.no_grad():
             bias.beta.copy_(values)
+            if bias.embed is not None:
+                embed = torch.tensor(data["embed"], dtype=torch.float32)
+                if embed.shape != bias.embed.shape:
+                    raise ValueError(
+                        f"embed has shape {tuple(embed.shape)}, expected {tuple(bias.embed.shape)}"
+                    )
+                bias.embed.copy_(embed)
         return bias
 
     @classmethod

@@ -65,6 +65,8 @@ class FitConfig:
     nll_weight: float = 0.2  # margin objective: weight of the target's NLL
     validate_every: int = 25
     checkpoint_every: int = 10
+    embed: bool = False  # also fit an importance embedding (a vector per level, model's width)
+    embed_lr: float = 0.005  # its learning rate (embedding entries are ~0.14, β ~1)
 
 
 @dataclass
@@ -76,6 +78,9 @@ class Curve:
     val_nll: list[float] = field(default_factory=list)
     val_margin: list[float] = field(default_factory=list)  # mean margin gain over β = 0
     seconds: float = 0.0
+
+
+EMBED_SCALE = 0.14  # standard deviation of SmolLM2-135M's embedding entries
 
 
 def batch_indices(n: int, batch: int, seed: int, step: int) -> list[int]:
@@ -179,14 +184,21 @@ def fit(
         raise ValueError("no training examples")
     for p in lm.model.parameters():
         p.requires_grad_(False)
-    bias = ImportanceBias(lm.n_layers, lm.n_heads)
-    optimiser = torch.optim.Adam(bias.parameters(), lr=config.lr)
+    hidden = int(lm.model.config.hidden_size) if config.embed else None
+    bias = ImportanceBias(lm.n_layers, lm.n_heads, hidden=hidden)
+    groups: list[dict[str, Any]] = [{"params": [bias.beta], "lr": config.lr}]
+    if bias.embed is not None:
+        groups.append({"params": [bias.embed], "lr": config.embed_lr})
+    optimiser = torch.optim.Adam(groups)
     curve = Curve()
     start_step = 0
     path = Path(checkpoint) if checkpoint is not None else None
     if path is not None and path.is_file():
         state = torch.load(path, weights_only=False)
-        saved = {k: v for k, v in state["config"].items() if k != "steps"}
+        # settings added since a checkpoint was written take their defaults
+        saved = {
+            k: v for k, v in {**asdict(FitConfig()), **state["config"]}.items() if k != "steps"
+        }
         wanted = {k: v for k, v in asdict(config).items() if k != "steps"}
         if saved != wanted:  # more steps is fine: the batches of later steps do not change
             raise ValueError(
@@ -224,6 +236,8 @@ def fit(
             nlls.append(nll)
         if config.l2 > 0:
             reg = config.l2 * bias.beta.pow(2).mean()
+            if bias.embed is not None:  # relative to the embeddings' own scale
+                reg = reg + config.l2 * bias.embed.pow(2).mean() / EMBED_SCALE**2
             reg.backward()  # type: ignore[no-untyped-call]
             total += float(reg.detach())
         optimiser.step()

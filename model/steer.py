@@ -219,11 +219,34 @@ def _record_mass(
         state.mass[layer] = per_head.mean(dim=0)
 
 
+def _add_importance_embedding(
+    module: torch.nn.Module, inputs: tuple[Any, ...], output: torch.Tensor
+) -> torch.Tensor | None:
+    """Forward hook on the input embeddings: add the bias's per-level vector to every prompt
+    token of that level. Only a pass that holds the whole prompt (prefill, or a scoring pass) is
+    changed; decoding steps carry generated tokens, which have no level."""
+    state = _current.get()
+    if state is None or state.bias.embed is None:
+        return None
+    n = state.key_levels.shape[0]
+    if output.shape[1] < n:
+        return None
+    offset = state.key_levels.to(output.dtype) @ state.bias.embed.to(output.dtype)  # (n, D)
+    if output.shape[1] > n:
+        offset = F.pad(offset, (0, 0, 0, output.shape[1] - n))
+    return output + offset.unsqueeze(0)
+
+
 def register(model: PreTrainedModel) -> PreTrainedModel:
-    """Install the steering attention on ``model`` (idempotent)."""
+    """Install the steering attention (and the importance-embedding hook) on ``model``
+    (idempotent)."""
     AttentionInterface.register(NAME, steered_attention)
     if NAME not in ALL_MASK_ATTENTION_FUNCTIONS:
         AttentionMaskInterface.register(NAME, sdpa_mask)
     if model.config._attn_implementation != NAME:
         model.set_attn_implementation(NAME)
+    embeddings = model.get_input_embeddings()
+    if not getattr(embeddings, "_salience_hooked", False):
+        embeddings.register_forward_hook(_add_importance_embedding)
+        embeddings._salience_hooked = True  # type: ignore[assignment]
     return model

@@ -80,6 +80,12 @@ def register(commands: Any) -> None:
     fit.add_argument("--lengths", default="0,256,512,1024")
     fit.add_argument("--positions", default="system,before,after,both")
     fit.add_argument("--validation", type=int, default=8, help="held-out train-split prompts")
+    fit.add_argument(
+        "--max-length",
+        type=int,
+        default=None,
+        help="fit (and validate) only on prompts with at most this many distractor tokens",
+    )
     fit.add_argument("--target-tokens", type=int, default=64, help="answer length for targets")
     fit.add_argument("--steps", type=int, default=200)
     fit.add_argument("--batch", type=int, default=4)
@@ -88,6 +94,12 @@ def register(commands: Any) -> None:
     fit.add_argument("--objective", choices=("nll", "margin"), default="nll")
     fit.add_argument("--nll-weight", type=float, default=0.2, help="margin objective: NLL weight")
     fit.add_argument("--l2", type=float, default=1e-3)
+    fit.add_argument(
+        "--embed",
+        action="store_true",
+        help="also fit an importance embedding: a vector per level added to marked tokens' inputs",
+    )
+    fit.add_argument("--embed-lr", type=float, default=0.005)
     fit.add_argument("--validate-every", type=int, default=25, help="steps between validations")
     fit.add_argument("--seed", type=int, default=0)
     fit.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
@@ -256,14 +268,25 @@ def run_fit(args: argparse.Namespace) -> int:
     # validation: other train-split items (a different seed), never fitted on
     val_path = data_path.with_name(data_path.stem + "-validation" + data_path.suffix)
     validation = make(args.validation, args.seed + 1000, val_path) if args.validation else None
-    val_examples = [] if validation is None else validation.examples[: args.validation]
-    fitted = {e.item for e in dataset.examples}
+
+    def short(e: training.Example) -> bool:
+        return args.max_length is None or e.length <= args.max_length
+
+    train_examples = [e for e in dataset.examples if short(e)]
+    val_examples = [] if validation is None else [e for e in validation.examples if short(e)]
+    val_examples = val_examples[: args.validation]
+    fitted = {e.item for e in train_examples}
     val_examples = [e for e in val_examples if e.item not in fitted]
     sources = {s: sum(e.source == s for e in dataset.examples) for s in ("own", "transformed")}
     print(
         f"{len(dataset.examples)} examples from {args.items - len(dataset.skipped)} items "
         f"({sources}; {len(dataset.skipped)} items without a target), "
-        f"{len(val_examples)} validation, data version {dataset.version}",
+        f"{len(val_examples)} validation, data version {dataset.version}"
+        + (
+            f"; fitting on {len(train_examples)} with ≤ {args.max_length} distractor tokens"
+            if args.max_length is not None
+            else ""
+        ),
         file=sys.stderr,
     )
     config = FitConfig(
@@ -276,6 +299,8 @@ def run_fit(args: argparse.Namespace) -> int:
         objective=args.objective,
         nll_weight=args.nll_weight,
         validate_every=args.validate_every,
+        embed=args.embed,
+        embed_lr=args.embed_lr,
     )
     start = time.perf_counter()
 
@@ -295,7 +320,7 @@ def run_fit(args: argparse.Namespace) -> int:
     command = "salience model fit " + " ".join(shlex.quote(a) for a in sys.argv[3:] if a)
     bias, curve = fit(
         lm,
-        dataset.examples,
+        train_examples,
         config,
         validation=val_examples,
         checkpoint=args.checkpoint,
@@ -303,7 +328,9 @@ def run_fit(args: argparse.Namespace) -> int:
             "command": command.strip(),
             "data_version": dataset.version,
             "data": dataset.settings,
-            "examples": len(dataset.examples),
+            "examples": len(train_examples),
+            "max_length": args.max_length,
+            "validation_examples": len(val_examples),
             "target_sources": sources,
             "model": lm.loaded.source.rsplit("/", 1)[-1],
         },

@@ -93,6 +93,44 @@ def test_the_margin_objective_prefers_the_target_to_the_rejected_answer(lm: Loca
         fit(lm, pairs, FitConfig(steps=1, objective="likelihood"))
 
 
+def test_the_importance_embedding_fits_saves_and_touches_only_marked_tokens(
+    lm: LocalModel, tmp_path: Path
+) -> None:
+    pairs = [
+        Ex(EXAMPLES[0].conversation, "ROME.", rejected="Rome."),
+        Ex(EXAMPLES[1].conversation, "4. Done", rejected="4."),
+    ]
+    config = FitConfig(
+        steps=4, batch=2, lr=0.0, kl=0.0, l2=0.0, seed=1, objective="margin", embed=True,
+        embed_lr=0.02,
+    )  # fmt: skip  (lr 0: β stays 0, so any gain is the embedding's)
+    bias, curve = fit(lm, pairs, config, validation=pairs)
+    assert bias.embed is not None and bias.embed.shape == (4, lm.model.config.hidden_size)
+    assert float(bias.beta.detach().abs().sum()) == 0
+    assert bias.embed[0].abs().sum() > 0 and bias.embed[1:].abs().sum() == 0  # hard only
+    assert curve.val_margin[-1] > curve.val_margin[0] + 0.1, curve.val_margin
+
+    path = tmp_path / "learned.json"
+    bias.save(path)
+    loaded = ImportanceBias.load(path)
+    assert loaded.embed is not None
+    torch.testing.assert_close(loaded.embed, bias.embed.detach(), atol=1e-6, rtol=0)
+    method = Method("learned", bias=loaded)
+    steered, _ = lm.continuation_logits(EXAMPLES[0].conversation, "ROME.", method)
+    stock, _ = lm.continuation_logits(EXAMPLES[0].conversation, "ROME.", "none")
+    assert (steered - stock).abs().max() > 0.01  # the embedding alone changes the marked prompt
+    plain = parse_messages([{"role": "user", "content": "What is the capital of Italy?"}])
+    torch.testing.assert_close(
+        lm.continuation_logits(plain, "Rome.", method)[0],
+        lm.continuation_logits(plain, "Rome.", "none")[0],
+        atol=1e-5,
+        rtol=0,
+    )
+    # generation (prefill, then decoding steps from the cache) runs with the embedding
+    generated = lm.generate(EXAMPLES[0].conversation, method, max_new_tokens=6)
+    assert generated.text
+
+
 def test_batches_depend_on_seed_and_step_only() -> None:
     assert batch_indices(10, 4, 0, 7) == batch_indices(10, 4, 0, 7)
     assert batch_indices(10, 4, 0, 7) != batch_indices(10, 4, 0, 8)
