@@ -316,7 +316,15 @@ def save_curve(curve: Curve, path: str | Path) -> None:
         ax.plot(curve.val_step, curve.val_nll, "o-", color="C1", label="validation NLL")
     ax.set_xlabel("step")
     ax.set_ylabel("nats per target token")
-    ax.legend()
+    handles, labels = ax.get_legend_handles_labels()
+    gains = [(s, g) for s, g in zip(curve.val_step, curve.val_margin, strict=False) if g == g]
+    if gains:  # the margin gain over β = 0 on held-out prompts, on its own axis
+        right = ax.twinx()
+        right.plot(*zip(*gains, strict=True), "s--", color="C2", label="validation margin gain")
+        right.set_ylabel("margin gain (nats)")
+        h, lab = right.get_legend_handles_labels()
+        handles, labels = handles + h, labels + lab
+    ax.legend(handles, labels, fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     for suffix in (".png", ".svg"):

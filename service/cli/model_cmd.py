@@ -41,6 +41,7 @@ def register(commands: Any) -> None:
     pasta.add_argument("--beta", type=float, default=1.5)
     pasta.add_argument("--seed", type=int, default=0)
     pasta.add_argument("--layers", default=None, help="e.g. 0-29 or 3,5 (default: all)")
+    pasta.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
     pasta.add_argument("--model", default=None)
     pasta.add_argument("--out", default=DEFAULT_PASTA)
     pasta.set_defaults(run=run_pasta)
@@ -132,6 +133,8 @@ def run_pasta(args: argparse.Namespace) -> int:
     from model.pasta import profile_heads, select_heads
     from model.profiling import profiling_items
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     lm = LocalModel.load(args.model)
     if args.data:

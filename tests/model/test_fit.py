@@ -101,7 +101,14 @@ def test_the_importance_embedding_fits_saves_and_touches_only_marked_tokens(
         Ex(EXAMPLES[1].conversation, "4. Done", rejected="4."),
     ]
     config = FitConfig(
-        steps=4, batch=2, lr=0.0, kl=0.0, l2=0.0, seed=1, objective="margin", embed=True,
+        steps=4,
+        batch=2,
+        lr=0.0,
+        kl=0.0,
+        l2=0.0,
+        seed=1,
+        objective="margin",
+        embed=True,
         embed_lr=0.02,
     )  # fmt: skip  (lr 0: β stays 0, so any gain is the embedding's)
     bias, curve = fit(lm, pairs, config, validation=pairs)

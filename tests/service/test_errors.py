@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import time
 from collections.abc import Iterator
 
 import httpx
@@ -55,15 +54,13 @@ def test_a_body_that_never_arrives_is_408_not_a_hang(server: Server) -> None:
             b"POST /annotate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
             b'Content-Length: 100\r\n\r\n{"text": '
         )
-        start = time.monotonic()
         chunks = []
         while chunk := s.recv(65536):  # the server closes the connection after answering
             chunks.append(chunk)
         reply = b"".join(chunks).decode()
-        elapsed = time.monotonic() - start
+    # no wall-clock assert: a hang would raise socket.timeout (10 s) instead of this reply
     assert reply.startswith("HTTP/1.1 408"), reply
     assert "urn:salience:problem:body-timeout" in reply
-    assert elapsed < 9  # the limit is 1.5 s in the tests; the point is that it ends
 
 
 def test_invalid_json_is_400_with_the_offset(client: httpx.Client) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from model.methods import DEFAULT_UNIFORM_BETA
 from tests.service.server import Server, running_server
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -143,8 +144,14 @@ def test_the_bias_per_token_on_the_local_model(page: Page) -> None:
     expect(page.locator("#model-status")).to_contain_text("uniform: β on", timeout=120_000)
     biased = page.locator("#bias .bias-tok.lvl-hard")
     assert biased.count() >= 5
-    assert {biased.nth(i).get_attribute("data-bias") for i in range(biased.count())} == {"1.5"}
-    assert page.locator("#bias .bias-tok.lvl-high").first.get_attribute("data-bias") == "0.75"
+    hard, high = DEFAULT_UNIFORM_BETA, DEFAULT_UNIFORM_BETA / 2
+    assert {
+        float(biased.nth(i).get_attribute("data-bias") or "nan") for i in range(biased.count())
+    } == {hard}
+    assert (
+        float(page.locator("#bias .bias-tok.lvl-high").first.get_attribute("data-bias") or "nan")
+        == high
+    )
     # the answers with none and with the method, side by side
     page.fill("#max-tokens", "8")
     page.click("#compare")
