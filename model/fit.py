@@ -4,7 +4,7 @@ Objective ``nll``:
 loss = mean over a batch of  NLL(target | prompt, β)            (per target token)
        + kl · KL(p_none ‖ p_β) on anchor examples                 (answers that were already
                                                                     right stay as they were)
-       + l2 · mean(β²)                                            (no β larger than it needs)
+       + l2 · mean((β − β_start)²)                                (no further than it needs)
 
 Objective ``margin`` (a preference loss with the unsteered model as reference, DPO-style): for an
 example with a ``rejected`` answer (the model's own answer without the rule, which breaks it),
@@ -65,6 +65,7 @@ class FitConfig:
     nll_weight: float = 0.2  # margin objective: weight of the target's NLL
     validate_every: int = 25
     checkpoint_every: int = 10
+    init_beta: float = 0.0  # start from uniform: hard β = init_beta, high init_beta / 2
     embed: bool = False  # also fit an importance embedding (a vector per level, model's width)
     embed_lr: float = 0.005  # its learning rate (embedding entries are ~0.14, β ~1)
 
@@ -186,6 +187,11 @@ def fit(
         p.requires_grad_(False)
     hidden = int(lm.model.config.hidden_size) if config.embed else None
     bias = ImportanceBias(lm.n_layers, lm.n_heads, hidden=hidden)
+    if config.init_beta:
+        with torch.no_grad():
+            bias.beta[0] = config.init_beta  # LEVELS[0] is hard, [1] high
+            bias.beta[1] = config.init_beta / 2
+    origin = bias.beta.detach().clone()  # the L2 term pulls toward where the fit started
     groups: list[dict[str, Any]] = [{"params": [bias.beta], "lr": config.lr}]
     if bias.embed is not None:
         groups.append({"params": [bias.embed], "lr": config.embed_lr})
@@ -235,7 +241,7 @@ def fit(
             total += float(loss.detach()) / len(indices)
             nlls.append(nll)
         if config.l2 > 0:
-            reg = config.l2 * bias.beta.pow(2).mean()
+            reg = config.l2 * (bias.beta - origin).pow(2).mean()
             if bias.embed is not None:  # relative to the embeddings' own scale
                 reg = reg + config.l2 * bias.embed.pow(2).mean() / EMBED_SCALE**2
             reg.backward()  # type: ignore[no-untyped-call]

@@ -54,7 +54,11 @@ def register(commands: Any) -> None:
         "target's NLL (model/select.py). Chooses strengths without touching the test split.",
     )
     score.add_argument("--data", required=True, help="a dataset written by `model fit --data`")
-    score.add_argument("--methods", required=True, help="e.g. uniform@0.5,uniform@1,pasta")
+    score.add_argument(
+        "--methods",
+        required=True,
+        help="e.g. uniform@0.5,uniform@1,pasta; LABEL=FILE scores a bias file (a candidate fit)",
+    )
     score.add_argument("--max-length", type=int, default=None, help="skip longer distractors")
     score.add_argument("--limit", type=int, default=None, help="first N usable examples")
     score.add_argument(
@@ -95,6 +99,12 @@ def register(commands: Any) -> None:
     fit.add_argument("--objective", choices=("nll", "margin"), default="nll")
     fit.add_argument("--nll-weight", type=float, default=0.2, help="margin objective: NLL weight")
     fit.add_argument("--l2", type=float, default=1e-3)
+    fit.add_argument(
+        "--init-beta",
+        type=float,
+        default=0.0,
+        help="start from uniform (hard β, high β/2) instead of zero, e.g. uniform's chosen β",
+    )
     fit.add_argument(
         "--embed",
         action="store_true",
@@ -205,7 +215,16 @@ def run_score(args: argparse.Namespace) -> int:
         elapsed = time.perf_counter() - start
         print(f"\r{done}/{total} passes, {elapsed:.0f} s", end="", file=sys.stderr, flush=True)
 
-    scores = score_methods(lm, examples, _names(args.methods), args.seed, progress)
+    methods: list[Any] = []
+    for spec in _names(args.methods):
+        if "=" in spec:  # LABEL=FILE: a bias file (a candidate fit) under its own label
+            label, _, path = spec.partition("=")
+            method = lm.method("learned", bias_path=path)
+            method.name = label
+            methods.append(method)
+        else:
+            methods.append(spec)
+    scores = score_methods(lm, examples, methods, args.seed, progress)
     print(file=sys.stderr)
     print(table(scores))
     if args.pick_within is not None:
@@ -302,6 +321,7 @@ def run_fit(args: argparse.Namespace) -> int:
         objective=args.objective,
         nll_weight=args.nll_weight,
         validate_every=args.validate_every,
+        init_beta=args.init_beta,
         embed=args.embed,
         embed_lr=args.embed_lr,
     )

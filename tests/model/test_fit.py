@@ -138,6 +138,14 @@ def test_the_importance_embedding_fits_saves_and_touches_only_marked_tokens(
     assert generated.text
 
 
+def test_a_fit_can_start_from_uniform(lm: LocalModel) -> None:
+    config = FitConfig(steps=1, batch=1, lr=0.0, kl=0.0, seed=0, init_beta=1.0)
+    bias, _ = fit(lm, EXAMPLES[:1], config)
+    beta = bias.beta.detach()
+    assert bool((beta[0] == 1.0).all()) and bool((beta[1] == 0.5).all())
+    assert float(beta[2:].abs().sum()) == 0
+
+
 def test_batches_depend_on_seed_and_step_only() -> None:
     assert batch_indices(10, 4, 0, 7) == batch_indices(10, 4, 0, 7)
     assert batch_indices(10, 4, 0, 7) != batch_indices(10, 4, 0, 8)

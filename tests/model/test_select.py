@@ -83,9 +83,12 @@ def salience(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_the_score_command_tables_methods_and_picks_one(dataset: Path) -> None:
-    done = salience("score", "--data", str(dataset), "--methods", "uniform@0,uniform@1",
-                    "--limit", "3", "--pick-within", "10")  # fmt: skip
+    shipped = ROOT / "model/data/learned-smollm2-135m.json"
+    done = salience("score", "--data", str(dataset), "--methods",
+                    f"uniform@0,uniform@1,candidate={shipped}", "--limit", "3",
+                    "--pick-within", "10")  # fmt: skip
     assert done.returncode == 0, done.stderr
+    assert re.search(r"^\| candidate \| [1-3] \(", done.stdout, re.M), done.stdout
     rows = [line for line in done.stdout.splitlines() if line.startswith("| uniform@")]
     assert len(rows) == 2 and re.match(r"\| uniform@0 \| [1-3] \(\d\) \| \+0\.000 \[", rows[0])
     assert "picked: " in done.stdout
