@@ -227,7 +227,7 @@ def fit(
 
     began = time.perf_counter() - curve.seconds
     if validation and start_step == 0:
-        record_validation(0)  # the unsteered model: what the fit has to beat
+        record_validation(0)  # where the fit starts: what it has to beat
     for step in range(start_step, config.steps):
         optimiser.zero_grad()
         indices = batch_indices(len(examples), config.batch, config.seed, step)
@@ -267,7 +267,8 @@ def fit(
         "final_loss": _tail_mean(curve.loss),
         "final_nll": _tail_mean(curve.nll),
         "val_nll": curve.val_nll[-1] if curve.val_nll else None,
-        "val_nll_unsteered": curve.val_nll[0] if curve.val_step[:1] == [0] else None,
+        # at step 0: the unsteered model, or uniform's β when the fit started there
+        "val_nll_start": curve.val_nll[0] if curve.val_step[:1] == [0] else None,
         "val_margin_gain": curve.val_margin[-1] if curve.val_margin else None,
         "seconds": round(curve.seconds, 1),
         "created": time.strftime("%Y-%m-%d"),

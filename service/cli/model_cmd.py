@@ -365,7 +365,7 @@ def run_fit(args: argparse.Namespace) -> int:
     heatmap(bias, args.heatmap)
     meta = bias.meta
     print(
-        f"wrote {args.out}: validation NLL {meta['val_nll_unsteered']} → {meta['val_nll']}, "
-        f"margin gain {meta['val_margin_gain']}"
+        f"wrote {args.out}: validation NLL {meta['val_nll_start']} (start) → {meta['val_nll']}, "
+        f"margin gain over β = 0 {meta['val_margin_gain']}"
     )
     return 0
