@@ -200,9 +200,17 @@ def test_the_shipped_learned_file_loads_and_changes_generation(lm: LocalModel) -
         steered, _ = lm.continuation_logits(conv, "ROME.", learned)
         stock, _ = lm.continuation_logits(conv, "ROME.", "none")
     assert float((steered - stock).abs().max()) > 0.1
+    prompts = [
+        e.conversation for e in EXAMPLES
+    ] + [
+        parse_messages([{"role": "user", "content": f"<rule>{rule}</rule>\n\n{task}"}],
+                       trusted_roles=("user",), format="tags")
+        for rule, task in [("Do not use any commas in your answer.", "Describe a morning routine."),
+                           ("Answer in at most 10 words.", "Explain how a bicycle works.")]
+    ]  # fmt: skip
     outs = [
-        (lm.generate(e.conversation, "none", max_new_tokens=12).text,
-         lm.generate(e.conversation, "learned", max_new_tokens=12).text)
-        for e in EXAMPLES
+        (lm.generate(c, "none", max_new_tokens=16).text,
+         lm.generate(c, "learned", max_new_tokens=16).text)
+        for c in prompts
     ]  # fmt: skip
     assert any(a != b for a, b in outs), outs
