@@ -5,9 +5,12 @@ the distractor), in one run, interleaved:
 
     plain    the stock SDPA attention (no steering)
     biased   ``uniform``: β on every layer and head (the folded-dimension path on all 30 layers)
+    learned  the shipped ``learned`` file: β on every layer and head plus the importance
+             embedding (a forward hook on the input embeddings)
 
 prefill = one forward pass over the prompt; decode = the mean time per token of 16 greedy steps
-with the KV cache. ratio = biased / plain (1.0: the bias costs nothing; goal <= 1.1 at 2,048).
+with the KV cache. ratio = biased / plain and learned / plain (1.0: the bias costs nothing;
+goal <= 1.1 at 2,048).
 
     .venv/bin/python bench/steer.py [--repeats 5] [--dtype float32|bfloat16] [--json]
 """
@@ -27,6 +30,7 @@ from transformers import DynamicCache
 from markup import Level, parse_messages
 from model.bias import ImportanceBias
 from model.local import LocalModel
+from model.methods import DEFAULT_FILES
 from model.prompt import build_prompt
 from model.steer import Steering, steering
 
@@ -91,20 +95,26 @@ def main() -> int:
     torch.set_num_threads(2)
     lm = LocalModel.load(dtype=args.dtype)
     bias = ImportanceBias.uniform(lm.n_layers, lm.n_heads, {Level.HARD: 1.5, Level.HIGH: 0.75})
+    learned = ImportanceBias.load(DEFAULT_FILES["learned"])
     rows = []
     for target in (512, 2048):
         prompt = build_prompt(lm.tokenizer, conversation_of(lm, target))
         ids = prompt.input_ids.unsqueeze(0)
         state = Steering(bias, prompt.level_one_hot())
+        fitted = Steering(learned, prompt.level_one_hot())
         assert state.active == set(range(lm.n_layers))
-        times: dict[str, list[float]] = {k: [] for k in ("pp", "pb", "dp", "db")}
+        keys = ("pp", "pb", "pl", "dp", "db", "dl")
+        times: dict[str, list[float]] = {k: [] for k in keys}
         prefill(lm, ids, None)
-        prefill(lm, ids, state)  # warm both paths
-        for _ in range(args.repeats):  # interleaved, so that noise hits both alike
+        prefill(lm, ids, state)  # warm every path
+        prefill(lm, ids, fitted)
+        for _ in range(args.repeats):  # interleaved, so that noise hits all alike
             times["pp"].append(prefill(lm, ids, None))
             times["pb"].append(prefill(lm, ids, state))
+            times["pl"].append(prefill(lm, ids, fitted))
             times["dp"].append(decode(lm, ids, None))
             times["db"].append(decode(lm, ids, state))
+            times["dl"].append(decode(lm, ids, fitted))
         best = {k: min(v) for k, v in times.items()}
         med = {k: statistics.median(v) for k, v in times.items()}
         rows.append(
@@ -118,6 +128,10 @@ def main() -> int:
                 "decode_biased_ms": best["db"] * 1e3,
                 "decode_ratio": best["db"] / best["dp"],
                 "decode_ratio_median": med["db"] / med["dp"],
+                "prefill_learned_ratio": best["pl"] / best["pp"],
+                "prefill_learned_ratio_median": med["pl"] / med["pp"],
+                "decode_learned_ratio": best["dl"] / best["dp"],
+                "decode_learned_ratio_median": med["dl"] / med["dp"],
             }
         )
     if args.json:
@@ -125,15 +139,17 @@ def main() -> int:
         return 0
     print(f"dtype {args.dtype}, {args.repeats} interleaved repeats, best (median) ratios")
     print(
-        f"{'tokens':>7}{'prefill plain':>15}{'biased':>9}{'ratio':>14}"
-        f"{'decode plain':>15}{'biased':>9}{'ratio':>14}"
+        f"{'tokens':>7}{'prefill plain':>15}{'biased':>9}{'ratio':>14}{'learned':>14}"
+        f"{'decode plain':>15}{'biased':>9}{'ratio':>14}{'learned':>14}"
     )
     for r in rows:
         print(
             f"{r['tokens']:>7}{r['prefill_plain_s']:>13.3f} s{r['prefill_biased_s']:>7.3f} s"
             f"{r['prefill_ratio']:>7.2f} ({r['prefill_ratio_median']:.2f})"
+            f"{r['prefill_learned_ratio']:>7.2f} ({r['prefill_learned_ratio_median']:.2f})"
             f"{r['decode_plain_ms']:>12.1f} ms{r['decode_biased_ms']:>6.1f} ms"
             f"{r['decode_ratio']:>7.2f} ({r['decode_ratio_median']:.2f})"
+            f"{r['decode_learned_ratio']:>7.2f} ({r['decode_learned_ratio_median']:.2f})"
         )
     return 0
 
