@@ -81,8 +81,8 @@ def markdown(run: str, records: Sequence[dict[str, Any]]) -> str:
 
 
 def plots(records: Sequence[dict[str, Any]], out_dir: str | Path, title: str = "") -> list[Path]:
-    """Score vs distractor length per method (Wilson bands), for each metric and distractor
-    kind; PNG and SVG. Returns the files written."""
+    """Score vs distractor length per method (Wilson bands), for each metric: all kinds pooled,
+    then each distractor kind; PNG and SVG. Returns the files written."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -92,10 +92,12 @@ def plots(records: Sequence[dict[str, Any]], out_dir: str | Path, title: str = "
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     kinds = sorted({r["kind"] for r in records})
+    if len(kinds) > 1:
+        kinds = ["all kinds", *kinds]  # the pooled view first: per kind, n is small
     for metric in ("strict", "quality", "both"):
         fig, axes = plt.subplots(1, len(kinds), figsize=(5 * len(kinds), 3.6), squeeze=False)
         for ax, kind in zip(axes[0], kinds, strict=True):
-            subset = [r for r in records if r["kind"] == kind]
+            subset = [r for r in records if kind in ("all kinds", r["kind"])]
             by = table(subset, ("method", "length"))
             for method in ordered_methods({m for m, _ in by}):
                 points = sorted((length, c[metric]) for (m, length), c in by.items() if m == method)
