@@ -94,7 +94,7 @@ def resolve(name: str, n_layers: int, n_heads: int, **options: Any) -> Method:
             how = (
                 "profile heads with `salience model profile-pasta`"
                 if name == "pasta"
-                else "fit one with `salience model fit` (the shipped fit comes with the study)"
+                else "fit one with `salience model fit` (the package ships one in model/data)"
             )
             raise MethodError(f"no {name} bias file at {path}: {how}, or pass bias_path")
         bias = ImportanceBias.load(path)
