@@ -18,9 +18,12 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from markup import Conversation
+
+if TYPE_CHECKING:
+    from model.local import LocalModel
 
 from . import distractors, prompts, split
 from .store import Store
@@ -290,11 +293,20 @@ class LocalBackend:
     name = "local"
 
     def __init__(
-        self, path: str | None = None, dtype: str = "float32", **method_options: Any
+        self,
+        path: str | None = None,
+        dtype: str = "float32",
+        *,
+        lm: LocalModel | None = None,
+        **method_options: Any,
     ) -> None:
+        """Load ``path`` in ``dtype``, or use ``lm``, a model already loaded (the service shares
+        one between its eval worker, its proxy and /model/bias)."""
         from model.local import LocalModel
 
-        self.lm = LocalModel.load(path, dtype)
+        self.lm = lm if lm is not None else LocalModel.load(path, dtype)
+        if lm is not None:  # its own dtype, whatever was passed
+            dtype = str(lm.model.dtype).removeprefix("torch.")
         self.model = self.lm.loaded.source.rsplit("/", 1)[-1] + f":{dtype}"
         self.context_window = (
             int(getattr(self.lm.model.config, "max_position_embeddings", 0)) or None

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import re
 from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .document import Document, Format, Level, ParseWarning, Source, Span
-from .errors import MarkupError, line_col
+from .errors import MarkupError
 
 
 @dataclass(slots=True)
@@ -32,6 +33,35 @@ class Mark:
     seq: int
 
 
+# Repairs listed one by one per document; past this, they are counted in one last warning. A
+# hostile prompt can hold a fault every few characters: listing each would make the answer
+# many times larger than the prompt.
+MAX_WARNINGS = 100
+
+
+class LineIndex:
+    """Line and column of an offset in O(log n), after one O(n) pass on first use.
+
+    ``errors.line_col`` counts newlines from the start on every call: fine for one error, but a
+    lenient parse may report a repair per tag, and that must not cost O(n) each.
+    """
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._starts: list[int] | None = None
+
+    def line_col(self, offset: int) -> tuple[int, int]:
+        starts = self._starts
+        if starts is None:
+            starts = self._starts = [0, *(m.end() for m in _NEWLINE.finditer(self.text))]
+        offset = max(0, min(offset, len(self.text)))
+        line = bisect_right(starts, offset)
+        return line, offset - starts[line - 1] + 1
+
+
+_NEWLINE = re.compile("\n")
+
+
 @dataclass
 class ParseContext:
     original: str  # the text as the caller sent it
@@ -41,6 +71,11 @@ class ParseContext:
     edits: list[tuple[int, int, str]] = field(default_factory=list)
     marks: list[Mark] = field(default_factory=list)
     warnings: list[ParseWarning] = field(default_factory=list)
+    unlisted: int = 0  # repairs past MAX_WARNINGS
+    lines: LineIndex = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.lines = LineIndex(self.original)
 
     def remove(self, start: int, end: int, replacement: str = "") -> None:
         if end > start or replacement:
@@ -51,21 +86,37 @@ class ParseContext:
 
     def fault(self, error: type[MarkupError], code: str, message: str, offset: int) -> None:
         """Raise ``error`` in strict mode; otherwise record a warning that a repair was made."""
+        if not self.strict and len(self.warnings) >= MAX_WARNINGS:
+            self.unlisted += 1
+            return
         original_offset = self.to_original(offset)
-        line, column = line_col(self.original, original_offset)
+        line, column = self.lines.line_col(original_offset)
         if self.strict:
             raise error(message, offset=original_offset, line=line, column=column)
         self.warnings.append(ParseWarning(code, message, original_offset, line, column))
 
     def where(self, offset: int) -> str:
         """ "line L, column C" of a text offset, for messages that refer to a second place."""
-        line, column = line_col(self.original, self.to_original(offset))
+        line, column = self.lines.line_col(self.to_original(offset))
         return f"line {line}, column {column}"
 
     def build(self, fmt: Format) -> Document:
         clean, to_clean = _apply(self.text, self.edits)
         spans = _paint(self.marks, to_clean)
-        return Document(clean, tuple(spans), fmt, tuple(self.warnings))
+        warnings = self.warnings
+        if self.unlisted:
+            last = warnings[-1]
+            warnings.append(
+                ParseWarning(
+                    "more-repairs",
+                    f"{self.unlisted} more repairs were made after this one and are not listed "
+                    f"(at most {MAX_WARNINGS} are)",
+                    last.offset,
+                    last.line,
+                    last.column,
+                )
+            )
+        return Document(clean, tuple(spans), fmt, tuple(warnings))
 
 
 def _apply(text: str, edits: list[tuple[int, int, str]]) -> tuple[str, Callable[[int], int]]:
@@ -80,7 +131,12 @@ def _apply(text: str, edits: list[tuple[int, int, str]]) -> tuple[str, Callable[
     pos = 0
     clean_pos = 0
     for a, b, replacement in edits:
-        assert a >= pos, f"overlapping edits at {a} (previous ended at {pos})"
+        if a < pos:
+            # Two removals overlap (a nested callout's marker line inside the outer quote's
+            # prefix): the union goes. Only the part past the previous edit is new.
+            if b <= pos:
+                continue
+            a = pos
         pieces.append(text[pos:a])
         clean_pos += a - pos
         starts.append(a)

@@ -1,5 +1,5 @@
 """HTML rich text: ``<strong>``, ``<b>``, ``<mark>`` (high), ``<small>`` (low),
-``<span data-importance="…">`` (any level), plus the importance tags, read with ``html.parser``.
+``<span data-importance="…">`` (any level), plus the importance tags.
 
 The clean text is the text content: every tag, comment and declaration is removed, character
 references are decoded, ``<script>``/``<style>`` contents are dropped, and ``<br>`` and the end
@@ -7,15 +7,29 @@ of a block element (``</p>``, ``</div>``, ``</li>``, …) become a line break un
 already. Whitespace is kept as written. Only elements that carry importance are checked for
 nesting; HTML's optional end tags (``<p>``, ``<li>``) are not faults. Inside ``<code>`` and
 ``<pre>`` no element sets a level: code is literal.
+
+The tokenizer is this module's own, a single left-to-right pass, so that its cost is linear in
+the text whatever the text holds (``html.parser`` in the Pythons this runs on goes quadratic on
+an unclosed ``<!--``, ``</`` or ``<a`` repeated, and reports only line and column). It follows
+the HTML tokenizer where prompts need it:
+
+- a tag is ``<`` + a letter, its name up to white space, ``/`` or ``>``, and ends at the first
+  ``>`` outside a quoted value, within ``MAX_TAG_CHARS``; ``/>`` makes it self-closing;
+- ``<!--`` … ``-->`` is a comment, ``<![CDATA[`` … ``]]>`` and ``<!…>``/``<?…>`` are removed;
+- anything of the above that never ends (no ``>``, no ``-->``) is text, kept as written: a stray
+  ``<`` never swallows the rest of a prompt; so is what follows a ``<script>``/``<style>``
+  that never closes;
+- ``&name;``, ``&#N;`` and ``&#xH;`` are decoded as ``html.unescape`` does (also without ``;``
+  where HTML allows); an unknown name stays as written.
 """
 
 from __future__ import annotations
 
 import html
-from html.parser import HTMLParser
+import re
 
 from ._context import ParseContext
-from ._tags import HTML_TAGS, IMPORTANCE_TAGS, TagStack, level_of
+from ._tags import HTML_TAGS, IMPORTANCE_TAGS, MAX_TAG_CHARS, TagStack, level_of, parse_attributes
 from .document import Level, Source
 
 _BLOCK = frozenset(
@@ -33,104 +47,135 @@ _VOCABULARY: dict[str, tuple[Level | str | None, Source]] = {
     **{name: (rule, Source.TAG) for name, rule in IMPORTANCE_TAGS.items()},
 }
 
+_SPECIAL = re.compile(r"[<&]")
+_TAG_NAME = re.compile(r"[a-zA-Z][^\t\n\f\r />]*")
+# The rest of a tag after its name: anything but '>' and quotes, or a quoted run. The
+# alternatives never overlap and the repeat is possessive (nothing to backtrack into), so a
+# failed match costs one pass over its window.
+_TAG_REST = re.compile(r"""(?:[^>"']++|"[^"]*+"|'[^']*+')*+>""")
+_REFERENCE = re.compile(r"&(?:#[0-9]{1,10};?|#[xX][0-9a-fA-F]{1,8};?|[a-zA-Z][a-zA-Z0-9]{0,31};?)")
+
+
+class _Finder:
+    """``text.find(needle, start)`` that stays linear over many calls: the last answer is
+    remembered, so a search that starts before it (or after a failed one) costs nothing."""
+
+    def __init__(self, text: str, needle: str) -> None:
+        self.text = text
+        self.needle = needle
+        self.found = -2  # not searched yet
+
+    def __call__(self, start: int) -> int:
+        if self.found == -1 or self.found >= start:
+            return self.found
+        self.found = self.text.find(self.needle, start)
+        return self.found
+
 
 def parse_html(ctx: ParseContext) -> None:
-    parser = _Parser(ctx)
-    parser.feed(ctx.text)
-    parser.close()
-    parser.stack.finish(len(ctx.text))
-
-
-class _Parser(HTMLParser):
-    def __init__(self, ctx: ParseContext) -> None:
-        super().__init__(convert_charrefs=False)
-        self.ctx = ctx
-        self.stack = TagStack(ctx)
-        self.line_starts = [0]
-        text = ctx.text
-        pos = text.find("\n")
-        while pos >= 0:
-            self.line_starts.append(pos + 1)
-            pos = text.find("\n", pos + 1)
-        self.raw_depth = 0
-        self.code_depth = 0
-
-    def _offset(self) -> int:
-        line, column = self.getpos()
-        return self.line_starts[line - 1] + column
-
-    def _tag_end(self, start: int) -> int:
-        end = self.ctx.text.find(">", start)
-        return len(self.ctx.text) if end < 0 else end + 1
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        start = self._offset()
-        raw = self.get_starttag_text() or ""
-        end = start + len(raw)
-        self.ctx.remove(start, end, "\n" if tag == "br" else "")
+    text = ctx.text
+    n = len(text)
+    stack = TagStack(ctx)
+    remove = ctx.remove
+    comment_end = _Finder(text, "-->")
+    cdata_end = _Finder(text, "]]>")
+    gt = _Finder(text, ">")
+    raw_ends: dict[str, re.Pattern[str]] = {}
+    code_depth = 0
+    pos = 0
+    while True:
+        m = _SPECIAL.search(text, pos)
+        if m is None:
+            break
+        i = m.start()
+        if text[i] == "&":
+            ref = _REFERENCE.match(text, i)
+            if ref is None:
+                pos = i + 1
+                continue
+            raw = ref.group()
+            decoded = html.unescape(raw)
+            if decoded != raw:
+                remove(i, ref.end(), decoded)
+            pos = ref.end()
+            continue
+        nxt = text[i + 1 : i + 2]
+        if nxt == "!":
+            if text.startswith("<!--", i):
+                end = comment_end(i + 4)
+                stop = -1 if end < 0 else end + 3
+            elif text.startswith("<![CDATA[", i):
+                end = cdata_end(i + 9)
+                stop = -1 if end < 0 else end + 3
+            else:
+                end = gt(i + 2)
+                stop = -1 if end < 0 else end + 1
+            if stop < 0:  # never ends: text
+                pos = i + 1
+                continue
+            remove(i, stop)
+            pos = stop
+            continue
+        if nxt == "?":
+            end = gt(i + 2)
+            if end < 0:
+                pos = i + 1
+                continue
+            remove(i, end + 1)
+            pos = end + 1
+            continue
+        closing = nxt == "/"
+        name_match = _TAG_NAME.match(text, i + 2 if closing else i + 1)
+        if name_match is None:  # "< b", "<1", "</>": text
+            pos = i + 1
+            continue
+        close_at = gt(name_match.end())
+        if close_at < 0 or close_at >= i + MAX_TAG_CHARS:  # no '>' within reach: text
+            pos = i + 1
+            continue
+        rest = _TAG_REST.match(text, name_match.end(), i + MAX_TAG_CHARS)
+        if rest is None:  # a quote left open: text
+            pos = i + 1
+            continue
+        end = rest.end()
+        tag = name_match.group().lower()
+        pos = end
+        if closing:
+            newline = tag in _BLOCK and end < n and text[end] != "\n"
+            remove(i, end, "\n" if newline else "")
+            if tag in _CODE and code_depth:
+                code_depth -= 1
+            if tag in _VOCABULARY:
+                stack.close(tag, i, end)
+            continue
+        remove(i, end, "\n" if tag == "br" else "")
+        attributes_raw = text[name_match.end() : end - 1]
+        if attributes_raw.rstrip().endswith("/"):
+            continue  # self-closing: no content, nothing to open
         if tag in _RAW_TEXT:
-            self.raw_depth += 1
+            # Raw text runs to the matching end tag and is dropped; with no end tag, the rest
+            # of the text is kept as written, tags and all (nothing in it is parsed).
+            pattern = raw_ends.get(tag)
+            if pattern is None:
+                pattern = raw_ends[tag] = re.compile(rf"</{tag}[\t\n\f\r />]", re.IGNORECASE)
+            close = pattern.search(text, end)
+            if close is None:
+                pos = n
+                break
+            remove(end, close.start())
+            pos = close.start()
+            continue
         if tag in _CODE:
-            self.code_depth += 1
+            code_depth += 1
         rule_source = _VOCABULARY.get(tag)
         if rule_source is None:
-            return
+            continue
         rule, source = rule_source
-        attributes = {k.lower(): (v or "") for k, v in attrs}
-        level, _ = level_of(self.ctx, tag, rule, attributes, start)
-        self.stack.open(tag, None if self.code_depth else level, source, start, end)
-
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        start = self._offset()
-        raw = self.get_starttag_text() or ""
-        self.ctx.remove(start, start + len(raw), "\n" if tag == "br" else "")
-
-    def handle_endtag(self, tag: str) -> None:
-        start = self._offset()
-        end = self._tag_end(start)
-        text = self.ctx.text
-        newline = tag in _BLOCK and end < len(text) and text[end] != "\n"
-        self.ctx.remove(start, end, "\n" if newline else "")
-        if tag in _RAW_TEXT:
-            self.raw_depth = max(0, self.raw_depth - 1)
-        if tag in _CODE:
-            self.code_depth = max(0, self.code_depth - 1)
-        if tag in _VOCABULARY:
-            self.stack.close(tag, start, end)
-
-    def handle_data(self, data: str) -> None:
-        if self.raw_depth:
-            start = self._offset()
-            self.ctx.remove(start, start + len(data))
-
-    def handle_entityref(self, name: str) -> None:
-        self._reference("&" + name)
-
-    def handle_charref(self, name: str) -> None:
-        self._reference("&#" + name)
-
-    def _reference(self, head: str) -> None:
-        start = self._offset()
-        text = self.ctx.text
-        end = start + len(head)
-        if text.startswith(";", end):
-            end += 1
-        raw = text[start:end]
-        self.ctx.remove(start, end, "" if self.raw_depth else html.unescape(raw))
-
-    def handle_comment(self, data: str) -> None:
-        start = self._offset()
-        end = self.ctx.text.find("-->", start)
-        self.ctx.remove(start, len(self.ctx.text) if end < 0 else end + 3)
-
-    def handle_decl(self, decl: str) -> None:
-        start = self._offset()
-        self.ctx.remove(start, self._tag_end(start))
-
-    def handle_pi(self, data: str) -> None:
-        self.handle_decl(data)
-
-    def unknown_decl(self, data: str) -> None:
-        start = self._offset()
-        end = self.ctx.text.find("]]>", start)
-        self.ctx.remove(start, len(self.ctx.text) if end < 0 else end + 3)
+        # Level is a str enum: only a rule that names an attribute reads the attributes.
+        named = isinstance(rule, str) and not isinstance(rule, Level)
+        attributes = parse_attributes(attributes_raw) if named else {}
+        if attributes:
+            attributes = {k: html.unescape(v) for k, v in attributes.items()}
+        level, _ = level_of(ctx, tag, rule, attributes, i)
+        stack.open(tag, None if code_depth else level, source, i, end)
+    stack.finish(n)

@@ -48,9 +48,13 @@ HTML_TAGS: dict[str, Level | str | None] = {
     "span": "data-importance",
 }
 
-_ATTRIBUTE = re.compile(r"""([^\s"'>/=]+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'=<>`]+)))?""")
+# A tag's attributes: a name holds no '<' (so that a tag without its '>' cannot swallow the
+# tags after it), and the whole tag is at most MAX_TAG_CHARS long. Both keep the scan linear: a
+# tail is matched over a bounded window, whatever the text holds.
+MAX_TAG_CHARS = 2048
+_ATTRIBUTE = re.compile(r"""([^\s"'>/=<]+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'=<>`]+)))?""")
 _OPEN_TAIL = re.compile(
-    r"""((?:\s+[^\s"'>/=]+(?:\s*=\s*(?:"[^"]*"|'[^']*'|[^\s"'=<>`]+))?)*)\s*(/?)>"""
+    r"""((?:\s+[^\s"'>/=<]+(?:\s*=\s*(?:"[^"]*"|'[^']*'|[^\s"'=<>`]+))?)*)\s*(/?)>"""
 )
 _CLOSE_TAIL = re.compile(r"\s*>")
 
@@ -79,20 +83,30 @@ class TagStack:
     def __init__(self, ctx: ParseContext) -> None:
         self.ctx = ctx
         self.stack: list[_Open] = []
+        # How many elements of each name are open: a closing tag with none open is known to be
+        # stray without a walk down the stack (which made stray closers quadratic).
+        self.open_by_name: dict[str, int] = {}
 
     def open(self, name: str, level: Level | None, source: Source, start: int, end: int) -> None:
         self.stack.append(_Open(name, level, source, start, end))
+        self.open_by_name[name] = self.open_by_name.get(name, 0) + 1
 
     def close(self, name: str, start: int, end: int) -> None:
-        """Close the element ``name`` with the closing tag at ``[start, end)``."""
+        """Close the element ``name`` with the closing tag at ``[start, end)``.
+
+        Linear over a whole text: the walk down the stack only passes elements that this
+        closing tag closes (each element is closed once), and a name with nothing open is
+        refused at once.
+        """
         stack = self.stack
         if stack and stack[-1].name == name:  # the usual case: it closes the innermost element
+            self.open_by_name[name] -= 1
             self._emit(stack.pop(), start)
             return
         ctx = self.ctx
-        depth = next(
-            (i for i in range(len(self.stack) - 1, -1, -1) if self.stack[i].name == name), -1
-        )
+        depth = -1
+        if self.open_by_name.get(name, 0):
+            depth = next(i for i in range(len(stack) - 1, -1, -1) if stack[i].name == name)
         if depth < 0:
             ctx.fault(
                 UnexpectedCloseTagError,
@@ -110,8 +124,10 @@ class TagStack:
                 start,
             )
             self._emit(inner, start)
-        self._emit(self.stack[depth], start)
-        del self.stack[depth:]
+        self._emit(stack[depth], start)
+        for closed in stack[depth:]:
+            self.open_by_name[closed.name] -= 1
+        del stack[depth:]
 
     def finish(self, end: int) -> None:
         """Close whatever is still open at the end of the text."""
@@ -124,6 +140,7 @@ class TagStack:
             )
             self._emit(left, end)
         self.stack.clear()
+        self.open_by_name.clear()
 
     def _emit(self, element: _Open, content_end: int) -> None:
         if element.level is not None:
@@ -188,13 +205,13 @@ def scan_tags(ctx: ParseContext, *, with_html: bool) -> None:
         slash, raw_name = m.groups()
         name = raw_name.lower()
         rule, source = vocabulary[name]
-        tail = (_CLOSE_TAIL if slash else _OPEN_TAIL).match(text, m.end())
+        tail = (_CLOSE_TAIL if slash else _OPEN_TAIL).match(text, m.end(), start + MAX_TAG_CHARS)
         if tail is None:
             ctx.fault(
                 MalformedTagError,
                 "malformed-tag",
-                f"<{slash}{name} is not a well-formed tag (no closing '>', "
-                "or bad attribute quoting); it was kept as text",
+                f"<{slash}{name} is not a well-formed tag (no closing '>' within "
+                f"{MAX_TAG_CHARS} characters, or bad attribute quoting); it was kept as text",
                 start,
             )
             continue

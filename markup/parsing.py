@@ -53,7 +53,11 @@ def _has_markdown(text: str) -> bool:
     return any(p.search(text) for p in _MD_INLINE)
 
 
-_HTML_RICH = re.compile(r"<(?:strong|b|mark|small)[\s>]|<span\b[^>]*\bdata-importance\b", re.I)
+# The attribute search is bounded (as a tag is, in _tags.MAX_TAG_CHARS): "<span " repeated
+# without a '>' would otherwise make this one check quadratic.
+_HTML_RICH = re.compile(
+    r"<(?:strong|b|mark|small)[\s>]|<span\b[^<>]{0,2048}?\bdata-importance\b", re.I
+)
 _IMPORTANCE_TAG = re.compile(r"</?(?:" + "|".join(IMPORTANCE_TAGS) + r")(?=[\s/>])", re.IGNORECASE)
 
 

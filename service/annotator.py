@@ -57,6 +57,7 @@ class Annotator:
         self, request: AnnotateRequest, text: str, encoding: ImportanceEncoding
     ) -> dict[str, Any]:
         document = parse(text, request.format, request.strict)
+        self._check_limit(_fewest_tokens(document))
         tokens = tokenize(document, encoding)
         self._check_limit(len(tokens))
         self._count_spans(document)
@@ -90,6 +91,10 @@ class Annotator:
         conversation: Conversation = parse_messages(plain, roles, request.format, request.strict)
         out = []
         total = 0
+        fewest = 0
+        for message in conversation.messages:
+            fewest += _fewest_tokens(message.document)
+            self._check_limit(fewest)
         for message in conversation.messages:
             tokens = tokenize(message.document, encoding)
             total += len(tokens)
@@ -125,6 +130,12 @@ class Annotator:
             counts[span.level.value] = counts.get(span.level.value, 0) + 1
         for level, n in counts.items():
             self.metrics.spans.labels(level).inc(n)
+
+
+def _fewest_tokens(document: Document) -> int:
+    """A lower bound on the token count, known before tokenizing: every span adds two markers
+    around at least one token. A prompt of many tiny spans is refused without tokenizing it."""
+    return 3 * len(document.spans)
 
 
 def _content(message: ChatMessage) -> Any:

@@ -23,6 +23,7 @@ from .core import problems
 from .core.config import Settings
 from .core.metrics import Metrics, MetricsMiddleware
 from .jobs import JobManager
+from .models import SharedModel
 from .proxy.local import LocalEngine
 from .proxy.upstream import Upstream
 
@@ -50,13 +51,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.error("default encoding unavailable; /readyz will say so: %s", error)
         pool = ThreadPoolExecutor(settings.batch_threads, thread_name_prefix="salience-batch")
         big_pool = ThreadPoolExecutor(1, thread_name_prefix="salience-big")
+        if settings.preload_model:
+            shared.start_loading()  # /readyz says "loading" until it is done
         jobs = None
         if settings.eval_worker:
             from evals.runner import LocalBackend
 
             jobs = JobManager(
                 settings.eval_db,
-                lambda: LocalBackend(settings.model_path),
+                lambda: LocalBackend(lm=shared.get()),
                 settings.max_eval_jobs,
                 settings.max_eval_samples,
             )
@@ -85,9 +88,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = metrics
     app.state.annotator = Annotator(settings, metrics)
     app.state.upstream = None
-    app.state.local = LocalEngine(
-        settings.model_path, settings.local_max_waiting, settings.local_max_tokens
-    )
+    # One local model per process: the eval worker, the local proxy engine and /model/bias
+    # all use this one.
+    shared = SharedModel(settings.model_path, on_load=metrics.model_loads.inc)
+    app.state.model = shared
+    app.state.local = LocalEngine(shared, settings.local_max_waiting, settings.local_max_tokens)
     problems.install(app)
     app.include_router(annotate.router)
     app.include_router(encodings.router)

@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     # Where later parts plug in: the local model (a GGUF file or a Hugging Face folder) and the
     # OpenAI-compatible upstream of the proxy.
     model_path: str | None = None
+    preload_model: bool = Field(
+        True, description="load the local model at start-up; /readyz waits for it"
+    )
     # Evaluation jobs: SQLite file (jobs and sample records), worker on/off, limits.
     eval_db: str = "evals.sqlite3"
     eval_worker: bool = True

@@ -47,6 +47,11 @@ class Metrics:
             "Prompts (texts or chat requests) annotated.",
             registry=self.registry,
         )
+        self.model_loads = Counter(
+            "salience_model_loads",
+            "Local models loaded into this process (one is shared by every user of it).",
+            registry=self.registry,
+        )
 
 
 class MetricsMiddleware:

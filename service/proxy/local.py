@@ -1,14 +1,13 @@
 """Chat completions generated in process on the local model, under any steering method.
 
-The model is loaded on first use (SALIENCE_MODEL_PATH, or the embedded default) in a worker
-thread, so the event loop never blocks on torch. One generation runs at a time (two cores share
-it badly); a bounded number may wait, and one more is refused with 429. A streamed generation
-stops at the next token when its client goes away.
+The model is the process's shared one (``service.models``: SALIENCE_MODEL_PATH, or the
+embedded default), loaded in a worker thread, so the event loop never blocks on torch. One
+generation runs at a time (two cores share it badly); a bounded number may wait, and one more
+is refused with 429. A streamed generation stops at the next token when its client goes away.
 """
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 import uuid
@@ -19,6 +18,8 @@ import orjson
 
 from markup import Conversation
 
+from ..models import SharedModel
+
 if TYPE_CHECKING:
     from model.local import LocalModel, TokenStream
 
@@ -28,27 +29,19 @@ class Busy(Exception):
 
 
 class LocalEngine:
-    def __init__(self, model_path: str | None, max_waiting: int, max_tokens: int) -> None:
-        self.model_path = model_path
+    def __init__(self, shared: SharedModel, max_waiting: int, max_tokens: int) -> None:
+        self.shared = shared  # the process's one model, shared with the eval worker
         self.max_waiting = max_waiting
         self.max_tokens = max_tokens
-        self._model: LocalModel | None = None
-        self._load_lock = asyncio.Lock()
         self._run_lock = threading.Lock()
         self._waiting = 0
 
     @property
     def loaded(self) -> bool:
-        return self._model is not None
+        return self.shared.loaded is not None
 
     async def model(self) -> LocalModel:
-        if self._model is None:
-            async with self._load_lock:
-                if self._model is None:
-                    from model.local import LocalModel
-
-                    self._model = await asyncio.to_thread(LocalModel.load, self.model_path)
-        return self._model
+        return await self.shared.aget()
 
     def admit(self) -> None:
         """Count one more waiting generation, or refuse it."""

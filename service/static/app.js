@@ -69,32 +69,55 @@ function requestBody() {
   return body;
 }
 
+// Every annotation is numbered. Only the newest one's answer is shown (an older request that
+// answers late is dropped), and once it is shown #status carries its number in data-seq, so
+// that a script (or a test) can wait for the answer to *its* request rather than any answer.
+let annotateSeq = 0;
+
 async function annotate() {
-  $("#status").textContent = "annotating…";
+  const seq = ++annotateSeq;
+  const status = $("#status");
+  const finish = (text) => {
+    if (seq !== annotateSeq) return false;
+    status.textContent = text;
+    status.dataset.seq = String(seq);
+    return true;
+  };
+  status.textContent = "annotating…";
   let body;
   try {
     body = requestBody();
   } catch (err) {
     showError({ detail: err.message });
-    $("#status").textContent = "";
+    finish("");
     return;
   }
   lastRequest = body;
-  const response = await fetch("/annotate", {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify(body),
-  });
-  const data = await response.json();
+  let response, data;
+  try {
+    response = await fetch("/annotate", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    data = await response.json();
+  } catch (err) {
+    if (seq !== annotateSeq) return;
+    showError({ detail: `the server did not answer: ${err.message}` });
+    clearResults();
+    finish("error");
+    return;
+  }
+  if (seq !== annotateSeq) return; // a newer annotation is under way: this answer is stale
   if (!response.ok) {
     showError(data, body);
     clearResults();
-    $("#status").textContent = `error ${response.status}`;
+    finish(`error ${response.status}`);
     return;
   }
   $("#error").hidden = true;
   render(data);
-  $("#status").textContent = `${data.token_count} tokens (${data.encoding})`;
+  finish(`${data.token_count} tokens (${data.encoding})`);
 }
 
 function clearResults() {

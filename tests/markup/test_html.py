@@ -90,3 +90,19 @@ def test_lenient_html_repairs_with_warnings() -> None:
     assert doc.text == "bold never closed"
     assert marked(doc) == [("bold never closed", "high", "html")]
     assert [w.code for w in doc.warnings] == ["unclosed-tag"]
+
+
+def test_a_construct_that_never_ends_is_text_and_parsing_goes_on() -> None:
+    # html.parser gave up at an unterminated comment and kept the rest unparsed
+    doc = parse("<p>a <!-- b <b>bold</b></p>", "html")
+    assert doc.text == "a <!-- b bold"
+    assert marked(doc) == [("bold", "high", "html")]
+    doc = parse("<p>x &#</p><p>1 < 2 <b>y</b></p>", "html")
+    assert doc.text == "x &#\n1 < 2 y"
+    assert marked(doc) == [("y", "high", "html")]
+
+
+def test_unclosed_script_keeps_the_rest_as_written() -> None:
+    doc = parse("<p>a</p><script>var x = '<b>'", "html")
+    assert doc.text == "a\nvar x = '<b>'"
+    assert doc.spans == ()

@@ -106,3 +106,11 @@ def test_multibyte_text_around_markdown_keeps_character_offsets() -> None:
     doc = parse("日本語 **重要** ✓ <rule>ルール</rule>", "markdown")
     assert doc.text == "日本語 重要 ✓ ルール"
     assert marked(doc) == [("重要", "high", "markdown"), ("ルール", "hard", "tag")]
+
+
+def test_nested_callouts_do_not_collide() -> None:
+    # The inner marker line sits inside the outer quote's prefix: both removals overlap (this
+    # used to fail an assertion, a 500 in the service).
+    doc = parse("> [!WARNING]\n> > [!CAUTION]\n> > inner\n> outer\n", "markdown")
+    assert doc.text == "inner\nouter\n"
+    assert marked(doc) == [("inner\nouter\n", "hard", "markdown")]

@@ -56,6 +56,21 @@ with_tags = st.lists(
             "<|imp:hard|>",
             "<|endoftext|>",
             "\n",
+            # hostile pieces: unterminated constructs, nested quotes and callouts
+            "> > [!CAUTION]\n",
+            ">> [!WARNING]\n",
+            "<rule ",
+            '<importance level="',
+            "<a ",
+            "<!",
+            "</",
+            "<script>",
+            "</script>",
+            "&#",
+            "[!",
+            "](",
+            "'",
+            '"',
         ]
     )
     | st.text(max_size=8),

@@ -198,3 +198,29 @@ def test_plain_format_leaves_everything_as_text() -> None:
 def test_unknown_format_is_a_clear_value_error() -> None:
     with pytest.raises(ValueError, match="unknown format 'yaml'"):
         parse("x", "yaml")
+
+
+def test_repairs_past_the_cap_are_counted_not_listed() -> None:
+    doc = parse("<rule>" * 500)
+    assert len(doc.warnings) == 101
+    assert {w.code for w in doc.warnings[:100]} == {"unclosed-tag"}
+    last = doc.warnings[-1]
+    assert last.code == "more-repairs" and last.message.startswith("400 more repairs")
+    # strict mode still stops at the first fault
+    with pytest.raises(UnclosedTagError) as caught:
+        parse("<rule>" * 500, strict=True)
+    assert caught.value.offset == 2994
+
+
+def test_a_tag_without_its_closing_bracket_does_not_swallow_the_next_tags() -> None:
+    doc = parse("<rule <rule <rule>kept</rule>")
+    assert doc.text == "<rule <rule kept"
+    assert marked(doc) == [("kept", "hard", "tag")]
+    assert [w.code for w in doc.warnings] == ["malformed-tag", "malformed-tag"]
+
+
+def test_a_tag_longer_than_the_limit_is_text() -> None:
+    long = '<importance level="hard" ' + "x " * 1100 + ">a</importance>"
+    doc = parse(long)
+    assert doc.spans == ()
+    assert doc.warnings[0].code == "malformed-tag" and "2048" in doc.warnings[0].message

@@ -28,6 +28,8 @@ TEST_SETTINGS = {
     # eval jobs: tiny grids only, so that fuzzing cannot queue real work
     "SALIENCE_MAX_EVAL_JOBS": "2",
     "SALIENCE_MAX_EVAL_SAMPLES": "2",
+    # the local model loads on first use, not at start-up: most tests never need it
+    "SALIENCE_PRELOAD_MODEL": "false",
 }
 
 

@@ -3,6 +3,7 @@ browser download) against the real server on 127.0.0.1."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -55,9 +56,17 @@ def page(browser: Browser, server: Server) -> Iterator[Page]:
 
 
 def annotate(page: Page, text: str) -> None:
+    """Annotate ``text`` and wait until the page shows the answer to this very request.
+
+    The page numbers its annotations (``#status[data-seq]``); waiting for the next number means
+    that what a test reads next belongs to this prompt, not to the one shown before it.
+    """
+    status = page.locator("#status")
+    before = int(status.get_attribute("data-seq") or "0")
     page.fill("#prompt", text)
     page.focus("#prompt")
     page.keyboard.press("Control+Enter")
+    expect(status).to_have_attribute("data-seq", str(before + 1))
 
 
 def test_typed_markup_is_highlighted_by_level(page: Page) -> None:
@@ -65,23 +74,27 @@ def test_typed_markup_is_highlighted_by_level(page: Page) -> None:
     hard = page.locator("#messages mark.lvl-hard")
     expect(hard).to_have_count(1)
     expect(hard).to_have_attribute("data-source", "tag")
-    assert hard.inner_text().endswith("Use at most three bullets.")
+    expect(hard).to_have_text(re.compile(r"Use at most three bullets\.$"))
     high = page.locator("#messages mark.lvl-high")
     expect(high).to_have_count(1)
     expect(high).to_have_attribute("data-source", "markdown")
-    assert high.inner_text().endswith("short")
-    assert "**" not in page.inner_text("#messages") and "<rule>" not in page.inner_text("#messages")
+    expect(high).to_have_text(re.compile(r"short$"))
+    messages = page.locator("#messages")
+    expect(messages).to_contain_text("Summarise the report.")
+    expect(messages).not_to_contain_text("**")
+    expect(messages).not_to_contain_text("<rule>")
     # not colour alone: each span carries its level as a badge and an accessible name
-    assert hard.locator(".badge").inner_text() == "RULE"
-    assert "hard span from tag" in (hard.get_attribute("aria-label") or "")
+    expect(hard.locator(".badge")).to_have_text("RULE")
+    expect(hard).to_have_attribute("aria-label", re.compile("hard span from tag"))
     rows = page.locator("#spans tbody tr")
     expect(rows).to_have_count(2)
-    assert [rows.nth(i).get_attribute("data-level") for i in range(2)] == ["hard", "high"]
+    expect(rows.nth(0)).to_have_attribute("data-level", "hard")
+    expect(rows.nth(1)).to_have_attribute("data-level", "high")
     # tokens: boundaries with ids, and the importance special tokens as chips
     markers = page.locator("#tokens .tok.marker")
-    assert markers.all_inner_texts()[:2] == ["<|imp:hard|>", "<|/imp:hard|>"]
-    first = page.locator("#tokens .tok").first
-    assert first.get_attribute("title", timeout=2000).startswith("id ")  # type: ignore[union-attr]
+    expect(markers.nth(0)).to_have_text("<|imp:hard|>")
+    expect(markers.nth(1)).to_have_text("<|/imp:hard|>")
+    expect(page.locator("#tokens .tok").first).to_have_attribute("title", re.compile("^id "))
 
 
 def test_a_strict_error_points_at_the_character(page: Page) -> None:
@@ -90,11 +103,11 @@ def test_a_strict_error_points_at_the_character(page: Page) -> None:
     error = page.locator("#error")
     expect(error).to_be_visible()
     expect(error).to_contain_text("line 2, column 1")
-    assert error.get_attribute("data-offset") == "9"
-    assert page.locator("#error .caret").inner_text() == "^"
-    assert page.locator("#error pre").inner_text().startswith("<rule>never closed")
+    expect(error).to_have_attribute("data-offset", "9")
+    expect(page.locator("#error .caret")).to_have_text("^")
+    expect(page.locator("#error pre")).to_have_text(re.compile("^<rule>never closed"))
     # the caret is also in the text box: the faulty character is selected
-    assert page.evaluate("document.querySelector('#prompt').selectionStart") == 9
+    page.wait_for_function("document.querySelector('#prompt').selectionStart === 9")
     expect(page.locator("#messages mark")).to_have_count(0)
 
 
@@ -103,7 +116,7 @@ def test_lenient_repairs_are_listed_with_their_place(page: Page) -> None:
     item = page.locator("#warnings li").first
     expect(item).to_contain_text("unclosed-tag")
     expect(item).to_contain_text("line 2, column 1")
-    assert item.get_attribute("data-offset") == "9"
+    expect(item).to_have_attribute("data-offset", "9")
     expect(page.locator("#messages mark.lvl-hard")).to_have_text("RULEnever closed")
 
 
@@ -186,7 +199,9 @@ def test_an_eval_job_shows_live_progress_and_its_results(page: Page) -> None:
     job = page.locator("#job").get_attribute("data-job")
     row = page.locator(f'tr[data-job="{job}"]')
     expect(row.locator(".job-status")).to_have_text("done")
-    assert row.locator("progress").evaluate("p => p.value") == 2
+    page.wait_for_function(
+        'job => document.querySelector(`tr[data-job="${job}"] progress`).value === 2', arg=job
+    )
     expect(page.locator("#job-results table tbody tr")).to_have_count(2)
     image = page.locator("#job-results img")
     expect(image).to_be_visible()

@@ -1,0 +1,283 @@
+"""Hostile markup: does every parser stay linear up to the body limit?
+
+For each family of hostile input, the same generator builds a text of about ``n`` characters and
+one of about ``4n`` (``4n`` is the service's default body limit, 1 MiB), and both are parsed,
+lenient and strict. Printed per family:
+
+    growth    = parse time(4n) / parse time(n)   ~4 for linear work, ~16 for quadratic
+    s/MiB     = parse time(4n) / size(4n)        seconds of one core per MiB of body
+    +tokenize = the same for parse + tokenize, as ``POST /annotate`` does (for information: the
+                service refuses a prompt past its token limit before it is tokenized in full)
+
+Timings are the best of ``--repeats`` runs, interleaved between the two sizes so that machine
+noise hits both alike. The last line is the summary the goal is stated in:
+
+    adversarial: worst growth <r>x per 4x input, worst <s> s per MiB
+
+    .venv/bin/python bench/adversarial.py [--repeats N] [--size CHARS] [--only NAME] [--json]
+
+(``--only`` keeps the families whose name contains NAME.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from markup import MarkupError, load_encoding, parse, tokenize
+
+MIB = 1 << 20
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    unit: str  # repeated to fill the size; a callable builds the text itself
+    format: str = "auto"
+    build: Callable[[int], str] | None = None
+
+    def text(self, size: int) -> str:
+        if self.build is not None:
+            return self.build(size)
+        return self.unit * max(1, size // len(self.unit))
+
+
+def _nested(size: int) -> str:
+    depth = size // len("<rule></rule>")
+    return "<rule>" * depth + "x" + "</rule>" * depth
+
+
+def _nested_mixed(size: int) -> str:
+    names = ("rule", "important", "background", "must")
+    per = sum(len(f"<{n}></{n}>") for n in names) // len(names)
+    depth = size // per
+    opens = "".join(f"<{names[i % 4]}>" for i in range(depth))
+    closes = "".join(f"</{names[i % 4]}>" for i in reversed(range(depth)))
+    return opens + "x" + closes
+
+
+def _mismatched(size: int) -> str:
+    half = size // len("<rule></important>")
+    return "<rule>" * half + "</important>" * half
+
+
+def _html_nested(size: int) -> str:
+    depth = size // len("<div><b></b></div>") * 2
+    opens = "".join("<div>" if i % 2 else "<b>" for i in range(depth))
+    closes = "".join("</div>" if i % 2 else "</b>" for i in reversed(range(depth)))
+    return "<p>" + opens + "text" + closes + "</p>"
+
+
+def _callouts_nested(size: int) -> str:
+    depth = min(size // 16, 100_000)
+    lines = [">" * (i + 1) + " [!WARNING]" for i in range(0, depth, max(1, depth // 2000))]
+    text = "\n".join(lines)
+    return (text + "\n") * max(1, size // max(1, len(text) + 1))
+
+
+def _backtick_widths(size: int) -> str:
+    out: list[str] = []
+    total = 0
+    width = 1
+    while total < size:
+        piece = "`" * width + "a"
+        out.append(piece)
+        total += len(piece)
+        width = width % 300 + 1
+    return "".join(out)
+
+
+_FRAGMENTS = (
+    "<rule>",
+    "</rule>",
+    "<important>",
+    "</important>",
+    "</background>",
+    "<importance level=",
+    '<importance level="hard"',
+    "<b>",
+    "</b>",
+    "<span data-importance=",
+    "**",
+    "__",
+    "*",
+    "_",
+    "`",
+    "```\n",
+    "\n> [!WARNING]\n",
+    "> ",
+    "[",
+    "](",
+    "[!",
+    "&amp;",
+    "&#",
+    "<!--",
+    "<",
+    ">",
+    "\n",
+    " word ",
+    "é",
+    "e\u0301",
+)
+
+
+def _mixture(size: int) -> str:
+    rng = random.Random(1234)
+    out: list[str] = []
+    total = 0
+    while total < size:
+        piece = rng.choice(_FRAGMENTS)
+        out.append(piece)
+        total += len(piece)
+    return "".join(out)
+
+
+FAMILIES: tuple[Family, ...] = (
+    Family("unclosed tags", "<rule>"),
+    Family("unclosed tags (html)", "<b>", "html"),
+    Family("deeply nested tags", "", build=_nested),
+    Family("deeply nested, 4 names", "", build=_nested_mixed),
+    Family("mismatched closers", "", build=_mismatched),
+    Family("stray closers", "</rule>"),
+    Family("alternating open/close", "<rule></important><important></rule>"),
+    Family("alternating, interleaved", "<rule><important></rule></important>"),
+    Family("tag without '>'", "<rule "),
+    Family("attributes without '>'", '<importance level="hard" a b c '),
+    Family("unterminated quote", '<importance level="'),
+    Family("bad level attribute", '<importance level="urgent">x</importance>'),
+    Family("span without '>'", "<span data-importance "),
+    Family("html nesting", "", "html", build=_html_nested),
+    Family("html unclosed comment", "<!--", "html"),
+    Family("html '</'", "</", "html"),
+    Family("html '<!'", "<!", "html"),
+    Family("html '<a '", "<a ", "html"),
+    Family("html entities", "&amp;&#169;&#x1F600;&bogus;&", "html"),
+    Family("emphasis: '**'", "**"),
+    Family("emphasis: '**a'", "**a"),
+    Family("emphasis: '*_'", "*_"),
+    Family("emphasis: '__a*'", "__a*"),
+    Family("emphasis with tags", "**<rule>a"),
+    Family("callout markers", "> [!WARNING]\n"),
+    Family("callouts, nested quotes", "", build=_callouts_nested),
+    Family("callout lines", "> [!CAUTION]\n> > > a\n"),
+    Family("brackets '['", "["),
+    Family("brackets '[a]('", "[a]("),
+    Family("brackets '[!'", "[!"),
+    Family("backticks", "`"),
+    Family("backtick widths", "", build=_backtick_widths),
+    Family("fences", "```\n"),
+    Family("fences + tags", "```\n<rule>\n```\n"),
+    Family("entities (markdown)", "**&amp;"),
+    Family("mixture", "", build=_mixture),
+    Family("mixture (html)", "", "html", build=_mixture),
+    Family("mixture (markdown)", "", "markdown", build=_mixture),
+)
+
+
+def parse_only(text: str, fmt: str, strict: bool) -> None:
+    """The parser: format detection, markup, repairs (strict mode may stop at a fault)."""
+    try:
+        parse(text, fmt, strict=strict)
+    except MarkupError:
+        return
+
+
+def annotate(text: str, fmt: str, strict: bool) -> None:
+    """What ``POST /annotate`` does: parse, then tokenize. (The service refuses a prompt past
+    its token limit, 32k by default, so it never tokenizes a hostile MiB in full.)"""
+    try:
+        document = parse(text, fmt, strict=strict)
+    except MarkupError:
+        return
+    tokenize(document, ENCODING)
+
+
+ENCODING = load_encoding("cl100k_base")
+
+
+def timed(fn: Callable[[], None]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def measure(family: Family, size: int, repeats: int, strict: bool) -> dict[str, Any]:
+    small, large = family.text(size // 4), family.text(size)
+    t_small: list[float] = []
+    t_large: list[float] = []
+    t_annotate: list[float] = []
+    for _ in range(repeats):  # interleaved, so that noise hits both sizes alike
+        t_small.append(timed(lambda: parse_only(small, family.format, strict)))
+        t_large.append(timed(lambda: parse_only(large, family.format, strict)))
+        t_annotate.append(timed(lambda: annotate(large, family.format, strict)))
+    small_s, large_s = min(t_small), min(t_large)
+    mib = len(large.encode("utf-8")) / MIB
+    # A floor under the small time: below ~0.2 ms, timer noise dominates the ratio. The ratio is
+    # corrected for a generator that could not hit exactly 4x the characters.
+    growth = large_s / max(small_s, 2e-4) * (len(small) * 4 / len(large))
+    return {
+        "family": family.name + (" [strict]" if strict else ""),
+        "small_chars": len(small),
+        "large_chars": len(large),
+        "small_s": small_s,
+        "large_s": large_s,
+        "growth": growth,
+        "s_per_mib": large_s / mib,
+        "annotate_s_per_mib": min(t_annotate) / mib,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--size", type=int, default=MIB, help="the large size in characters")
+    parser.add_argument("--only", help="families whose name contains this")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    rows = []
+    if not args.json:
+        print(
+            f"{'family':38} {'n':>8} {'parse n':>10} {'4n':>8} {'parse 4n':>10}"
+            f"  {'growth':>7}  {'s/MiB':>6}  {'+tokenize':>9}"
+        )
+    for family in FAMILIES:
+        if args.only and args.only not in family.name:
+            continue
+        for strict in (False, True):
+            rows.append(measure(family, args.size, args.repeats, strict))
+            if not args.json:
+                r = rows[-1]
+                print(
+                    f"{r['family']:38} {r['small_chars']:>8} {r['small_s'] * 1e3:7.1f} ms"
+                    f" {r['large_chars']:>8} {r['large_s'] * 1e3:7.1f} ms"
+                    f"  {r['growth']:6.2f}x  {r['s_per_mib']:6.3f}  {r['annotate_s_per_mib']:9.3f}",
+                    flush=True,
+                )
+    if args.json:
+        json.dump(rows, sys.stdout, indent=2)
+        print()
+    worst_tok = max(rows, key=lambda r: r["annotate_s_per_mib"])
+    print(
+        f"parse + tokenize: worst {worst_tok['annotate_s_per_mib']:.3f} s per MiB "
+        f"({worst_tok['family']})"
+    )
+    worst_growth = max(rows, key=lambda r: r["growth"])
+    worst_rate = max(rows, key=lambda r: r["s_per_mib"])
+    print(
+        f"adversarial: worst growth {worst_growth['growth']:.2f}x per 4x input "
+        f"({worst_growth['family']}), worst {worst_rate['s_per_mib']:.3f} s per MiB "
+        f"({worst_rate['family']})"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
