@@ -84,6 +84,11 @@ class ParseContext:
     def mark(self, start: int, end: int, level: Level, source: Source) -> None:
         self.marks.append(Mark(start, end, level, source, len(self.marks)))
 
+    def listing(self) -> bool:
+        """Whether a fault now would be raised or listed (not only counted): callers that
+        report many faults skip building messages that nobody will read."""
+        return self.strict or len(self.warnings) < MAX_WARNINGS
+
     def fault(self, error: type[MarkupError], code: str, message: str, offset: int) -> None:
         """Raise ``error`` in strict mode; otherwise record a warning that a repair was made."""
         if not self.strict and len(self.warnings) >= MAX_WARNINGS:

@@ -131,13 +131,17 @@ class TagStack:
 
     def finish(self, end: int) -> None:
         """Close whatever is still open at the end of the text."""
+        ctx = self.ctx
         for left in reversed(self.stack):
-            self.ctx.fault(
-                UnclosedTagError,
-                "unclosed-tag",
-                f"<{left.name}> is never closed; it was closed at the end of the text",
-                left.start,
-            )
+            if ctx.listing():
+                ctx.fault(
+                    UnclosedTagError,
+                    "unclosed-tag",
+                    f"<{left.name}> is never closed; it was closed at the end of the text",
+                    left.start,
+                )
+            else:
+                ctx.unlisted += 1
             self._emit(left, end)
         self.stack.clear()
         self.open_by_name.clear()
@@ -197,14 +201,35 @@ def scan_tags(ctx: ParseContext, *, with_html: bool) -> None:
     code = CodeIndex(regions) if regions else None
     stack = TagStack(ctx)
     edits = ctx.edits
-    # This loop runs once per tag in long prompts: it is kept flat on purpose.
+    # This loop runs once per tag in long prompts: it is kept flat on purpose. The pattern takes
+    # the '>' of a tag without attributes (<rule>, </rule>) itself; only the others need a tail.
+    open_element = stack.open
+    close_element = stack.close
     for m in candidate.finditer(text):
         start = m.start()
         if code is not None and start in code:
             continue
-        slash, raw_name = m.groups()
-        name = raw_name.lower()
-        rule, source = vocabulary[name]
+        slash, name, bracket = m.groups()
+        entry = vocabulary.get(name)
+        if entry is None:
+            name = name.lower()
+            entry = vocabulary[name]
+        rule, source = entry
+        if bracket:
+            end = m.end()
+            edits.append((start, end, ""))
+            if slash:
+                close_element(name, start, end)
+            else:
+                # A tag with a bad level is still pushed (with no level), so that its closing
+                # tag matches.
+                level = (
+                    rule
+                    if rule is None or isinstance(rule, Level)
+                    else level_of(ctx, name, rule, {}, start)[0]
+                )
+                open_element(name, level, source, start, end)
+            continue
         tail = (_CLOSE_TAIL if slash else _OPEN_TAIL).match(text, m.end(), start + MAX_TAG_CHARS)
         if tail is None:
             ctx.fault(
@@ -218,18 +243,17 @@ def scan_tags(ctx: ParseContext, *, with_html: bool) -> None:
         end = tail.end()
         edits.append((start, end, ""))
         if slash:
-            stack.close(name, start, end)
+            close_element(name, start, end)
             continue
         raw_attributes, self_closing = tail.groups()
-        if isinstance(rule, str):
+        if rule is None or isinstance(rule, Level):
+            level = rule
+        else:
             attrs = parse_attributes(raw_attributes) if raw_attributes else {}
             level, _ = level_of(ctx, name, rule, attrs, start)
-        else:
-            level = rule
         if self_closing:
             continue  # no content
-        # A tag with a bad level is still pushed (with no level) so that its closing tag matches.
-        stack.open(name, level, source, start, end)
+        open_element(name, level, source, start, end)
     stack.finish(len(text))
 
 
@@ -240,6 +264,6 @@ def _candidate_pattern(names: tuple[str, ...]) -> re.Pattern[str]:
     pattern = _PATTERNS.get(names)
     if pattern is None:
         alternatives = "|".join(sorted(names, key=len, reverse=True))
-        pattern = re.compile(rf"<(/?)({alternatives})(?=[\s/>]|$)", re.IGNORECASE)
+        pattern = re.compile(rf"<(/?)({alternatives})(?:(>)|(?=[\s/]|$))", re.IGNORECASE)
         _PATTERNS[names] = pattern
     return pattern
