@@ -49,6 +49,7 @@ _VOCABULARY: dict[str, tuple[Level | str | None, Source]] = {
 
 _SPECIAL = re.compile(r"[<&]")
 _TAG_NAME = re.compile(r"[a-zA-Z][^\t\n\f\r />]*")
+_BARE_TAG = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9]*)>")
 # The rest of a tag after its name: anything but '>' and quotes, or a quoted run. The
 # alternatives never overlap and the repeat is possessive (nothing to backtrack into), so a
 # failed match costs one pass over its window.
@@ -124,21 +125,29 @@ def parse_html(ctx: ParseContext) -> None:
             remove(i, end + 1)
             pos = end + 1
             continue
-        closing = nxt == "/"
-        name_match = _TAG_NAME.match(text, i + 2 if closing else i + 1)
-        if name_match is None:  # "< b", "<1", "</>": text
-            pos = i + 1
-            continue
-        close_at = gt(name_match.end())
-        if close_at < 0 or close_at >= i + MAX_TAG_CHARS:  # no '>' within reach: text
-            pos = i + 1
-            continue
-        rest = _TAG_REST.match(text, name_match.end(), i + MAX_TAG_CHARS)
-        if rest is None:  # a quote left open: text
-            pos = i + 1
-            continue
-        end = rest.end()
-        tag = name_match.group().lower()
+        bare = _BARE_TAG.match(text, i)
+        if bare is not None:  # the common case, <b> or </b>: one match says it all
+            closing = bare.group(1) == "/"
+            tag = bare.group(2).lower()
+            end = bare.end()
+            name_end = end - 1
+        else:
+            closing = nxt == "/"
+            name_match = _TAG_NAME.match(text, i + 2 if closing else i + 1)
+            if name_match is None:  # "< b", "<1", "</>": text
+                pos = i + 1
+                continue
+            name_end = name_match.end()
+            close_at = gt(name_end)
+            if close_at < 0 or close_at >= i + MAX_TAG_CHARS:  # no '>' within reach: text
+                pos = i + 1
+                continue
+            rest = _TAG_REST.match(text, name_end, i + MAX_TAG_CHARS)
+            if rest is None:  # a quote left open: text
+                pos = i + 1
+                continue
+            end = rest.end()
+            tag = name_match.group().lower()
         pos = end
         if closing:
             newline = tag in _BLOCK and end < n and text[end] != "\n"
@@ -149,8 +158,8 @@ def parse_html(ctx: ParseContext) -> None:
                 stack.close(tag, i, end)
             continue
         remove(i, end, "\n" if tag == "br" else "")
-        attributes_raw = text[name_match.end() : end - 1]
-        if attributes_raw.rstrip().endswith("/"):
+        attributes_raw = text[name_end : end - 1]
+        if attributes_raw and attributes_raw.rstrip().endswith("/"):
             continue  # self-closing: no content, nothing to open
         if tag in _RAW_TEXT:
             # Raw text runs to the matching end tag and is dropped; with no end tag, the rest
@@ -172,10 +181,11 @@ def parse_html(ctx: ParseContext) -> None:
             continue
         rule, source = rule_source
         # Level is a str enum: only a rule that names an attribute reads the attributes.
-        named = isinstance(rule, str) and not isinstance(rule, Level)
-        attributes = parse_attributes(attributes_raw) if named else {}
-        if attributes:
+        if rule is None or isinstance(rule, Level):
+            level = rule
+        else:
+            attributes = parse_attributes(attributes_raw)
             attributes = {k: html.unescape(v) for k, v in attributes.items()}
-        level, _ = level_of(ctx, tag, rule, attributes, i)
+            level, _ = level_of(ctx, tag, rule, attributes, i)
         stack.open(tag, None if code_depth else level, source, i, end)
     stack.finish(n)
