@@ -263,7 +263,9 @@ def _encode_by_windows(
     parts.append(whole[done_tokens:])
     produced += len(whole) - done_tokens
     ids = np.concatenate(parts).astype(np.int64)
-    return ids, np.diff(np.array([0, *cut_tokens, produced], dtype=np.int64))
+    bounds_at: IntArray = np.array([0, *cut_tokens, produced], dtype=np.int64)
+    counts: IntArray = bounds_at[1:] - bounds_at[:-1]
+    return ids, counts
 
 
 def _encode_short(
