@@ -15,8 +15,6 @@ The result holds numpy arrays (the model side turns them into tensors without a 
 
 from __future__ import annotations
 
-import itertools
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -89,16 +87,10 @@ def tokenize(
         piece_code.append(-1)
 
     encode = _array_encoder(enc)
-    windows = getattr(enc.encoding, "_pat_str", None) in WINDOW_PATTERNS
-    text_ids, counts = encode_pieces(
-        text,
-        piece_end[:-1],
-        encode,
-        enc.token_byte_lengths,
-        windows=windows,
-        singles=single_characters(enc.name, encode) if windows else None,
-    )
-    n_text = len(text_ids)
+    encoded = [encode(text[a:b]) for a, b in zip(piece_start, piece_end, strict=True)]
+    counts = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
+    n_text = int(counts.sum())
+    text_ids = np.concatenate(encoded).astype(np.int64) if encoded else np.zeros(0, dtype=np.int64)
     text_starts, text_ends = _char_offsets(text, text_ids, enc)
 
     codes = np.asarray(piece_code, dtype=np.int64)
@@ -146,190 +138,6 @@ def tokenize(
         ends[at] = offset
         markers[at] = True
     return TokenizedDocument(enc.name, ids, level_codes, starts, ends, markers)
-
-
-def encode_pieces(
-    text: str,
-    cuts: list[int],
-    encode: Callable[[str], npt.NDArray[np.integer[Any]]],
-    byte_lengths: npt.NDArray[np.int64],
-    *,
-    windows: bool = True,
-    singles: list[Any] | None = None,
-) -> tuple[IntArray, IntArray]:
-    """Token ids of ``text`` cut at the character offsets ``cuts`` (sorted, inside the text),
-    exactly as if each piece were encoded on its own, and the number of tokens of each piece.
-
-    Encoding piece by piece costs one call into tiktoken per piece (a fixed ~4 µs each, which is
-    most of the cost of a prompt dense with spans). Instead the whole text is encoded once, and
-    only a window around each cut is encoded again, piece by piece. A window runs between two
-    *hard boundaries*: positions where every pre-token of tiktoken's pattern must end, whatever
-    came before (``_hard``). Outside the windows both encodings split the text the same way, so
-    their tokens are the same; inside, the window's pieces are encoded on their own. A cut that
-    is itself a hard boundary needs no window.
-    """
-    n = len(text)
-    if not cuts:
-        ids = encode(text).astype(np.int64) if n else np.zeros(0, dtype=np.int64)
-        return ids, np.array([len(ids)], dtype=np.int64)
-    per_piece = None if windows else True
-    byte_at: npt.NDArray[np.int64] | None = None
-    if windows and not text.isascii():
-        try:
-            code_points = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
-        except UnicodeEncodeError:  # lone surrogates: encode piece by piece
-            per_piece = True
-        else:
-            sizes = 1 + (code_points >= 0x80) + (code_points >= 0x800) + (code_points >= 0x10000)
-            byte_at = np.concatenate(([0], np.cumsum(sizes, dtype=np.int64)))
-    if per_piece is None:
-        result = _encode_by_windows(text, cuts, encode, byte_lengths, byte_at, singles)
-        if result is not None:
-            return result
-    bounds = [0, *cuts, n]
-    encoded = [encode(text[a:b]) for a, b in itertools.pairwise(bounds)]
-    counts = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
-    return np.concatenate(encoded).astype(np.int64), counts
-
-
-def _encode_by_windows(
-    text: str,
-    cuts: list[int],
-    encode: Callable[[str], npt.NDArray[np.integer[Any]]],
-    byte_lengths: npt.NDArray[np.int64],
-    byte_at: npt.NDArray[np.int64] | None,
-    singles: list[Any] | None,
-) -> tuple[IntArray, IntArray] | None:
-    n = len(text)
-    # 1. The windows, from the characters alone: (left, cuts inside, right); a hard cut is a
-    #    window with nothing to re-encode.
-    windows: list[tuple[int, list[int], int]] = []
-    done = 0
-    i = 0
-    while i < len(cuts):
-        b = cuts[i]
-        if _hard(text, b):
-            windows.append((b, [], b))
-            done = b
-            i += 1
-            continue
-        left = b - 1
-        while left > done and not _hard(text, left):
-            left -= 1
-        right = b + 1
-        inside = [b]
-        while True:
-            while right < n and not _hard(text, right):
-                right += 1
-            # a cut before the window's end joins the window, which may then grow
-            if i + len(inside) < len(cuts) and cuts[i + len(inside)] < right:
-                inside.append(cuts[i + len(inside)])
-                continue
-            break
-        windows.append((left, inside, right))
-        done = right
-        i += len(inside)
-    # 2. Where the windows' edges fall among the whole text's tokens, all at once.
-    whole = encode(text)
-    token_ends = np.cumsum(byte_lengths[whole])
-    edges = np.array([e for left, _, right in windows for e in (left, right)], dtype=np.int64)
-    byte_edges = edges if byte_at is None else byte_at[edges]
-    at = np.searchsorted(token_ends, byte_edges, side="right")
-    before = np.where(at > 0, token_ends[np.maximum(at - 1, 0)], 0)
-    if not np.array_equal(before, byte_edges):  # an edge inside a token: cannot happen, but
-        return None  # if it did, the caller encodes piece by piece
-    token_at = at.tolist()
-    # 3. Whole-text tokens between windows, each window's pieces encoded on their own.
-    parts: list[npt.NDArray[np.integer[Any]]] = []
-    cut_tokens: list[int] = []  # the token index of each cut in the result
-    done_tokens = 0
-    produced = 0
-    for w, (left, inside, right) in enumerate(windows):
-        k_left, k_right = token_at[2 * w], token_at[2 * w + 1]
-        parts.append(whole[done_tokens:k_left])
-        produced += k_left - done_tokens
-        if not inside:  # a hard cut
-            cut_tokens.append(produced)
-            done_tokens = k_left
-            continue
-        bounds = [left, *inside, right]
-        for j in range(len(bounds) - 1):
-            piece = _encode_short(text[bounds[j] : bounds[j + 1]], encode, singles)
-            parts.append(piece)
-            produced += len(piece)
-            if j < len(inside):
-                cut_tokens.append(produced)
-        done_tokens = k_right
-    parts.append(whole[done_tokens:])
-    produced += len(whole) - done_tokens
-    ids = np.concatenate(parts).astype(np.int64)
-    bounds_at: IntArray = np.array([0, *cut_tokens, produced], dtype=np.int64)
-    counts: IntArray = bounds_at[1:] - bounds_at[:-1]
-    return ids, counts
-
-
-def _encode_short(
-    piece: str, encode: Callable[[str], npt.NDArray[np.integer[Any]]], table: list[Any] | None
-) -> Any:
-    """``encode(piece)``, with one-character ASCII pieces (a space before a span, say) taken
-    from ``table``: a call into tiktoken costs far more than the lookup."""
-    if table is not None and len(piece) == 1 and piece.isascii():
-        return table[ord(piece)]
-    return encode(piece)
-
-
-# One-character ASCII encodings per encoding name, built on first use (128 entries each).
-_SINGLE: dict[str, list[Any]] = {}
-_SINGLE_LOCK = threading.Lock()
-
-
-def single_characters(
-    name: str, encode: Callable[[str], npt.NDArray[np.integer[Any]]]
-) -> list[Any]:
-    table = _SINGLE.get(name)
-    if table is None:
-        with _SINGLE_LOCK:
-            table = _SINGLE.get(name)
-            if table is None:
-                table = _SINGLE[name] = [encode(chr(c)) for c in range(128)]
-    return table
-
-
-# Pre-tokenizer patterns whose hard boundaries ``_hard`` knows: cl100k_base's. (o200k_base lets
-# a contraction follow letters, so "letter, then non-letter" is no boundary there.)
-WINDOW_PATTERNS = frozenset(
-    {
-        r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+"""
-        r"""| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s""",
-    }
-)
-
-# ASCII characters that tiktoken's patterns treat as \s (Python's isspace also counts
-# \x1c-\x1f, which the pattern does not).
-_SPACE = frozenset(" \t\n\r\x0b\x0c")
-
-
-def _hard(text: str, x: int) -> bool:
-    """Whether every pre-token of the cl100k/o200k-style patterns ends at ``x``, from any start.
-
-    Three cases, ASCII only (elsewhere: no): after a letter run, when a non-letter follows
-    (no alternative continues letters with anything else); after a digit run, when a non-digit
-    follows (digits only ever group with digits); after punctuation, when a space or tab follows
-    (punctuation groups only with following letters or line breaks).
-    """
-    if x <= 0 or x >= len(text):
-        return True
-    a = text[x - 1]
-    c = text[x]
-    if not (a.isascii() and c.isascii()):
-        return False
-    if a.isalpha():
-        return not c.isalpha()
-    if a.isdigit():
-        return not c.isdigit()
-    if c == " " or c == "\t":
-        return a not in _SPACE and a not in "\x1c\x1d\x1e\x1f"
-    return False
 
 
 _NO_SPECIALS: frozenset[str] = frozenset()

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import itertools
 from pathlib import Path
 
 import pytest
 import tiktoken
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from markup import (
     EncodingUnavailableError,
@@ -21,7 +18,6 @@ from markup import (
     parse_messages,
     tokenize,
 )
-from markup.tokens import _array_encoder, encode_pieces, single_characters
 
 ENC = load_encoding("cl100k_base")
 
@@ -177,46 +173,3 @@ def test_lone_surrogates_become_replacement_characters_without_moving_offsets() 
     assert doc.spans[0].start == 3
     tokens = tokenize(doc, ENC)
     assert ENC.encoding.decode(tokens.ids[~tokens.markers].tolist()) == doc.text
-
-
-# --- encoding once, re-encoding only around the cuts ---------------------------------------
-
-_pieces_alphabet = st.sampled_from(
-    [
-        *"abcXYZ019 .,'!?-\t\n\r",
-        *("  ", "\n\n", "don't", "it's", "1234567", "é", "ß", "中文", "😀", "\x1c"),
-        *("<|imp:hard|>", "<|endoftext|>", "hello", " world", "..."),
-    ]
-)
-
-
-@settings(max_examples=500, deadline=None)
-@given(
-    parts=st.lists(st.lists(_pieces_alphabet, max_size=12).map("".join), min_size=1, max_size=8),
-)
-def test_encoding_by_windows_equals_encoding_each_piece(parts: list[str]) -> None:
-    enc = load_encoding("cl100k_base")
-    encode = _array_encoder(enc)
-    parts = [p for p in parts if p] or ["x"]
-    text = "".join(parts)
-    cuts = list(itertools.accumulate(len(p) for p in parts))[:-1]
-    singles = single_characters(enc.name, encode)
-    ids, counts = encode_pieces(text, cuts, encode, enc.token_byte_lengths, singles=singles)
-    expected = [enc.encoding.encode_ordinary(p) for p in parts]
-    assert ids.tolist() == [t for piece in expected for t in piece]
-    assert counts.tolist() == [len(piece) for piece in expected]
-
-
-def test_prose_cuts_mostly_need_no_window_and_agree() -> None:
-    enc = load_encoding("cl100k_base")
-    encode = _array_encoder(enc)
-    sentence = "The report covers the quarter, with 1234 figures. "
-    parts = [sentence * 3, "Cite every figure.", " " + sentence * 2, "Never guess.", sentence]
-    text = "".join(parts)
-    cuts = list(itertools.accumulate(len(p) for p in parts))[:-1]
-    ids, counts = encode_pieces(text, cuts, encode, enc.token_byte_lengths)
-    expected = [enc.encoding.encode_ordinary(p) for p in parts]
-    assert ids.tolist() == [t for piece in expected for t in piece]
-    assert counts.tolist() == [len(piece) for piece in expected]
-    # the whole text differs from the pieces at a cut (" Cite" is one token there)
-    assert ids.tolist() != enc.encoding.encode_ordinary(text)
