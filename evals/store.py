@@ -1,7 +1,10 @@
-"""Sample records in SQLite: one row per key, written as each sample finishes.
+"""Sample records in SQLite: one row per (run, key), written as each sample finishes.
 
 WAL mode and a commit per record: a run killed at any moment loses at most the sample in
-flight, and ``INSERT OR IGNORE`` on the key means nothing is ever recorded twice.
+flight, and ``INSERT OR IGNORE`` on (run, key) means nothing is ever recorded twice in a run.
+Two runs of the same grid (two eval jobs, say) keep a record each: the key alone used to be
+the primary key, so the second run's inserts were silently ignored and it reported nothing. A
+store with the old table is migrated when opened.
 """
 
 from __future__ import annotations
@@ -15,13 +18,30 @@ from typing import Any
 
 SCHEMA = """
 create table if not exists samples (
-    key text primary key,
+    key text not null,
     run text not null,
     factors text not null,
     result text not null,
-    created real not null
+    created real not null,
+    primary key (run, key)
 );
 create index if not exists samples_run on samples(run);
+"""
+
+MIGRATE_KEY_ONLY = """
+alter table samples rename to samples_key_only;
+drop index if exists samples_run;
+create table samples (
+    key text not null,
+    run text not null,
+    factors text not null,
+    result text not null,
+    created real not null,
+    primary key (run, key)
+);
+create index samples_run on samples(run);
+insert into samples select key, run, factors, result, created from samples_key_only;
+drop table samples_key_only;
 """
 
 
@@ -32,6 +52,9 @@ class Store:
         self.db = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
         self.db.execute("pragma journal_mode=wal")
         self.db.execute("pragma synchronous=normal")
+        primary = [row[1] for row in self.db.execute("pragma table_info(samples)") if row[5]]
+        if primary == ["key"]:  # the table from before runs had their own records
+            self.db.executescript(f"begin;{MIGRATE_KEY_ONLY}commit;")
         self.db.executescript(SCHEMA)
 
     def close(self) -> None:

@@ -1,0 +1,40 @@
+"""The sample store: one record per (run, key); an old store (key alone unique) is migrated."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from evals.store import Store
+
+
+def test_two_runs_of_the_same_grid_keep_a_record_each(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.sqlite3")
+    assert store.add("k1", "job-a", {"method": "none"}, {"strict": True})
+    assert store.add("k1", "job-b", {"method": "none"}, {"strict": False})
+    assert not store.add("k1", "job-a", {"method": "none"}, {"strict": False})  # no twice
+    assert [r["strict"] for r in store.records("job-a")] == [True]
+    assert [r["strict"] for r in store.records("job-b")] == [False]
+    assert store.done("job-b") == {"k1"}
+
+
+def test_a_store_from_before_is_migrated_with_its_records(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    db = sqlite3.connect(path)
+    db.executescript(
+        """
+        create table samples (key text primary key, run text not null, factors text not null,
+                              result text not null, created real not null);
+        create index samples_run on samples(run);
+        insert into samples values ('k1', 'job-a', '{"method": "none"}', '{"strict": true}', 1);
+        """
+    )
+    db.commit()
+    db.close()
+    store = Store(path)
+    assert [r["key"] for r in store.records("job-a")] == ["k1"]
+    assert store.add("k1", "job-b", {"method": "none"}, {"strict": False})
+    assert [r["strict"] for r in store.records("job-b")] == [False]
+    store.close()
+    # opening it again changes nothing
+    assert [r["key"] for r in Store(path).records("job-a")] == ["k1"]
