@@ -28,18 +28,12 @@ create table if not exists samples (
 create index if not exists samples_run on samples(run);
 """
 
-MIGRATE_KEY_ONLY = """
+# The table from before runs had their own records (``key`` alone was the primary key): renamed,
+# the new one created from SCHEMA, the records copied.
+MIGRATE_KEY_ONLY = f"""
 alter table samples rename to samples_key_only;
 drop index if exists samples_run;
-create table samples (
-    key text not null,
-    run text not null,
-    factors text not null,
-    result text not null,
-    created real not null,
-    primary key (run, key)
-);
-create index samples_run on samples(run);
+{SCHEMA}
 insert into samples select key, run, factors, result, created from samples_key_only;
 drop table samples_key_only;
 """
@@ -53,7 +47,7 @@ class Store:
         self.db.execute("pragma journal_mode=wal")
         self.db.execute("pragma synchronous=normal")
         primary = [row[1] for row in self.db.execute("pragma table_info(samples)") if row[5]]
-        if primary == ["key"]:  # the table from before runs had their own records
+        if primary == ["key"]:
             self.db.executescript(f"begin;{MIGRATE_KEY_ONLY}commit;")
         self.db.executescript(SCHEMA)
 
