@@ -35,3 +35,9 @@ def conversation(item: Item, distractor: Distractor, position: str) -> Conversat
     if position == "system":
         messages.insert(0, {"role": "system", "content": rule})
     return parse_messages(messages, trusted_roles=TRUSTED, format="tags")
+
+
+def task_alone(item: Item) -> Conversation:
+    """The task with no rule and no distractor: what the margin's references answer."""
+    messages = [{"role": "user", "content": item.task.prompt}]
+    return parse_messages(messages, trusted_roles=TRUSTED, format="tags")

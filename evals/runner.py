@@ -5,8 +5,24 @@ i-th (kind, position) pair in turn, so a fixed budget of samples spreads over mo
 unit the intervals are clustered on) while every kind and position is still covered.
 
 Each sample's key hashes what makes it what it is (the prompt's text and marks, the seed, the
-method, the backend and the model); a rerun skips keys already stored, so a killed run resumes
-with nothing lost and nothing repeated. Generation is greedy and seeded by default.
+method, the backend, the model and what is measured); a rerun skips keys already stored, so a
+killed run resumes with nothing lost and nothing repeated.
+
+Three measures per sample (one prompt under one method):
+
+(a) the greedy answer, pass/fail (strict, loose, quality, both);
+(b) with ``samples`` = k: k answers sampled at ``temperature``, each row seeded from the sample's
+    key and its index alone (a row's answer does not depend on what it was batched with), and
+    the fraction of them that pass;
+(c) with ``margin``: log p(compliant) − log p(violating), teacher-forced, in total and per
+    token, where violating is the model's own answer to the task alone (no rule, no distractor)
+    when that answer breaks the rule, and compliant is it through the family's compliance
+    transform. The references are built once per item and model, and kept in the store.
+
+A backend that can (the local model) computes a group of samples together: each prompt is
+prefilled once for its greedy row, its sampled rows and its references; prompts share the
+prefix no method changes; rows of one method decode in one batch (model/batch.py). Any other
+backend computes sample by sample. Both give the same records (up to float rounding).
 """
 
 from __future__ import annotations
@@ -15,7 +31,7 @@ import hashlib
 import json
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -37,8 +53,45 @@ class Backend(Protocol):
     def count(self, text: str) -> int: ...
 
     def generate(
-        self, conversation: Conversation, method: str, max_new_tokens: int, seed: int
+        self,
+        conversation: Conversation,
+        method: str,
+        max_new_tokens: int,
+        seed: int,
+        temperature: float = 0.0,
     ) -> str: ...
+
+
+@dataclass(frozen=True)
+class References:
+    """The margin's two answers for an item: the model's own rule-breaking answer to the task
+    alone, and that answer made to comply."""
+
+    violating: str
+    compliant: str
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One sample to compute: a prompt under a method, and what to measure on it."""
+
+    key: str
+    conversation: Conversation
+    method: str
+    max_new_tokens: int
+    seed: int  # the greedy row's
+    sample_seeds: tuple[int, ...] = ()  # one per sampled row (measure b)
+    temperature: float = 0.0
+    references: References | None = None  # measure c
+
+
+@dataclass
+class Outcome:
+    greedy: str
+    samples: list[str]
+    # (log p(compliant), its tokens, log p(violating), its tokens), or None
+    margin: tuple[float, int, float, int] | None
+    seconds: float
 
 
 @dataclass
@@ -51,12 +104,26 @@ class Grid:
     methods: Sequence[str] = ("none", "uniform")
     seed: int = 0
     max_new_tokens: int = 64
-    margin: bool = False  # the continuous metric (local backend): two more forward passes
+    margin: bool = False  # measure (c), local backend: the compliance margin
     design: str = "crossed"  # or "rotated": one (kind, position) per item, in turn
+    samples: int = 0  # measure (b): sampled answers per prompt (0: greedy only)
+    temperature: float = 0.7  # of the sampled answers
+    families: Sequence[str] | None = None  # only items of these families
 
     def __post_init__(self) -> None:
         if self.design not in DESIGNS:
             raise ValueError(f"design must be one of {', '.join(DESIGNS)}, not {self.design!r}")
+        if not 0 <= self.samples <= 64:
+            raise ValueError(f"samples must lie in 0…64, not {self.samples}")
+        if self.samples and not 0 <= self.temperature <= 5:
+            raise ValueError(f"temperature must lie in 0…5, not {self.temperature}")
+        if self.families is not None:
+            self.families = list(self.families)
+
+    def measures(self) -> str:
+        """What beyond the greedy answer a sample holds (part of its key)."""
+        out = f"|k{self.samples}|t{self.temperature:g}" if self.samples else ""
+        return out + ("|margin" if self.margin else "")
 
     def size(self) -> int:
         per_item = 1 if self.design == "rotated" else len(self.kinds) * len(self.positions)
@@ -96,12 +163,20 @@ def prompt_hash(conversation: Conversation) -> str:
     return hashlib.sha256(json.dumps(data).encode()).hexdigest()[:16]
 
 
-def sample_key(phash: str, seed: int, method: str, backend: str, model: str, max_new: int) -> str:
+def sample_key(
+    phash: str, seed: int, method: str, backend: str, model: str, max_new: int, measures: str = ""
+) -> str:
     """``method`` is the method's name, plus ``#`` and a fingerprint of its parameters where the
-    backend gives one (a refitted bias file must not reuse the old file's samples)."""
+    backend gives one (a refitted bias file must not reuse the old file's samples); ``measures``
+    says what is measured beyond the greedy answer (Grid.measures)."""
     return hashlib.sha256(
-        f"{phash}|{seed}|{method}|{backend}|{model}|{max_new}".encode()
+        f"{phash}|{seed}|{method}|{backend}|{model}|{max_new}{measures}".encode()
     ).hexdigest()[:24]
+
+
+def row_seed(key: str, index: int) -> int:
+    """The seed of sampled row ``index`` of a sample: from its key alone."""
+    return int.from_bytes(hashlib.sha256(f"{key}#{index}".encode()).digest()[:4], "big") >> 1
 
 
 def method_id(backend: Backend, method: str) -> str:
@@ -124,7 +199,7 @@ def plan(grid: Grid, backend: Backend) -> list[_Planned]:
     lengths = capped_lengths(grid, backend)
     ids = {m: method_id(backend, m) for m in grid.methods}
     seen: set[str] = set()
-    chosen = split.items(grid.split, grid.items, grid.seed)  # type: ignore[arg-type]
+    chosen = split.items(grid.split, grid.items, grid.seed, grid.families)  # type: ignore[arg-type]
     for index, item in enumerate(chosen):
         for kind, position in grid.conditions(index):
             for length in lengths:
@@ -141,6 +216,7 @@ def plan(grid: Grid, backend: Backend) -> list[_Planned]:
                         backend.name,
                         backend.model,
                         grid.max_new_tokens,
+                        grid.measures(),
                     )
                     factors = {
                         "item": item.id,
@@ -180,27 +256,133 @@ def capped_lengths(grid: Grid, backend: Backend) -> list[int]:
     return list(dict.fromkeys(min(n, cap) for n in grid.lengths))
 
 
-def _sample(grid: Grid, backend: Backend, p: _Planned) -> tuple[dict[str, Any], float]:
-    method = p.factors["method"]
-    t = time.perf_counter()
-    response = backend.generate(p.conv, method, grid.max_new_tokens, grid.seed)
-    model_time = time.perf_counter() - t
-    q = quality(p.item.task, response, p.item.rule)
-    result: dict[str, Any] = {
-        "response": response,
-        "strict": p.item.family.strict(response, p.item.params),
-        "loose": p.item.family.loose(response, p.item.params),
+def unit(grid: Grid, p: _Planned, references: References | None) -> Unit:
+    return Unit(
+        key=p.key,
+        conversation=p.conv,
+        method=p.factors["method"],
+        max_new_tokens=grid.max_new_tokens,
+        seed=grid.seed,
+        sample_seeds=tuple(row_seed(p.key, i) for i in range(grid.samples)),
+        temperature=grid.temperature,
+        references=references,
+    )
+
+
+def verdicts(item: split.Item, response: str) -> dict[str, Any]:
+    q = quality(item.task, response, item.rule)
+    strict = item.family.strict(response, item.params)
+    return {
+        "strict": strict,
+        "loose": item.family.loose(response, item.params),
         "quality": q.ok,
+        "both": strict and q.ok,
         "answered": q.answered,
         "echoed": q.echoed,
         "degenerate": q.degenerate,
-        "seconds": round(model_time, 4),
     }
+
+
+def result_of(grid: Grid, p: _Planned, outcome: Outcome) -> dict[str, Any]:
+    """A sample's record: the greedy answer's verdicts, the sampled answers' and their pass
+    fractions, the margin."""
+    greedy = verdicts(p.item, outcome.greedy)
+    del greedy["both"]  # derived from strict and quality where it is read (metrics.value)
+    result: dict[str, Any] = {
+        "response": outcome.greedy,
+        **greedy,
+        "seconds": round(outcome.seconds, 4),
+    }
+    if grid.samples:
+        rows = []
+        for seed, text in zip(row_seed_list(p.key, grid.samples), outcome.samples, strict=True):
+            v = verdicts(p.item, text)
+            rows.append({"seed": seed, "response": text, **{m: v[m] for m in SAMPLE_METRICS}})
+        result["samples"] = rows
+        result["sampled"] = {
+            "k": len(rows),
+            "temperature": grid.temperature,
+            **{m: round(sum(r[m] for r in rows) / len(rows), 6) for m in SAMPLE_METRICS},
+        }
     if grid.margin:
-        t = time.perf_counter()
-        result["margin"] = margin(backend, p.conv, method, p.item)
-        model_time += time.perf_counter() - t
-    return result, model_time
+        if outcome.margin is None:
+            result["margin"] = None
+            result["margin_per_token"] = None
+        else:
+            lp_c, n_c, lp_v, n_v = outcome.margin
+            result["margin"] = round(lp_c - lp_v, 4)
+            result["margin_per_token"] = round(lp_c / max(n_c, 1) - lp_v / max(n_v, 1), 5)
+            result["margin_parts"] = [round(lp_c, 4), n_c, round(lp_v, 4), n_v]
+    return result
+
+
+SAMPLE_METRICS = ("strict", "loose", "quality", "both")
+
+
+def row_seed_list(key: str, k: int) -> list[int]:
+    return [row_seed(key, i) for i in range(k)]
+
+
+def evaluate_one(backend: Backend, u: Unit) -> Outcome:
+    """One sample, computed the plain way: a generation per answer and a full scoring pass per
+    reference (any backend; the local model's batched path must agree with it)."""
+    t = time.perf_counter()
+    greedy = backend.generate(u.conversation, u.method, u.max_new_tokens, u.seed)
+    samples = [
+        backend.generate(u.conversation, u.method, u.max_new_tokens, s, u.temperature)
+        for s in u.sample_seeds
+    ]
+    margin_parts = None
+    score = getattr(backend, "score", None)
+    if u.references is not None and score is not None:
+        lp_c, n_c = score(u.conversation, u.references.compliant, u.method)
+        lp_v, n_v = score(u.conversation, u.references.violating, u.method)
+        margin_parts = (float(lp_c), int(n_c), float(lp_v), int(n_v))
+    return Outcome(greedy, samples, margin_parts, time.perf_counter() - t)
+
+
+def references(
+    grid: Grid, backend: Backend, store: Any, chosen: Sequence[split.Item]
+) -> dict[str, References | None]:
+    """Each item's margin references, from the store or built now (greedy, method none, the
+    task alone): None where the model's own answer already follows the rule, or where the
+    family has no compliance transform."""
+    out: dict[str, References | None] = {}
+    reader = getattr(store, "reference", None)
+    writer = getattr(store, "add_reference", None)
+    todo: list[split.Item] = []
+    for item in chosen:
+        data = reader(backend.model, item.id, grid.max_new_tokens) if reader else None
+        if data is not None:
+            out[item.id] = References(**data["references"]) if data.get("references") else None
+        elif item.id not in {i.id for i in todo}:
+            todo.append(item)
+    if not todo:
+        return out
+    convs = [prompts.task_alone(item) for item in todo]
+    many = getattr(backend, "generate_many", None)
+    if many is not None:
+        answers = many(convs, "none", grid.max_new_tokens, grid.seed)
+    else:
+        answers = [backend.generate(c, "none", grid.max_new_tokens, grid.seed) for c in convs]
+    for item, answer in zip(todo, answers, strict=True):
+        refs = reference_pair(item, answer)
+        data = {"answer": answer, "references": None if refs is None else asdict(refs)}
+        if writer is not None:
+            writer(backend.model, item.id, grid.max_new_tokens, data)
+        out[item.id] = refs
+    return out
+
+
+def reference_pair(item: split.Item, answer: str) -> References | None:
+    """The references from the model's answer to the task alone, if it breaks the rule and the
+    family can make it comply."""
+    if not answer.strip() or item.family.strict(answer, item.params):
+        return None
+    compliant = item.family.comply(answer, item.params)
+    if compliant is None or compliant == answer or not item.family.strict(compliant, item.params):
+        return None
+    return References(violating=answer, compliant=compliant)
 
 
 def run(
@@ -210,9 +392,12 @@ def run(
     run_name: str,
     progress: Callable[[RunStats], None] | None = None,
     concurrency: int = 1,
+    batch: int = 16,
 ) -> RunStats:
-    """Run every sample not yet stored. With ``concurrency`` > 1 (a remote backend), samples are
-    generated on that many threads; records are still written one by one, here."""
+    """Run every sample not yet stored. A backend with ``evaluate`` (the local model) computes
+    up to ``batch`` rows per forward pass (``batch`` ≤ 1: sample by sample, the plain path).
+    Otherwise, with ``concurrency`` > 1 (a remote backend), samples are computed on that many
+    threads. Records are written one by one, here, as each sample finishes."""
     done = store.done(run_name)
     start = time.perf_counter()
     planned = plan(grid, backend)
@@ -220,26 +405,36 @@ def run(
     stats.keys = [p.key for p in planned]
     todo = [p for p in planned if p.key not in done]
     stats.skipped = len(planned) - len(todo)
+    refs: dict[str, References | None] = {}
+    if grid.margin and todo:
+        chosen = list({p.item.id: p.item for p in todo}.values())
+        refs = references(grid, backend, store, chosen)
+    units = {p.key: unit(grid, p, refs.get(p.item.id)) for p in todo}
 
-    def record(p: _Planned, result: dict[str, Any], model_time: float) -> None:
-        store.add(p.key, run_name, p.factors, result)
+    def record(p: _Planned, outcome: Outcome) -> None:
+        store.add(p.key, run_name, p.factors, result_of(grid, p, outcome))
         stats.done += 1
-        stats.model_seconds += model_time
+        stats.model_seconds += outcome.seconds
         if progress is not None:
             stats.wall_seconds = time.perf_counter() - start
             progress(stats)
 
-    if concurrency <= 1:
+    evaluate = getattr(backend, "evaluate", None)
+    if evaluate is not None and batch > 1:
+        by_key = {p.key: p for p in todo}
+        per_group = max(1, batch // (1 + grid.samples))  # one method's rows fill one batch
+        for group in _groups(todo, per_group):
+            for key, outcome in evaluate([units[p.key] for p in group], batch):
+                record(by_key[key], outcome)
+    elif concurrency <= 1:
         for p in todo:
-            result, model_time = _sample(grid, backend, p)
-            record(p, result, model_time)
+            record(p, evaluate_one(backend, units[p.key]))
     else:
         pool = ThreadPoolExecutor(concurrency, thread_name_prefix="salience-eval")
         try:
-            futures = {pool.submit(_sample, grid, backend, p): p for p in todo}
+            futures = {pool.submit(evaluate_one, backend, units[p.key]): p for p in todo}
             for future in as_completed(futures):
-                result, model_time = future.result()
-                record(futures[future], result, model_time)
+                record(futures[future], future.result())
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
         # threads overlap: the runner's own share is what the model time does not cover
@@ -248,28 +443,17 @@ def run(
     return stats
 
 
-def reference_answer(item: split.Item) -> str:
-    """A short correct answer to the task (its first expected keyword, as a sentence)."""
-    return f"{item.task.expect[0]}." if item.task.expect else "Done."
-
-
-def margin(
-    backend: Backend, conversation: Conversation, method: str, item: split.Item
-) -> float | None:
-    """log p(compliant) − log p(violating) for the reference answer, when the family has a
-    transform and the plain reference violates the rule; else None."""
-    score = getattr(backend, "score", None)
-    if score is None:
-        return None
-    violating = reference_answer(item)
-    if item.family.strict(violating, item.params):
-        return None
-    compliant = item.family.comply(violating, item.params)
-    if compliant is None:
-        return None
-    return round(
-        float(score(conversation, compliant, method) - score(conversation, violating, method)), 4
-    )
+def _groups(todo: Sequence[_Planned], prompts_per_group: int) -> list[list[_Planned]]:
+    """Samples in groups of whole prompts (every method of a prompt in one group), in plan
+    order: a group is computed together, then recorded."""
+    by_prompt: dict[str, list[_Planned]] = {}
+    for p in todo:
+        by_prompt.setdefault(p.factors["prompt_hash"], []).append(p)
+    chunks = list(by_prompt.values())
+    return [
+        [p for samples in chunks[i : i + prompts_per_group] for p in samples]
+        for i in range(0, len(chunks), prompts_per_group)
+    ]
 
 
 def progress_bar(stats: RunStats) -> None:
@@ -312,6 +496,7 @@ class LocalBackend:
             int(getattr(self.lm.model.config, "max_position_embeddings", 0)) or None
         )
         self.options = method_options
+        self._batcher: Any = None
 
     def count(self, text: str) -> int:
         return len(self.lm.tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -330,11 +515,115 @@ class LocalBackend:
         return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:10]
 
     def generate(
-        self, conversation: Conversation, method: str, max_new_tokens: int, seed: int
+        self,
+        conversation: Conversation,
+        method: str,
+        max_new_tokens: int,
+        seed: int,
+        temperature: float = 0.0,
     ) -> str:
         return self.lm.generate(
-            conversation, method, max_new_tokens=max_new_tokens, seed=seed, **self.options
+            conversation,
+            method,
+            max_new_tokens=max_new_tokens,
+            seed=seed,
+            temperature=temperature,
+            **self.options,
         ).text
+
+    def score(
+        self, conversation: Conversation, continuation: str, method: str
+    ) -> tuple[float, int]:
+        """log p(continuation) under ``method`` (nats, summed) and its length in tokens: one
+        full forward pass over the prompt and the continuation."""
+        import torch
+
+        with torch.no_grad():
+            logprobs = self.lm.token_logprobs(conversation, continuation, method, **self.options)
+        return float(logprobs.sum()), int(logprobs.numel())
+
+    def generate_many(
+        self, conversations: Sequence[Conversation], method: str, max_new_tokens: int, seed: int
+    ) -> list[str]:
+        """Greedy answers to several prompts, batched."""
+        out: list[str] = []
+        for start in range(0, len(conversations), 16):
+            chunk = conversations[start : start + 16]
+            units = [Unit(str(i), c, method, max_new_tokens, seed) for i, c in enumerate(chunk)]
+            done = dict(self.evaluate(units, 16))
+            out += [done[str(i)].greedy for i in range(len(chunk))]
+        return out
+
+    def evaluate(self, units: Sequence[Unit], rows: int = 16) -> Iterator[tuple[str, Outcome]]:
+        """Compute ``units`` together: each prompt prefilled once per method (from the prefix its
+        methods share), its greedy and sampled rows decoded in batches of at most ``rows``
+        rows of one method, its references scored from the same cache. Yields (key, outcome)
+        as each method's samples finish."""
+        from model.batch import Batcher
+
+        batcher = self._batcher
+        if batcher is None:
+            batcher = self._batcher = Batcher(self.lm)
+        lm = self.lm
+        plain = lm.method("none", **self.options)
+        prefixes: dict[int, Any] = {}
+        by_method: dict[str, list[Unit]] = {}
+        for u in units:
+            by_method.setdefault(u.method, []).append(u)
+            if id(u.conversation) not in prefixes:
+                prefixes[id(u.conversation)] = batcher.prefix(lm.prompt(u.conversation, plain))
+        try:
+            for name, group in by_method.items():
+                start = time.perf_counter()
+                method = lm.method(name, **self.options)
+                filled = [
+                    batcher.prefill(
+                        lm.prompt(u.conversation, method), method, prefixes[id(u.conversation)]
+                    )
+                    for u in group
+                ]
+                # rows: (unit index, sample index or -1 for greedy, seed, temperature)
+                plan_rows = []
+                for i, u in enumerate(group):
+                    plan_rows.append((i, -1, u.seed, 0.0))
+                    plan_rows += [(i, j, s, u.temperature) for j, s in enumerate(u.sample_seeds)]
+                texts: dict[tuple[int, int], str] = {}
+                for at in range(0, len(plan_rows), max(1, rows)):
+                    chunk = plan_rows[at : at + max(1, rows)]
+                    max_new = max(group[i].max_new_tokens for i, _, _, _ in chunk)
+                    ids = batcher.decode(
+                        [filled[i] for i, _, _, _ in chunk],
+                        [seed for _, _, seed, _ in chunk],
+                        [t for _, _, _, t in chunk],
+                        max_new,
+                    )
+                    for (i, j, _, _), tokens in zip(chunk, ids, strict=True):
+                        tokens = tokens[: group[i].max_new_tokens]
+                        texts[(i, j)] = str(lm.tokenizer.decode(tokens, skip_special_tokens=True))
+                margins: dict[int, tuple[float, int, float, int]] = {}
+                scored = [(i, u.references) for i, u in enumerate(group) if u.references]
+                for at in range(0, len(scored), max(1, rows // 2)):
+                    chunk_refs = scored[at : at + max(1, rows // 2)]
+                    targets = []
+                    for _, refs in chunk_refs:
+                        assert refs is not None
+                        targets += [self._tokens(refs.compliant), self._tokens(refs.violating)]
+                    rows_in = [filled[i] for i, _ in chunk_refs for _ in range(2)]
+                    logprobs = batcher.score(rows_in, targets)
+                    for n, (i, _) in enumerate(chunk_refs):
+                        c, v = logprobs[2 * n], logprobs[2 * n + 1]
+                        margins[i] = (float(c.sum()), c.numel(), float(v.sum()), v.numel())
+                seconds = (time.perf_counter() - start) / len(group)
+                for i, u in enumerate(group):
+                    samples = [texts[(i, j)] for j in range(len(u.sample_seeds))]
+                    yield u.key, Outcome(texts[(i, -1)], samples, margins.get(i), seconds)
+                del filled
+        finally:
+            batcher.release()
+
+    def _tokens(self, text: str) -> list[int]:
+        encoded = self.lm.tokenizer(text, add_special_tokens=False, split_special_tokens=True)
+        return list(encoded["input_ids"])
 
 
 def grid_dict(grid: Grid) -> dict[str, Any]:
@@ -361,6 +650,11 @@ class RemoteBackend:
         return len(self._encoding.encode_ordinary(text))
 
     def generate(
-        self, conversation: Conversation, method: str, max_new_tokens: int, seed: int
+        self,
+        conversation: Conversation,
+        method: str,
+        max_new_tokens: int,
+        seed: int,
+        temperature: float = 0.0,
     ) -> str:
-        return self.client.generate(conversation, method, max_new_tokens, seed).text
+        return self.client.generate(conversation, method, max_new_tokens, seed, temperature).text

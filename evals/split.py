@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -59,12 +60,26 @@ class Item:
         return self.family.rule(self.params, self.phrasing)
 
 
-def items(split: Split, n: int, seed: int = 0) -> list[Item]:
+def items(split: Split, n: int, seed: int = 0, only: Sequence[str] | None = None) -> list[Item]:
     """``n`` items of ``split``, deterministic for a seed: tasks cycled, families and phrasings
-    drawn from the same split."""
+    drawn from the same split (``only``: from these families alone)."""
     rng = random.Random(f"{split}:{seed}")
     pool_tasks = tasks(split)
     pool_families = families(split)
+    if only is not None:
+        wanted = set(only)
+        unknown = sorted(wanted - {f.id for f in FAMILIES})
+        if unknown:
+            raise ValueError(
+                f"unknown famil{'y' if len(unknown) == 1 else 'ies'} {', '.join(unknown)}; "
+                f"known: {', '.join(f.id for f in FAMILIES)}"
+            )
+        pool_families = [f for f in pool_families if f.id in wanted]
+        if not pool_families:
+            raise ValueError(
+                f"none of {', '.join(sorted(wanted))} is in the {split} split; its families: "
+                f"{', '.join(f.id for f in families(split))}"
+            )
     rng.shuffle(pool_tasks)
     out = []
     for i in range(n):

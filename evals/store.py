@@ -26,6 +26,13 @@ create table if not exists samples (
     primary key (run, key)
 );
 create index if not exists samples_run on samples(run);
+create table if not exists references_ (
+    model text not null,
+    item text not null,
+    max_new integer not null,
+    data text not null,
+    primary key (model, item, max_new)
+);
 """
 
 # The table from before runs had their own records (``key`` alone was the primary key): renamed,
@@ -71,6 +78,21 @@ class Store:
         )
         self.db.commit()
         return cursor.rowcount == 1
+
+    def reference(self, model: str, item: str, max_new: int) -> dict[str, Any] | None:
+        """The margin's references for an item (built once per model and output budget)."""
+        row = self.db.execute(
+            "select data from references_ where model = ? and item = ? and max_new = ?",
+            (model, item, max_new),
+        ).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
+    def add_reference(self, model: str, item: str, max_new: int, data: dict[str, Any]) -> None:
+        self.db.execute(
+            "insert or replace into references_ (model, item, max_new, data) values (?, ?, ?, ?)",
+            (model, item, max_new, json.dumps(data, sort_keys=True)),
+        )
+        self.db.commit()
 
     def records(self, run: str) -> Iterator[dict[str, Any]]:
         for key, factors, result in self.db.execute(

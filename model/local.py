@@ -133,11 +133,11 @@ class LocalModel:
         start = time.perf_counter()
         cache = DynamicCache()
         with steering(steer):
-            logits = self.model(ids, past_key_values=cache, use_cache=True).logits[0, -1]
+            logits = self.model(ids, cache=cache, use_cache=True).logits[0, -1]
         spa_cache = DynamicCache() if spa is not None else None
         if spa is not None:
             with steering(spa):
-                masked = self.model(ids, past_key_values=spa_cache, use_cache=True).logits[0, -1]
+                masked = self.model(ids, cache=spa_cache, use_cache=True).logits[0, -1]
             logits = logits + m.spa_omega * (logits - masked)
         prefill = time.perf_counter() - start
 
@@ -159,10 +159,10 @@ class LocalModel:
                     break
                 step = torch.tensor([[token]])
                 with steering(steer):
-                    logits = self.model(step, past_key_values=cache, use_cache=True).logits[0, -1]
+                    logits = self.model(step, cache=cache, use_cache=True).logits[0, -1]
                 if spa is not None:
                     with steering(spa):
-                        masked = self.model(step, past_key_values=spa_cache, use_cache=True)
+                        masked = self.model(step, cache=spa_cache, use_cache=True)
                     logits = logits + m.spa_omega * (logits - masked.logits[0, -1])
         finally:
             decode = time.perf_counter() - start

@@ -43,60 +43,78 @@ NAME = "salience"
 
 @dataclass
 class Steering:
-    """What one generation is steered by."""
+    """What one forward pass (or one generation) is steered by.
+
+    ``key_levels`` is (T, L) for one sequence or (B, T, L) for a batch, in the batch's own
+    (left-padded) coordinates: a padding position has a zero row, like a token with no level.
+    ``gate`` is (T,) or (B, T) to match. Positions at or past T are generated tokens."""
 
     bias: ImportanceBias
-    key_levels: torch.Tensor  # (T_prompt, L): one-hot level of each prompt token (0 rows: none)
-    gate: torch.Tensor | None = None  # (T_prompt,) bool: prompt queries to steer; generated: all
+    key_levels: torch.Tensor  # (T_prompt, L) or (B, T_prompt, L): one-hot level of each token
+    gate: torch.Tensor | None = None  # (T_prompt,) or (B, T_prompt) bool: prompt queries to steer
     steer_generated: bool = True
     layers: set[int] | None = None  # layers that take the folded path (default: non-zero β)
     record: bool = False  # measure attention mass on marked keys (slow; for tests and plots)
+    # where the current pass starts, for the importance embedding of a pass that holds only part
+    # of the prompt (a prompt continued from a shared prefix); None: a pass shorter than the
+    # prompt is a decoding step
+    start: int | None = None
 
     def __post_init__(self) -> None:
         self.active = self.bias.active_layers() if self.layers is None else set(self.layers)
+        if self.key_levels.dim() == 2:
+            self.key_levels = self.key_levels.unsqueeze(0)
+        if self.gate is not None and self.gate.dim() == 1:
+            self.gate = self.gate.unsqueeze(0)
         self._cache: dict[tuple[int, torch.dtype], torch.Tensor] = {}
-        self._rows: dict[int, torch.Tensor] = {}  # layer -> (1, H, 1, capacity) decode bias rows
+        self._rows: dict[int, torch.Tensor] = {}  # layer -> (B, H, 1, capacity) decode bias rows
         # layer -> (H,) attention mass on marked keys, averaged over steered query positions
         self.mass: dict[int, torch.Tensor] = {}
 
+    @property
+    def prompt_len(self) -> int:
+        return int(self.key_levels.shape[1])
+
     def keys(self, k_len: int, dtype: torch.dtype) -> torch.Tensor:
-        """(1, 1, k_len, L) key levels, zero past the prompt."""
+        """(B, 1, k_len, L) key levels, zero past the prompt."""
         cached = self._cache.get((k_len, dtype))
         if cached is None:
-            out = torch.zeros(k_len, self.key_levels.shape[1], dtype=dtype)
-            n = min(k_len, self.key_levels.shape[0])
-            out[:n] = self.key_levels[:n].to(dtype)
-            cached = out.view(1, 1, k_len, -1)
+            rows, _, n_levels = self.key_levels.shape
+            out = torch.zeros(rows, k_len, n_levels, dtype=dtype)
+            n = min(k_len, self.prompt_len)
+            out[:, :n] = self.key_levels[:, :n].to(dtype)
+            cached = out.view(rows, 1, k_len, n_levels)
             self._cache = {(k_len, dtype): cached}  # one size at a time: decoding grows by one
         return cached
 
     def decode_row(self, layer: int, k_len: int, dtype: torch.dtype) -> torch.Tensor:
-        """(1, H, 1, k_len): the bias one new query adds to each key — a view of a buffer that
+        """(B, H, 1, k_len): the bias one new query adds to each key — a view of a buffer that
         is filled once per layer, so a decoding step allocates nothing."""
         row = self._rows.get(layer)
         if row is None or row.shape[-1] < k_len or row.dtype != dtype:
             capacity = max(k_len, 2 * (row.shape[-1] if row is not None else 0), 256)
-            prompt = self.key_levels.to(torch.float32)  # (T_prompt, L)
-            values = self.bias.layer(layer).detach().float() @ prompt.T  # (H, T_prompt)
-            row = torch.zeros(1, values.shape[0], 1, capacity, dtype=dtype)
-            n = min(capacity, values.shape[1])
-            row[0, :, 0, :n] = values[:, :n].to(dtype)
+            levels = self.key_levels.to(torch.float32)  # (B, T_prompt, L)
+            beta = self.bias.layer(layer).detach().float()  # (H, L)
+            values = torch.einsum("hl,btl->bht", beta, levels)  # (B, H, T_prompt)
+            row = torch.zeros(values.shape[0], values.shape[1], 1, capacity, dtype=dtype)
+            n = min(capacity, values.shape[2])
+            row[:, :, 0, :n] = values[:, :, :n].to(dtype)
             self._rows[layer] = row
         return row[..., :k_len]
 
     def query_gate(self, q_len: int, k_len: int, dtype: torch.dtype) -> torch.Tensor | None:
-        """(1, 1, q_len, 1) of 0/1 for the query positions k_len-q_len … k_len-1, or None (all)."""
+        """(B, 1, q_len, 1) of 0/1 for the query positions k_len-q_len … k_len-1, or None (all)."""
         if self.gate is None and self.steer_generated:
             return None
+        rows = self.key_levels.shape[0]
         positions = torch.arange(k_len - q_len, k_len)
-        prompt_len = self.key_levels.shape[0]
-        gate = torch.full((q_len,), self.steer_generated, dtype=torch.bool)
-        in_prompt = positions < prompt_len
+        gate = torch.full((rows, q_len), self.steer_generated, dtype=torch.bool)
+        in_prompt = positions < self.prompt_len
         if self.gate is not None:
-            gate[in_prompt] = self.gate[positions[in_prompt]]
+            gate[:, in_prompt] = self.gate[:, positions[in_prompt]]
         else:
-            gate[in_prompt] = True
-        return gate.to(dtype).view(1, 1, q_len, 1)
+            gate[:, in_prompt] = True
+        return gate.to(dtype).view(rows, 1, q_len, 1)
 
 
 _current: contextvars.ContextVar[Steering | None] = contextvars.ContextVar(
@@ -138,19 +156,26 @@ def steered_attention(
     scale = scaling if scaling is not None else head_dim**-0.5
     dtype = query.dtype
 
-    if q_len == 1 and attention_mask is None and not query.requires_grad:
+    if q_len == 1 and not query.requires_grad:
         # One decoding step: no causal mask is needed, so the bias can be a plain (H, k_len)
-        # additive mask, read from a buffer; heads sharing a KV head are packed as queries.
-        gate = state.query_gate(1, k_len, dtype)
+        # additive mask, read from a buffer (plus the batch's padding mask, if any); heads
+        # sharing a KV head are packed as queries.
+        gate = state.query_gate(1, k_len, dtype)  # generated queries: the same for every row
         row = state.decode_row(layer, k_len, dtype)
-        if gate is not None and float(gate) == 0.0:
+        if gate is not None and not bool(gate.any()):
             row = torch.zeros_like(row)
+        if attention_mask is not None:
+            mask = attention_mask[..., :k_len]
+            if mask.dtype == torch.bool:
+                row = row.masked_fill(~mask, torch.finfo(dtype).min)
+            else:
+                row = row + mask.to(dtype)
         n_rep = n_heads // n_kv
         out = F.scaled_dot_product_attention(
             query.reshape(batch, n_kv, n_rep, head_dim),
             key,
             value,
-            attn_mask=row.reshape(1, n_kv, n_rep, k_len),
+            attn_mask=row.expand(batch, n_heads, 1, k_len).reshape(batch, n_kv, n_rep, k_len),
             dropout_p=dropout,
             scale=scale,
         )
@@ -163,6 +188,8 @@ def steered_attention(
     if gate is not None:
         q_extra = q_extra * gate
     levels = state.keys(k_len, dtype).expand(batch, n_kv, k_len, -1)
+    if attention_mask is not None:
+        attention_mask = attention_mask[..., :k_len]
     query = torch.cat([query, q_extra], dim=-1)
     key = torch.cat([key, levels], dim=-1)
     value = torch.cat([value, torch.zeros_like(levels)], dim=-1)
@@ -199,21 +226,23 @@ def _record_mass(
         scale = scaling if scaling is not None else head_dim**-0.5
         keys = key.float().repeat_interleave(n_heads // n_kv, dim=1)
         logits = torch.matmul(query.float(), keys.transpose(-1, -2)) * scale  # (B, H, q, k)
-        levels = state.keys(k_len, torch.float32)[0, 0]  # (k, L)
+        levels = state.keys(k_len, torch.float32)[:, 0]  # (B, k, L)
         if layer in state.active:
             beta = state.bias.layer(layer).float()  # (H, L)
-            add = torch.einsum("hl,kl->hk", beta, levels).view(1, n_heads, 1, k_len)
+            add = torch.einsum("hl,bkl->bhk", beta, levels).unsqueeze(2)  # (B, H, 1, k)
             gate = state.query_gate(q_len, k_len, torch.float32)
             logits = logits + (add if gate is None else add * gate)
         positions = torch.arange(k_len - q_len, k_len).view(q_len, 1)
         logits = logits.masked_fill(torch.arange(k_len).view(1, k_len) > positions, float("-inf"))
-        weights = logits.softmax(dim=-1)
-        marked = levels.sum(dim=-1) > 0  # (k,)
-        mass = weights[..., marked].sum(dim=-1)  # (B, H, q)
+        if attention_mask is not None and attention_mask.dtype == torch.bool:
+            logits = logits.masked_fill(~attention_mask[..., :k_len], float("-inf"))
+        weights = logits.softmax(dim=-1).nan_to_num(0.0)
+        marked = (levels.sum(dim=-1) > 0).unsqueeze(1).unsqueeze(1)  # (B, 1, 1, k)
+        mass = (weights * marked).sum(dim=-1)  # (B, H, q)
         gate = state.query_gate(q_len, k_len, torch.float32)
         if gate is not None:
-            g = gate.view(1, 1, q_len)
-            per_head = (mass * g).sum(dim=-1) / g.sum().clamp(min=1)
+            g = gate.view(gate.shape[0], 1, q_len)
+            per_head = (mass * g).sum(dim=-1) / g.sum(dim=-1).clamp(min=1)
         else:
             per_head = mass.mean(dim=-1)
         state.mass[layer] = per_head.mean(dim=0)
@@ -223,18 +252,22 @@ def _add_importance_embedding(
     module: torch.nn.Module, inputs: tuple[Any, ...], output: torch.Tensor
 ) -> torch.Tensor | None:
     """Forward hook on the input embeddings: add the bias's per-level vector to every prompt
-    token of that level. Only a pass that holds the whole prompt (prefill, or a scoring pass) is
-    changed; decoding steps carry generated tokens, which have no level."""
+    token of that level. A pass that holds the whole prompt (prefill, a scoring pass) starts at 0;
+    one that continues a prompt from a shared prefix says where it starts (``Steering.start``);
+    decoding steps carry generated tokens, which have no level."""
     state = _current.get()
     if state is None or state.bias.embed is None:
         return None
-    n = state.key_levels.shape[0]
-    if output.shape[1] < n:
-        return None
-    offset = state.key_levels.to(output.dtype) @ state.bias.embed.to(output.dtype)  # (n, D)
-    if output.shape[1] > n:
-        offset = F.pad(offset, (0, 0, 0, output.shape[1] - n))
-    return output + offset.unsqueeze(0)
+    n = state.prompt_len
+    width = output.shape[1]
+    start = state.start if state.start is not None else (0 if width >= n else n)
+    if start >= n:
+        return None  # a decoding step: generated tokens have no level
+    levels = state.key_levels[:, start : start + width].to(output.dtype)  # (B, w, L)
+    offset = levels @ state.bias.embed.to(output.dtype)  # (B, w, D)
+    if offset.shape[1] < width:
+        offset = F.pad(offset, (0, 0, 0, width - offset.shape[1]))
+    return output + offset
 
 
 def register(model: PreTrainedModel) -> PreTrainedModel:

@@ -244,6 +244,14 @@ class _LockedStore:
         with self.manager.lock:
             return self.manager.store.add(key, run, factors, result)
 
+    def reference(self, model: str, item: str, max_new: int) -> dict[str, Any] | None:
+        with self.manager.lock:
+            return self.manager.store.reference(model, item, max_new)
+
+    def add_reference(self, model: str, item: str, max_new: int, data: dict[str, Any]) -> None:
+        with self.manager.lock:
+            self.manager.store.add_reference(model, item, max_new, data)
+
 
 def run_name(job_id: str) -> str:
     return f"job-{job_id}"

@@ -1,0 +1,488 @@
+"""Many sequences through one forward pass: left-padded batches, shared prompt prefixes, and
+teacher-forced scoring from a prompt's cache.
+
+The unit of work is a ``Prefilled`` prompt: one conversation under one method, its KV cache and
+its next-token logits. A prompt is prefilled once and then
+
+- decoded any number of times at once (a greedy row and k sampled rows, each row seeded on its
+  own, so a row's tokens do not depend on what else is in the batch), and
+- scored against any number of continuations (the compliant and violating references),
+
+without running its prefill again. Prompts of one conversation under several methods share the
+prefix that no method changes: a bias on marked keys reaches no query before the first marked
+token (attention is causal), and a text rendering keeps the tokens before its first edit, so
+that prefix is prefilled once, unsteered, and each method goes on from there.
+
+A batch is laid out left-padded: row r's prompt fills the last ``lengths[r]`` of the first
+``width`` positions, generated or continuation tokens follow at ``width`` onward for every row
+alike. Padding is masked out of attention and skipped by the position ids, so each row sees
+exactly what it would see alone; key levels and the query gate are per row (``Steering`` takes
+(B, T, L)). Every batch holds one method. The cache grows in place (a buffer with room), so a
+decoding step copies nothing it has already stored.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import torch
+from transformers.cache_utils import Cache, DynamicLayer
+
+from .prompt import Prompt
+from .steer import Steering, steering
+
+if TYPE_CHECKING:
+    from .local import LocalModel
+    from .methods import Method
+
+KV = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: (B, H_kv, T, d) keys and values
+
+
+class GrowingLayer(DynamicLayer):  # type: ignore[no-untyped-call]
+    """A cache layer over a buffer with room to grow: appending writes in place and hands out a
+    view, where ``DynamicLayer`` concatenates (a copy of the whole cache at every step)."""
+
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor, capacity: int) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        rows, heads, length, dim = keys.shape
+        capacity = max(capacity, length)
+        self._k = keys.new_zeros(rows, heads, capacity, dim)
+        self._v = values.new_zeros(rows, heads, capacity, values.shape[-1])
+        self._k[:, :, :length] = keys
+        self._v[:, :, :length] = values
+        self._n = length
+        self.device = keys.device
+        self.is_initialized = True
+        self._view()
+
+    def _view(self) -> None:
+        self.keys = self._k[:, :, : self._n]
+        self.values = self._v[:, :, : self._n]
+
+    def update(
+        self, key_states: torch.Tensor, value_states: torch.Tensor, *args: object, **kwargs: object
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        end = self._n + key_states.shape[-2]
+        if end > self._k.shape[-2]:
+            grow = max(end, 2 * self._k.shape[-2]) - self._k.shape[-2]
+            self._k = torch.cat([self._k, _room(self._k, grow)], dim=2)
+            self._v = torch.cat([self._v, _room(self._v, grow)], dim=2)
+        self._k[:, :, self._n : end] = key_states
+        self._v[:, :, self._n : end] = value_states
+        self._n = end
+        self._view()
+        assert self.keys is not None and self.values is not None
+        return self.keys, self.values
+
+    def truncate(self, length: int) -> None:
+        self._n = min(self._n, length)
+        self._view()
+
+
+def _room(buffer: torch.Tensor, n: int) -> torch.Tensor:
+    rows, heads, _, dim = buffer.shape
+    return buffer.new_zeros(rows, heads, n, dim)
+
+
+def growing_cache(kv: KV, capacity: int) -> Cache:
+    return Cache(layers=[GrowingLayer(k, v, capacity) for k, v in kv])
+
+
+def cache_kv(cache: Cache) -> KV:
+    out = []
+    for layer in cache.layers:
+        keys, values = getattr(layer, "keys", None), getattr(layer, "values", None)
+        assert keys is not None and values is not None
+        out.append((keys, values))
+    return out
+
+
+@dataclass
+class Prefilled:
+    """One prompt under one method, prefilled: its cache and next-token logits (B = 1)."""
+
+    prompt: Prompt
+    method: Method
+    kv: KV
+    logits: torch.Tensor  # (V,) the method's next-token logits (spa: combined)
+    masked_kv: KV | None = None  # spa: the pass with the marked keys masked out
+    masked_logits: torch.Tensor | None = None
+    shared: int = 0  # prompt tokens taken from a shared prefix instead of computed
+    seconds: float = 0.0
+
+    def __len__(self) -> int:
+        return len(self.prompt)
+
+
+@dataclass
+class SharedPrefix:
+    """The unsteered cache of a token prefix, computed once and extended on demand; views of it
+    are handed to every prompt that starts with it."""
+
+    ids: torch.Tensor  # (T,) the reference prompt's token ids
+    kv: KV | None = None
+    length: int = 0
+    seconds: float = 0.0
+    hits: int = field(default=0)
+
+    def usable(self, prompt: Prompt, method: Method) -> int:
+        """How many leading tokens ``prompt`` under ``method`` can take from this prefix."""
+        n = min(len(prompt), len(self.ids)) - 1  # at least one token left to give logits
+        if n <= 0:
+            return 0
+        same = prompt.input_ids[:n] == self.ids[:n]
+        common = n if bool(same.all()) else int((~same).nonzero()[0])
+        if method.bias is not None or method.spa_omega is not None:
+            leveled = (prompt.levels >= 0).nonzero()
+            if len(leveled):
+                common = min(common, int(leveled[0]))
+        return max(0, common)
+
+
+def _row(kv: KV, r: int, pad: int) -> KV:
+    """Row ``r`` of a batch's cache, without its left padding."""
+    return [(k[r : r + 1, :, pad:], v[r : r + 1, :, pad:]) for k, v in kv]
+
+
+def _positions(mask: torch.Tensor) -> torch.Tensor:
+    return (mask.cumsum(-1) - 1).clamp(min=0)
+
+
+class Batcher:
+    """Prefill, decode and score on ``lm`` in batches (see the module's docstring)."""
+
+    def __init__(self, lm: LocalModel) -> None:
+        self.lm = lm
+        self.model = lm.model
+        self._pool: dict[tuple[str, bool, int], torch.Tensor] = {}
+
+    # ---- prefill ---------------------------------------------------------------------------
+
+    def prefix(self, prompt: Prompt) -> SharedPrefix:
+        return SharedPrefix(prompt.input_ids)
+
+    def _extend(self, prefix: SharedPrefix, n: int) -> None:
+        if n <= prefix.length:
+            return
+        start = time.perf_counter()
+        ids = prefix.ids[prefix.length : n].unsqueeze(0)
+        cache = growing_cache(prefix.kv, n) if prefix.kv is not None else None
+        with steering(None), torch.no_grad():
+            out = self.model(ids, cache=cache, use_cache=True, logits_to_keep=1)
+        prefix.kv = [(k, v) for k, v in cache_kv(out.past_key_values)]
+        prefix.length = n
+        prefix.seconds += time.perf_counter() - start
+
+    @torch.no_grad()
+    def prefill(
+        self, prompt: Prompt, method: Method, prefix: SharedPrefix | None = None
+    ) -> Prefilled:
+        """``prompt`` under ``method``, continuing from ``prefix`` where it may."""
+        start = time.perf_counter()
+        shared = prefix.usable(prompt, method) if prefix is not None else 0
+        if prefix is not None and shared:
+            self._extend(prefix, shared)
+            prefix.hits += 1
+        base = (
+            [(k[:, :, :shared], v[:, :, :shared]) for k, v in prefix.kv]
+            if prefix is not None and prefix.kv is not None and shared
+            else None
+        )
+        steer = self.lm.steering_for(prompt, method)
+        kv, logits = self._run(prompt, base, shared, steer)
+        filled = Prefilled(prompt, method, kv, logits, shared=shared)
+        if method.spa_omega is not None and bool(prompt.marked().any()):
+            masked_kv, masked = self._run(prompt, base, shared, self.lm._spa_mask(prompt))
+            filled.masked_kv, filled.masked_logits = masked_kv, masked
+            filled.logits = logits + method.spa_omega * (logits - masked)
+        filled.seconds = time.perf_counter() - start
+        return filled
+
+    def _run(
+        self, prompt: Prompt, base: KV | None, shared: int, steer: Steering | None
+    ) -> tuple[KV, torch.Tensor]:
+        ids = prompt.input_ids[shared:].unsqueeze(0)
+        cache = growing_cache(base, len(prompt)) if base is not None else None
+        if steer is not None:
+            steer.start = shared
+        with steering(steer):
+            out = self.model(ids, cache=cache, use_cache=True, logits_to_keep=1)
+        return cache_kv(out.past_key_values), out.logits[0, -1]
+
+    @torch.no_grad()
+    def prefill_padded(self, prompts: Sequence[Prompt], method: Method) -> list[Prefilled]:
+        """Several prompts through one forward pass, left-padded (one method)."""
+        start = time.perf_counter()
+        batch = self._layout(prompts)
+        steer = self._steering([self.lm.steering_for(p, method) for p in prompts], batch)
+        kv, logits = self._padded_pass(batch, steer)
+        masked: tuple[KV, torch.Tensor] | None = None
+        if method.spa_omega is not None:
+            spa = [self.lm._spa_mask(p) for p in prompts]
+            masked = self._padded_pass(batch, self._steering(spa, batch))
+        out = []
+        for r, p in enumerate(prompts):
+            pad = batch.width - len(p)
+            filled = Prefilled(p, method, _row(kv, r, pad), logits[r])
+            if masked is not None and bool(p.marked().any()):
+                filled.masked_kv = _row(masked[0], r, pad)
+                filled.masked_logits = masked[1][r]
+                assert method.spa_omega is not None
+                filled.logits = logits[r] + method.spa_omega * (logits[r] - masked[1][r])
+            out.append(filled)
+        seconds = (time.perf_counter() - start) / max(1, len(prompts))
+        for filled in out:
+            filled.seconds = seconds
+        return out
+
+    def _layout(self, prompts: Sequence[Prompt]) -> _Layout:
+        width = max(len(p) for p in prompts)
+        ids = torch.zeros(len(prompts), width, dtype=torch.int64)
+        mask = torch.zeros(len(prompts), width, dtype=torch.int64)
+        for r, p in enumerate(prompts):
+            ids[r, width - len(p) :] = p.input_ids
+            mask[r, width - len(p) :] = 1
+        return _Layout(ids, mask, width, torch.tensor([len(p) for p in prompts]))
+
+    def _steering(self, steers: Sequence[Steering | None], batch: _Layout) -> Steering | None:
+        """Per-row steerings (one method) as one, in the batch's padded coordinates."""
+        first = next((s for s in steers if s is not None), None)
+        if first is None:
+            return None
+        rows = len(steers)
+        n_levels = first.key_levels.shape[-1]
+        levels = torch.zeros(rows, batch.width, n_levels)
+        gate = torch.zeros(rows, batch.width, dtype=torch.bool) if first.gate is not None else None
+        for r, s in enumerate(steers):
+            n = int(batch.lengths[r])
+            if s is None:
+                continue
+            levels[r, batch.width - n :] = s.key_levels[0].to(levels.dtype)
+            if gate is not None and s.gate is not None:
+                gate[r, batch.width - n :] = s.gate[0]
+        return Steering(first.bias, levels, gate=gate, layers=first.layers)
+
+    def _padded_pass(self, batch: _Layout, steer: Steering | None) -> tuple[KV, torch.Tensor]:
+        with steering(steer):
+            out = self.model(
+                batch.ids,
+                attention_mask=batch.mask,
+                position_ids=_positions(batch.mask),
+                use_cache=True,
+                logits_to_keep=1,
+            )
+        return cache_kv(out.past_key_values), out.logits[:, -1]
+
+    def release(self) -> None:
+        """Drop the pooled batch buffers (they hold the last batch's size of memory)."""
+        self._pool.clear()
+
+    # ---- decode and score ------------------------------------------------------------------
+
+    def _assemble(self, rows: Sequence[Prefilled], room: int, masked: bool = False) -> _Running:
+        """Left-pad the rows' caches into one batch with ``room`` more positions."""
+        width = max(len(r) for r in rows)
+        n_rows = len(rows)
+        layers: KV = []
+        source = [r.masked_kv if masked and r.masked_kv is not None else r.kv for r in rows]
+        for layer in range(len(rows[0].kv)):
+            k0, v0 = source[0][layer]
+            shape = (n_rows, k0.shape[1], width + room, k0.shape[3])
+            keys = self._buffer(("k", masked, layer), shape, k0.dtype)
+            values = self._buffer(("v", masked, layer), shape, v0.dtype)
+            for r, kv in enumerate(source):
+                k, v = kv[layer]
+                pad = width - k.shape[2]
+                keys[r, :, :pad] = 0  # masked out, but never garbage (0 · NaN is NaN)
+                values[r, :, :pad] = 0
+                keys[r, :, pad:width] = k[0]
+                values[r, :, pad:width] = v[0]
+            layers.append((keys, values))
+        cache = Cache(layers=[_Preallocated(k, v, width) for k, v in layers])
+        mask = torch.zeros(n_rows, width + room, dtype=torch.int64)
+        for r, row in enumerate(rows):
+            mask[r, width - len(row) : width] = 1
+        lengths = torch.tensor([len(r) for r in rows])
+        return _Running(cache, mask, width, lengths)
+
+    def _buffer(
+        self, slot: tuple[str, bool, int], shape: tuple[int, ...], dtype: torch.dtype
+    ) -> torch.Tensor:
+        """A batch cache buffer, reused from the last batch where it fits: a fresh one costs
+        more in first-touch page faults than the copy into it (one batch runs at a time)."""
+        need = 1
+        for n in shape:
+            need *= n
+        flat = self._pool.get(slot)
+        if flat is None or flat.numel() < need or flat.dtype != dtype:
+            flat = torch.empty(need, dtype=dtype)
+            self._pool[slot] = flat
+        return flat[:need].view(shape)
+
+    def _batch_steering(self, rows: Sequence[Prefilled], width: int, spa: bool) -> Steering | None:
+        steers: list[Steering | None]
+        if spa:
+            steers = [self.lm._spa_mask(r.prompt) for r in rows]
+        else:
+            steers = [self.lm.steering_for(r.prompt, r.method) for r in rows]
+        lengths = torch.tensor([len(r) for r in rows])
+        layout = _Layout(torch.empty(0), torch.empty(0), width, lengths)
+        return self._steering(steers, layout)
+
+    @torch.no_grad()
+    def decode(
+        self,
+        rows: Sequence[Prefilled],
+        seeds: Sequence[int],
+        temperature: float | Sequence[float],
+        max_new_tokens: int,
+    ) -> list[list[int]]:
+        """Generate from each row (a prefilled prompt may appear in several rows); row r samples
+        with its own generator seeded ``seeds[r]`` (temperature 0: greedy). Returns the token
+        ids of each row, without the end-of-sequence token."""
+        method = _one_method(rows)
+        temps = [temperature] * len(rows) if isinstance(temperature, int | float) else temperature
+        generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
+        run = self._assemble(rows, max_new_tokens)
+        steer = self._batch_steering(rows, run.width, spa=False)
+        spa_run: _Running | None = None
+        spa_steer: Steering | None = None
+        omega = method.spa_omega
+        if omega is not None and any(r.masked_kv is not None for r in rows):
+            spa_run = self._assemble(rows, max_new_tokens, masked=True)
+            spa_steer = self._batch_steering(rows, run.width, spa=True)
+        logits = torch.stack([r.logits for r in rows])
+        out: list[list[int]] = [[] for _ in rows]
+        done = [False] * len(rows)
+        eos = self.lm.eos_ids
+        pad = next(iter(eos)) if eos else 0
+        for _ in range(max_new_tokens):
+            tokens = []
+            for r in range(len(rows)):
+                if done[r]:
+                    tokens.append(pad)
+                    continue
+                token = pick(logits[r], temps[r], generators[r])
+                if token in eos:
+                    done[r] = True
+                else:
+                    out[r].append(token)
+                    done[r] = len(out[r]) >= max_new_tokens
+                tokens.append(token)
+            if all(done):
+                break
+            ids = torch.tensor(tokens).view(-1, 1)
+            logits = self._forward(run, steer, ids)[:, -1]
+            if spa_run is not None and omega is not None:
+                masked = self._forward(spa_run, spa_steer, ids)[:, -1]
+                has = torch.tensor([r.masked_kv is not None for r in rows]).view(-1, 1)
+                logits = torch.where(has, logits + omega * (logits - masked), logits)
+        return out
+
+    def _forward(self, run: _Running, steer: Steering | None, ids: torch.Tensor) -> torch.Tensor:
+        q = ids.shape[1]
+        end = run.filled + q
+        run.mask[:, run.filled : end] = 1
+        mask = run.mask[:, :end]
+        positions = (run.lengths.view(-1, 1) + (run.filled - run.width) + torch.arange(q)).view(
+            -1, q
+        )
+        with steering(steer):
+            out = self.model(
+                ids,
+                attention_mask=mask,
+                position_ids=positions,
+                cache=run.cache,
+                use_cache=True,
+            )
+        run.filled = end
+        logits: torch.Tensor = out.logits
+        return logits
+
+    @torch.no_grad()
+    def score(
+        self, rows: Sequence[Prefilled], targets: Sequence[Sequence[int]]
+    ) -> list[torch.Tensor]:
+        """Teacher-forced log-probabilities of each row's target token ids, from its cache."""
+        method = _one_method(rows)
+        longest = max((len(t) for t in targets), default=0)
+        if longest == 0:
+            return [torch.zeros(0) for _ in rows]
+        ids = torch.zeros(len(rows), longest, dtype=torch.int64)
+        for r, t in enumerate(targets):
+            ids[r, : len(t)] = torch.tensor(list(t), dtype=torch.int64)
+        # the last target token predicts nothing that is scored
+        chunk = ids[:, : longest - 1]
+        run = self._assemble(rows, longest)
+        steer = self._batch_steering(rows, run.width, spa=False)
+        first = torch.stack([r.logits for r in rows]).unsqueeze(1)
+        if chunk.shape[1]:
+            logits = torch.cat([first, self._forward(run, steer, chunk)], dim=1)
+        else:
+            logits = first
+        omega = method.spa_omega
+        if omega is not None and any(r.masked_kv is not None for r in rows):
+            spa_run = self._assemble(rows, longest, masked=True)
+            spa_steer = self._batch_steering(rows, run.width, spa=True)
+            # the rows' stored logits are already combined; only the continuation is combined here
+            if chunk.shape[1]:
+                masked = self._forward(spa_run, spa_steer, chunk)
+                has = torch.tensor([r.masked_kv is not None for r in rows]).view(-1, 1, 1)
+                rest = logits[:, 1:]
+                logits = torch.cat(
+                    [first, torch.where(has, rest + omega * (rest - masked), rest)], dim=1
+                )
+        logprobs = torch.log_softmax(logits.float(), dim=-1)
+        picked = logprobs.gather(2, ids.unsqueeze(-1)).squeeze(-1)
+        return [picked[r, : len(t)] for r, t in enumerate(targets)]
+
+
+class _Preallocated(GrowingLayer):  # type: ignore[no-untyped-call]
+    """A GrowingLayer around a buffer that already holds ``length`` positions."""
+
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor, length: int) -> None:
+        DynamicLayer.__init__(self)  # type: ignore[no-untyped-call]
+        self._k, self._v, self._n = keys, values, length
+        self.device = keys.device
+        self.is_initialized = True
+        self._view()
+
+
+@dataclass
+class _Layout:
+    ids: torch.Tensor
+    mask: torch.Tensor
+    width: int
+    lengths: torch.Tensor
+
+
+@dataclass
+class _Running:
+    cache: Cache
+    mask: torch.Tensor  # (B, capacity): 1 where a row has a token
+    width: int  # the padded prompt width
+    lengths: torch.Tensor  # (B,) prompt lengths
+    filled: int = 0
+
+    def __post_init__(self) -> None:
+        self.filled = self.width
+
+
+def _one_method(rows: Sequence[Prefilled]) -> Method:
+    if not rows:
+        raise ValueError("a batch needs at least one row")
+    method = rows[0].method
+    if any(r.method is not method and r.method.name != method.name for r in rows):
+        raise ValueError("one method per batch")
+    return method
+
+
+def pick(logits: torch.Tensor, temperature: float, generator: torch.Generator) -> int:
+    """Greedy (argmax; ties go to the lowest token id) or a seeded sample at ``temperature``."""
+    if temperature <= 0:
+        return int(torch.argmax(logits))
+    probs = torch.softmax(logits.float() / temperature, dim=-1)
+    return int(torch.multinomial(probs, 1, generator=generator))
