@@ -128,3 +128,133 @@ def effective_length(rates_by_length: dict[int, float], keep: float = 0.9) -> in
         else:
             break
     return best
+
+
+# ---- continuous and sampled measures --------------------------------------------------------
+
+MEASURES = ("greedy", "sampled", "margin")
+MEASURE_TITLES = {
+    "greedy": "greedy pass rate (both)",
+    "sampled": "sampled pass fraction (both)",
+    "margin": "margin log p(compliant) − log p(violating), nats",
+}
+
+
+def measure(record: dict[str, Any], name: str, metric: str = "both") -> float | None:
+    """One prompt's value of a measure: ``greedy`` 0/1, ``sampled`` the fraction of its k
+    answers that pass, ``margin`` the total margin (``margin_per_token`` per token), or
+    ``choice`` σ(margin), the probability of picking the compliant reference of the two.
+    None where the record does not hold it."""
+    if name == "greedy":
+        return float(value(record, metric))
+    if name == "sampled":
+        sampled = record.get("sampled")
+        return None if not sampled else float(sampled[metric])
+    if name in ("margin", "margin_per_token"):
+        m = record.get(name)
+        return None if m is None else float(m)
+    if name == "choice":
+        m = record.get("margin")
+        return None if m is None else 1 / (1 + math.exp(-max(-50.0, min(50.0, float(m)))))
+    raise ValueError(f"unknown measure {name!r}")
+
+
+@dataclass(frozen=True)
+class Estimate:
+    n: int  # prompts
+    items: int  # clusters
+    mean: float
+    low: float
+    high: float
+
+
+def clustered(pairs: Sequence[tuple[str, float]], resamples: int = 2000, seed: int = 0) -> Estimate:
+    """The mean of per-prompt values with a 95 % bootstrap interval that resamples items (the
+    prompts of one item are not independent)."""
+    if not pairs:
+        return Estimate(0, 0, 0.0, 0.0, 0.0)
+    by_item: dict[str, list[float]] = defaultdict(list)
+    for item, v in pairs:
+        by_item[item].append(v)
+    clusters = [(sum(vs), len(vs)) for vs in by_item.values()]
+    mean = sum(v for _, v in pairs) / len(pairs)
+    if len(clusters) == 1:
+        return Estimate(len(pairs), 1, mean, mean, mean)
+    rng = random.Random(seed)
+    boots = []
+    for _ in range(resamples):
+        total = count = 0.0
+        for _ in clusters:
+            s, n = clusters[rng.randrange(len(clusters))]
+            total += s
+            count += n
+        boots.append(total / count)
+    boots.sort()
+    return Estimate(
+        len(pairs),
+        len(clusters),
+        mean,
+        boots[int(0.025 * resamples)],
+        boots[int(0.975 * resamples) - 1],
+    )
+
+
+def estimates(
+    records: Iterable[dict[str, Any]], by: Sequence[str], name: str, metric: str = "both"
+) -> dict[tuple[Any, ...], Estimate]:
+    """``clustered`` per group of ``by``, over the records that hold the measure."""
+    groups: dict[tuple[Any, ...], list[tuple[str, float]]] = defaultdict(list)
+    for r in records:
+        v = measure(r, name, metric)
+        if v is not None:
+            groups[tuple(r[f] for f in by)].append((r["item"], v))
+    return {key: clustered(pairs) for key, pairs in sorted(groups.items())}
+
+
+@dataclass(frozen=True)
+class PairedEstimate:
+    method: str
+    n: int
+    items: int
+    diff: float  # method − none, mean over prompts
+    low: float
+    high: float
+    p: float  # two-sided sign-flip test over items
+
+
+def paired_measure(
+    records: Sequence[dict[str, Any]],
+    method: str,
+    name: str,
+    metric: str = "both",
+    resamples: int = 2000,
+    seed: int = 0,
+) -> PairedEstimate:
+    """``method`` against ``none`` on the prompts both hold the measure for: the mean paired
+    difference, an item-clustered bootstrap interval, and a sign-flip randomisation p-value
+    (each item's differences flipped together)."""
+    by_prompt: dict[tuple[str, str], dict[str, dict[str, Any]]] = defaultdict(dict)
+    for r in records:
+        by_prompt[(r["prompt_hash"], r["item"])][r["method"]] = r
+    pairs: list[tuple[str, float]] = []
+    for (_, item), m in by_prompt.items():
+        if method in m and "none" in m:
+            a, b = measure(m[method], name, metric), measure(m["none"], name, metric)
+            if a is not None and b is not None:
+                pairs.append((item, a - b))
+    if not pairs:
+        return PairedEstimate(method, 0, 0, 0.0, 0.0, 0.0, 1.0)
+    est = clustered(pairs, resamples, seed)
+    sums: dict[str, float] = defaultdict(float)
+    for item, d in pairs:
+        sums[item] += d
+    observed = abs(sum(sums.values()))
+    rng = random.Random(seed + 1)
+    values = list(sums.values())
+    extreme = sum(
+        abs(sum(v if rng.random() < 0.5 else -v for v in values)) >= observed - 1e-12
+        for _ in range(resamples)
+    )
+    return PairedEstimate(
+        method, est.n, est.items, est.mean, est.low, est.high, (extreme + 1) / (resamples + 1)
+    )

@@ -1,5 +1,6 @@
-"""A run's summary as Markdown: rates by method and length with Wilson intervals, paired
-differences against ``none``, and effective lengths."""
+"""A run's summary as Markdown: the three measures (greedy pass/fail, sampled pass fraction,
+compliance margin) by method and length with intervals, paired differences against ``none``
+for each, effective lengths on each, and per-family floors; and the plots."""
 
 from __future__ import annotations
 
@@ -7,7 +8,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .metrics import METRICS, effective_length, paired, table
+from .metrics import (
+    MEASURE_TITLES,
+    METRICS,
+    Estimate,
+    effective_length,
+    estimates,
+    paired,
+    paired_measure,
+    table,
+)
 
 
 def ordered_methods(methods: set[str]) -> list[str]:
@@ -68,16 +78,136 @@ def markdown(run: str, records: Sequence[dict[str, Any]]) -> str:
                             f"| {method} | {length} | {metric} | {p.n} | {p.diff:+.2f} "
                             f"[{p.low:+.2f}, {p.high:+.2f}] | {p.p_mcnemar:.3f} |"
                         )
-    lines += [
-        "",
-        "## Effective length (longest length keeping 90 % of the length-0 `both` rate)",
-        "",
-    ]
-    by = table(records, ("method", "length"))
-    for method in methods:
-        rates = {length: c["both"].rate for (m, length), c in by.items() if m == method}
-        lines.append(f"- {method}: {effective_length(rates)}")
+    lines += _sampled_and_margin(records, methods)
+    lines += _effective_lengths(records, methods)
+    lines += floors(records)
     return "\n".join(lines) + "\n"
+
+
+def _fmt(e: Estimate, digits: int = 2) -> str:
+    return f"{e.mean:.{digits}f} [{e.low:.{digits}f}, {e.high:.{digits}f}]"
+
+
+def _sampled_and_margin(records: Sequence[dict[str, Any]], methods: list[str]) -> list[str]:
+    lines: list[str] = []
+    sampled = estimates(records, ("method", "length"), "sampled")
+    if sampled:
+        k = next(r["sampled"]["k"] for r in records if r.get("sampled"))
+        temperature = next(r["sampled"]["temperature"] for r in records if r.get("sampled"))
+        lines += [
+            "",
+            f"## Sampled pass fraction (k = {k} answers per prompt at temperature "
+            f"{temperature:g}; mean of per-prompt fractions, item-clustered 95 % bootstrap)",
+            "",
+            "| method | length | prompts | strict | quality | both |",
+            "|---|---:|---:|---|---|---|",
+        ]
+        by_metric = {m: estimates(records, ("method", "length"), "sampled", m) for m in METRICS}
+        for key, e in sampled.items():
+            cells = " | ".join(_fmt(by_metric[m][key]) for m in ("strict", "quality", "both"))
+            lines.append(f"| {key[0]} | {key[1]} | {e.n} | {cells} |")
+    margins = estimates(records, ("method", "length"), "margin")
+    if margins:
+        per_token = estimates(records, ("method", "length"), "margin_per_token")
+        choice = estimates(records, ("method", "length"), "choice")
+        lines += [
+            "",
+            "## Compliance margin log p(compliant) − log p(violating) (nats; item-clustered "
+            "95 % bootstrap; choice = mean σ(margin))",
+            "",
+            "| method | length | prompts | total | per token | choice |",
+            "|---|---:|---:|---|---|---|",
+        ]
+        for key, e in margins.items():
+            lines.append(
+                f"| {key[0]} | {key[1]} | {e.n} | {_fmt(e)} | {_fmt(per_token[key], 3)} "
+                f"| {_fmt(choice[key])} |"
+            )
+    measured = [
+        (name, metric)
+        for name, metric, present in (
+            ("sampled", "both", bool(sampled)),
+            ("sampled", "strict", bool(sampled)),
+            ("margin", "both", bool(margins)),
+            ("margin_per_token", "both", bool(margins)),
+        )
+        if present
+    ]
+    if measured and "none" in methods and len(methods) > 1:
+        lines += [
+            "",
+            "## Against `none` on the same prompts: sampled fraction and margin (item-clustered "
+            "bootstrap; p from a sign-flip test over items)",
+            "",
+            "| method | length | measure | prompts | difference [95 % CI] | p |",
+            "|---|---:|---|---:|---|---:|",
+        ]
+        lengths = sorted({r["length"] for r in records})
+        for method in methods[1:]:
+            for length in lengths:
+                at = [r for r in records if r["length"] == length]
+                for name, metric in measured:
+                    d = paired_measure(at, method, name, metric)
+                    if d.n:
+                        label = name if name.startswith("margin") else f"{name} {metric}"
+                        lines.append(
+                            f"| {method} | {length} | {label} | {d.n} | {d.diff:+.2f} "
+                            f"[{d.low:+.2f}, {d.high:+.2f}] | {d.p:.3f} |"
+                        )
+    return lines
+
+
+def _effective_lengths(records: Sequence[dict[str, Any]], methods: list[str]) -> list[str]:
+    lines = [
+        "",
+        "## Effective length (longest length keeping 90 % of the length-0 value)",
+        "",
+        "| method | greedy both | sampled both | margin choice σ(margin) |",
+        "|---|---:|---:|---:|",
+    ]
+    by = {
+        name: estimates(records, ("method", "length"), name)
+        for name in ("greedy", "sampled", "choice")
+    }
+    for method in methods:
+        cells = []
+        for name in ("greedy", "sampled", "choice"):
+            rates = {length: e.mean for (m, length), e in by[name].items() if m == method}
+            cells.append("–" if not rates else str(effective_length(rates)))
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def floors(records: Sequence[dict[str, Any]]) -> list[str]:
+    """Each family's length-0 values under ``none``: which rules the model follows at all."""
+    base = [r for r in records if r["method"] == "none" and r["length"] == 0]
+    if not base:
+        return []
+    greedy = estimates(base, ("family",), "greedy")
+    sampled = estimates(base, ("family",), "sampled")
+    margin = estimates(base, ("family",), "margin")
+    lines = [
+        "",
+        "## Per-family floors (length 0, method `none`)",
+        "",
+        "| family | prompts | greedy both | sampled both | margin |",
+        "|---|---:|---|---|---|",
+    ]
+    for (family,), e in greedy.items():
+        s = sampled.get((family,))
+        m = margin.get((family,))
+        lines.append(
+            f"| {family} | {e.n} | {_fmt(e)} | {'–' if s is None else _fmt(s)} "
+            f"| {'–' if m is None else _fmt(m)} |"
+        )
+    return lines
+
+
+def headline_families(records: Sequence[dict[str, Any]], floor: float = 0.3) -> list[str]:
+    """The families whose sampled length-0 ``both`` under ``none`` is at least ``floor``."""
+    base = [r for r in records if r["method"] == "none" and r["length"] == 0]
+    sampled = estimates(base, ("family",), "sampled")
+    return sorted(family for (family,), e in sampled.items() if e.mean >= floor)
 
 
 def plots(records: Sequence[dict[str, Any]], out_dir: str | Path, title: str = "") -> list[Path]:
@@ -115,6 +245,7 @@ def plots(records: Sequence[dict[str, Any]], out_dir: str | Path, title: str = "
         if title:
             fig.suptitle(title)
         written += _save(fig, out, f"{metric}-vs-length")
+    written += _measures_figure(records, out, title)
     groups = margins_by(records)
     if groups:
         fig, ax = plt.subplots(figsize=(5, 3.6))
@@ -130,6 +261,34 @@ def plots(records: Sequence[dict[str, Any]], out_dir: str | Path, title: str = "
         ax.legend(fontsize=8)
         written += _save(fig, out, "margin-vs-length")
     return written
+
+
+def _measures_figure(records: Sequence[dict[str, Any]], out: Path, title: str) -> list[Path]:
+    """The three measures against distractor length, per method, side by side (95 % intervals:
+    Wilson for the greedy rate, item-clustered bootstrap for the others)."""
+    import matplotlib.pyplot as plt
+
+    names = ("greedy", "sampled", "margin")
+    panels = [name for name in names if estimates(records, ("method",), name)]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
+    for ax, name in zip(axes[0], panels, strict=True):
+        by = estimates(records, ("method", "length"), name)
+        for method in ordered_methods({m for m, _ in by}):
+            points = sorted((length, e) for (m, length), e in by.items() if m == method)
+            xs = [x for x, _ in points]
+            ax.plot(xs, [e.mean for _, e in points], marker="o", label=method)
+            ax.fill_between(xs, [e.low for _, e in points], [e.high for _, e in points], alpha=0.15)
+        if name == "margin":
+            ax.axhline(0, color="grey", linewidth=0.8)
+        else:
+            ax.set_ylim(-0.02, 1.02)
+        ax.set_title(MEASURE_TITLES[name], fontsize=9)
+        ax.set_xlabel("distractor tokens")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    return _save(fig, out, "measures-vs-length")
 
 
 def _save(fig: Any, out: Path, stem: str) -> list[Path]:

@@ -350,28 +350,34 @@ def references(
     out: dict[str, References | None] = {}
     reader = getattr(store, "reference", None)
     writer = getattr(store, "add_reference", None)
-    todo: list[split.Item] = []
-    for item in chosen:
-        data = reader(backend.model, item.id, grid.max_new_tokens) if reader else None
-        if data is not None:
-            out[item.id] = References(**data["references"]) if data.get("references") else None
-        elif item.id not in {i.id for i in todo}:
-            todo.append(item)
-    if not todo:
-        return out
-    convs = [prompts.task_alone(item) for item in todo]
     many = getattr(backend, "generate_many", None)
-    if many is not None:
-        answers = many(convs, "none", grid.max_new_tokens, grid.seed)
-    else:
-        answers = [backend.generate(c, "none", grid.max_new_tokens, grid.seed) for c in convs]
-    for item, answer in zip(todo, answers, strict=True):
-        refs = reference_pair(item, answer)
-        data = {"answer": answer, "references": None if refs is None else asdict(refs)}
-        if writer is not None:
-            writer(backend.model, item.id, grid.max_new_tokens, data)
-        out[item.id] = refs
+    step = REFERENCE_CHUNK
+    for at in range(0, len(chosen), step):  # fixed chunks: the same batches on a resumed run
+        chunk = chosen[at : at + step]
+        stored = {
+            item.id: reader(backend.model, item.id, grid.max_new_tokens) if reader else None
+            for item in chunk
+        }
+        if all(data is not None for data in stored.values()):
+            answers = [str(stored[item.id]["answer"]) for item in chunk]  # type: ignore[index]
+        else:
+            convs = [prompts.task_alone(item) for item in chunk]
+            if many is not None:
+                answers = many(convs, "none", grid.max_new_tokens, grid.seed)
+            else:
+                answers = [
+                    backend.generate(c, "none", grid.max_new_tokens, grid.seed) for c in convs
+                ]
+        for item, answer in zip(chunk, answers, strict=True):
+            refs = reference_pair(item, answer)
+            if stored[item.id] is None and writer is not None:
+                data = {"answer": answer, "references": None if refs is None else asdict(refs)}
+                writer(backend.model, item.id, grid.max_new_tokens, data)
+            out[item.id] = refs
     return out
+
+
+REFERENCE_CHUNK = 16  # the task-alone answers are generated this many at a time
 
 
 def reference_pair(item: split.Item, answer: str) -> References | None:
@@ -407,9 +413,9 @@ def run(
     stats.skipped = len(planned) - len(todo)
     refs: dict[str, References | None] = {}
     if grid.margin and todo:
-        chosen = list({p.item.id: p.item for p in todo}.values())
+        chosen = list({p.item.id: p.item for p in planned}.values())
         refs = references(grid, backend, store, chosen)
-    units = {p.key: unit(grid, p, refs.get(p.item.id)) for p in todo}
+    units = {p.key: unit(grid, p, refs.get(p.item.id)) for p in planned}
 
     def record(p: _Planned, outcome: Outcome) -> None:
         store.add(p.key, run_name, p.factors, result_of(grid, p, outcome))
@@ -421,11 +427,16 @@ def run(
 
     evaluate = getattr(backend, "evaluate", None)
     if evaluate is not None and batch > 1:
+        # groups are cut from the whole plan, and a group with anything left is computed whole:
+        # a resumed run batches exactly as an uninterrupted one, so it records the same numbers
         by_key = {p.key: p for p in todo}
         per_group = max(1, batch // (1 + grid.samples))  # one method's rows fill one batch
-        for group in _groups(todo, per_group):
+        for group in _groups(planned, per_group):
+            if not any(p.key in by_key for p in group):
+                continue
             for key, outcome in evaluate([units[p.key] for p in group], batch):
-                record(by_key[key], outcome)
+                if key in by_key:
+                    record(by_key[key], outcome)
     elif concurrency <= 1:
         for p in todo:
             record(p, evaluate_one(backend, units[p.key]))
@@ -547,10 +558,10 @@ class LocalBackend:
     ) -> list[str]:
         """Greedy answers to several prompts, batched."""
         out: list[str] = []
-        for start in range(0, len(conversations), 16):
-            chunk = conversations[start : start + 16]
+        for start in range(0, len(conversations), REFERENCE_CHUNK):
+            chunk = conversations[start : start + REFERENCE_CHUNK]
             units = [Unit(str(i), c, method, max_new_tokens, seed) for i, c in enumerate(chunk)]
-            done = dict(self.evaluate(units, 16))
+            done = dict(self.evaluate(units, REFERENCE_CHUNK))
             out += [done[str(i)].greedy for i in range(len(chunk))]
         return out
 

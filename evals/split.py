@@ -62,7 +62,8 @@ class Item:
 
 def items(split: Split, n: int, seed: int = 0, only: Sequence[str] | None = None) -> list[Item]:
     """``n`` items of ``split``, deterministic for a seed: tasks cycled, families and phrasings
-    drawn from the same split (``only``: from these families alone)."""
+    drawn from the same split. ``only``: these families alone; on the train split they may be
+    any family (with train tasks, and train phrasings where the family has any)."""
     rng = random.Random(f"{split}:{seed}")
     pool_tasks = tasks(split)
     pool_families = families(split)
@@ -74,7 +75,11 @@ def items(split: Split, n: int, seed: int = 0, only: Sequence[str] | None = None
                 f"unknown famil{'y' if len(unknown) == 1 else 'ies'} {', '.join(unknown)}; "
                 f"known: {', '.join(f.id for f in FAMILIES)}"
             )
-        pool_families = [f for f in pool_families if f.id in wanted]
+        # train tasks and phrasings may be paired with any family (the floors that pick the
+        # headline families are measured there, before any test number is seen); a test item
+        # never takes a train family
+        pool = FAMILIES if split == "train" else pool_families
+        pool_families = [f for f in pool if f.id in wanted]
         if not pool_families:
             raise ValueError(
                 f"none of {', '.join(sorted(wanted))} is in the {split} split; its families: "

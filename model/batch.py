@@ -403,41 +403,41 @@ class Batcher:
         return logits
 
     @torch.no_grad()
+    def continuation_logits(
+        self, rows: Sequence[Prefilled], targets: Sequence[Sequence[int]]
+    ) -> list[torch.Tensor]:
+        """Teacher-forced: for each row, the (len(target), V) logits that predict each token of
+        its target, from its cache (one forward pass over all rows' targets, right-padded)."""
+        method = _one_method(rows)
+        longest = max((len(t) for t in targets), default=0)
+        first = torch.stack([r.logits for r in rows]).unsqueeze(1)  # predicts token 0
+        if longest <= 1:
+            return [first[r, : len(t)] for r, t in enumerate(targets)]
+        ids = torch.zeros(len(rows), longest - 1, dtype=torch.int64)
+        for r, t in enumerate(targets):
+            ids[r, : max(0, len(t) - 1)] = torch.tensor(list(t)[:-1], dtype=torch.int64)
+        run = self._assemble(rows, longest)
+        steer = self._batch_steering(rows, run.width, spa=False)
+        rest = self._forward(run, steer, ids)
+        omega = method.spa_omega
+        if omega is not None and any(r.masked_kv is not None for r in rows):
+            spa_run = self._assemble(rows, longest, masked=True)
+            masked = self._forward(spa_run, self._batch_steering(rows, run.width, spa=True), ids)
+            has = torch.tensor([r.masked_kv is not None for r in rows]).view(-1, 1, 1)
+            rest = torch.where(has, rest + omega * (rest - masked), rest)
+        logits = torch.cat([first, rest], dim=1)
+        return [logits[r, : len(t)] for r, t in enumerate(targets)]
+
     def score(
         self, rows: Sequence[Prefilled], targets: Sequence[Sequence[int]]
     ) -> list[torch.Tensor]:
         """Teacher-forced log-probabilities of each row's target token ids, from its cache."""
-        method = _one_method(rows)
-        longest = max((len(t) for t in targets), default=0)
-        if longest == 0:
-            return [torch.zeros(0) for _ in rows]
-        ids = torch.zeros(len(rows), longest, dtype=torch.int64)
-        for r, t in enumerate(targets):
-            ids[r, : len(t)] = torch.tensor(list(t), dtype=torch.int64)
-        # the last target token predicts nothing that is scored
-        chunk = ids[:, : longest - 1]
-        run = self._assemble(rows, longest)
-        steer = self._batch_steering(rows, run.width, spa=False)
-        first = torch.stack([r.logits for r in rows]).unsqueeze(1)
-        if chunk.shape[1]:
-            logits = torch.cat([first, self._forward(run, steer, chunk)], dim=1)
-        else:
-            logits = first
-        omega = method.spa_omega
-        if omega is not None and any(r.masked_kv is not None for r in rows):
-            spa_run = self._assemble(rows, longest, masked=True)
-            spa_steer = self._batch_steering(rows, run.width, spa=True)
-            # the rows' stored logits are already combined; only the continuation is combined here
-            if chunk.shape[1]:
-                masked = self._forward(spa_run, spa_steer, chunk)
-                has = torch.tensor([r.masked_kv is not None for r in rows]).view(-1, 1, 1)
-                rest = logits[:, 1:]
-                logits = torch.cat(
-                    [first, torch.where(has, rest + omega * (rest - masked), rest)], dim=1
-                )
-        logprobs = torch.log_softmax(logits.float(), dim=-1)
-        picked = logprobs.gather(2, ids.unsqueeze(-1)).squeeze(-1)
-        return [picked[r, : len(t)] for r, t in enumerate(targets)]
+        out = []
+        for logits, t in zip(self.continuation_logits(rows, targets), targets, strict=True):
+            logprobs = torch.log_softmax(logits.float(), dim=-1)
+            ids = torch.tensor(list(t), dtype=torch.int64).view(-1, 1)
+            out.append(logprobs.gather(1, ids).squeeze(1) if len(t) else logprobs[:0, 0])
+        return out
 
 
 class _Preallocated(GrowingLayer):  # type: ignore[no-untyped-call]

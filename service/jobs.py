@@ -83,9 +83,11 @@ class JobManager:
             ).fetchone()[0]
             if queued >= self.max_queued:
                 raise OverflowError(f"{queued} jobs are waiting; the limit is {self.max_queued}")
-            if grid.size() > self.max_samples:
+            answers = grid.size() * (1 + grid.samples)
+            if answers > self.max_samples:
                 raise ValueError(
-                    f"the grid has {grid.size()} samples; the limit is {self.max_samples}"
+                    f"the grid asks for {answers} answers ({grid.size()} samples × "
+                    f"(1 + {grid.samples} sampled)); the limit is {self.max_samples}"
                 )
             job_id = uuid.uuid4().hex[:12]
             now = time.time()

@@ -50,7 +50,32 @@ def register(commands: Any) -> None:
     r.add_argument("--api-key", default=None)
     r.add_argument("--concurrency", type=int, default=4, help="requests in flight (remote only)")
     r.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
-    r.add_argument("--margin", action="store_true", help="also the log-probability margin")
+    r.add_argument(
+        "--margin",
+        action="store_true",
+        help="measure (c): log p(compliant) − log p(violating) of real reference answers "
+        "(local model)",
+    )
+    r.add_argument(
+        "--samples",
+        type=int,
+        default=0,
+        metavar="K",
+        help="measure (b): K sampled answers per prompt and the fraction that pass (default 0; "
+        "the study uses 8)",
+    )
+    r.add_argument(
+        "--temperature", type=float, default=0.7, help="of the sampled answers (default 0.7)"
+    )
+    r.add_argument(
+        "--families", default=None, help="only items of these rule families (comma-separated)"
+    )
+    r.add_argument(
+        "--batch",
+        type=int,
+        default=16,
+        help="local model: rows per forward pass (default 16; 1: one prompt at a time)",
+    )
     r.add_argument("--dataset", default=None, help="an IFEval-format JSONL file to run instead")
     r.add_argument("--jsonl", default=None, help="also export the records to this JSONL file")
     r.add_argument("--quiet", action="store_true")
@@ -64,7 +89,25 @@ def register(commands: Any) -> None:
         action="store_true",
         help="only prompts that every method answered (runs stopped early or run in phases)",
     )
+    rep.add_argument(
+        "--headline",
+        default=None,
+        metavar="FILE",
+        help="a headline-families file (eval floors --write): also the measures on those alone",
+    )
     rep.set_defaults(run=report_eval)
+    fl = sub.add_parser(
+        "floors",
+        help="per-family length-0 floors under none, and the headline families they select",
+        description="The headline families are those whose sampled length-0 `both` under "
+        "`none` is at least --min, measured on a train-split run (decided before any test "
+        "number is seen).",
+    )
+    fl.add_argument("name", help="a run with method none at length 0 and --samples")
+    fl.add_argument("--db", default=DEFAULT_DB)
+    fl.add_argument("--min", type=float, default=0.3, help="the floor (default 0.3)")
+    fl.add_argument("--write", default=None, metavar="FILE", help="write the selection as JSON")
+    fl.set_defaults(run=floors_eval)
 
 
 def run_eval(args: argparse.Namespace) -> int:
@@ -85,6 +128,9 @@ def run_eval(args: argparse.Namespace) -> int:
         max_new_tokens=args.max_new_tokens,
         margin=args.margin,
         design=args.design,
+        samples=args.samples,
+        temperature=args.temperature,
+        families=_list(args.families) if args.families else None,
     )
     if args.threads:
         import torch
@@ -105,6 +151,8 @@ def run_eval(args: argparse.Namespace) -> int:
                     args.remote_model,
                 ]
                 + ([args.design] if args.design != "crossed" else [])
+                + ([grid.measures()] if grid.measures() else [])
+                + ([sorted(grid.families)] if grid.families else [])
             ).encode()
         ).hexdigest()[:8]
     )
@@ -136,7 +184,15 @@ def run_eval(args: argparse.Namespace) -> int:
         )
         return 0
     try:
-        stats = run(grid, backend, store, name, None if args.quiet else progress_bar, concurrency)
+        stats = run(
+            grid,
+            backend,
+            store,
+            name,
+            None if args.quiet else progress_bar,
+            concurrency,
+            batch=args.batch,
+        )
         if not args.quiet:
             print(file=sys.stderr)
         if args.jsonl:
@@ -180,6 +236,17 @@ def report_eval(args: argparse.Namespace) -> int:
             )
             records = kept
         summary = markdown(args.name, records)
+        if args.headline:
+            import json
+
+            chosen = json.loads(Path(args.headline).read_text(encoding="utf-8"))
+            families = set(chosen["families"])
+            subset = [r for r in records if r["family"] in families]
+            summary += (
+                f"\n# Headline families ({', '.join(sorted(families))}; selected on run "
+                f"{chosen['run']}, {chosen['rule']})\n\n"
+            )
+            summary += markdown(f"{args.name} — headline families", subset).split("\n", 1)[1]
         print(summary, end="")
         if args.out:
             out = Path(args.out)
@@ -189,4 +256,43 @@ def report_eval(args: argparse.Namespace) -> int:
                 print(f"wrote {path}", file=sys.stderr)
     finally:
         store.close()
+    return 0
+
+
+def floors_eval(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from evals.report import floors, headline_families
+    from evals.store import Store
+
+    store = Store(args.db)
+    try:
+        records = list(store.records(args.name))
+    finally:
+        store.close()
+    base = [r for r in records if r.get("method") == "none" and r.get("length") == 0]
+    if not any(r.get("sampled") for r in base):
+        print(
+            f"run {args.name!r} has no sampled length-0 `none` records (run it with --methods "
+            "none --lengths 0 --samples 8)",
+            file=sys.stderr,
+        )
+        return 1
+    print("\n".join(floors(records)).strip())
+    chosen = headline_families(records, args.min)
+    splits = sorted({r["split"] for r in base})
+    rule = f"sampled length-0 `both` under `none` >= {args.min:g} on the {'/'.join(splits)} split"
+    print(f"\nheadline families ({rule}): {', '.join(chosen) or 'none'}")
+    if args.write:
+        data = {
+            "rule": rule,
+            "run": args.name,
+            "split": splits,
+            "model": base[0]["model"],
+            "prompts": len(base),
+            "families": chosen,
+        }
+        Path(args.write).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        print(f"wrote {args.write}", file=sys.stderr)
     return 0

@@ -45,7 +45,11 @@ class Settings(BaseSettings):
     eval_db: str = "evals.sqlite3"
     eval_worker: bool = True
     max_eval_jobs: int = Field(16, ge=1, description="queued or running eval jobs")
-    max_eval_samples: int = Field(5000, ge=1, description="samples in one eval job's grid")
+    max_eval_samples: int = Field(
+        5000,
+        ge=1,
+        description="answers in one eval job's grid: its samples × (1 + sampled answers each)",
+    )
 
     # The proxy (/v1): the OpenAI-compatible upstream (base URL with /v1, as for openai's
     # base_url), its limits, the text method applied on the way, and the local model's name.

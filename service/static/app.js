@@ -441,17 +441,26 @@ function showResults(job) {
   if (job.error) box.append(el("p", { text: `error: ${job.error}` }));
   if (!job.results?.length) return;
   const metrics = ["strict", "loose", "quality", "both"];
+  // the measures beyond greedy pass/fail, where the job's grid asked for them
+  const extra = [["sampled", "sampled both"], ["margin", "margin (nats)"]].filter(([k]) => job.results.some((row) => row[k]));
   const table = el("table", { class: "results" });
-  table.append(el("thead", {}, el("tr", {}, ...["method", "length", "n", ...metrics].map((h) => el("th", { text: h })))));
+  table.append(el("thead", {}, el("tr", {}, ...["method", "length", "n", ...metrics, ...extra.map(([, h]) => h)].map((h) => el("th", { text: h })))));
   const tbody = el("tbody");
+  const interval = (v, lo, hi) => `${v.toFixed(2)} [${lo.toFixed(2)}, ${hi.toFixed(2)}]`;
   for (const row of job.results) {
     tbody.append(el("tr", {},
       el("td", { text: row.method }), el("td", { text: String(row.length) }), el("td", { text: String(row.n) }),
-      ...metrics.map((m) => el("td", { class: "rate", text: `${row[m].rate.toFixed(2)} [${row[m].low.toFixed(2)}, ${row[m].high.toFixed(2)}]` }))));
+      ...metrics.map((m) => el("td", { class: "rate", text: interval(row[m].rate, row[m].low, row[m].high) })),
+      ...extra.map(([k]) => el("td", { class: `rate ${k}`, text: row[k] ? interval(row[k].mean, row[k].low, row[k].high) : "–" }))));
   }
   table.append(tbody);
-  box.append(el("p", { class: "hint", text: "rate [95% Wilson interval]" }), table);
-  box.append(el("img", { src: `/eval/${job.id}/report?format=png&metric=both`, alt: `score (strict and quality) against distractor length, per method, for job ${job.id}` }));
+  const hint = extra.length ? "greedy rate [95% Wilson interval]; sampled fraction and margin: mean [95% item-clustered bootstrap]" : "rate [95% Wilson interval]";
+  box.append(el("p", { class: "hint", text: hint }), table);
+  if (extra.length) {
+    box.append(el("img", { src: `/eval/${job.id}/report?format=png&metric=measures`, alt: `greedy pass rate, sampled pass fraction and compliance margin against distractor length, per method, for job ${job.id}` }));
+  } else {
+    box.append(el("img", { src: `/eval/${job.id}/report?format=png&metric=both`, alt: `score (strict and quality) against distractor length, per method, for job ${job.id}` }));
+  }
 }
 
 $("#eval-form").addEventListener("submit", async (e) => {
@@ -462,6 +471,8 @@ $("#eval-form").addEventListener("submit", async (e) => {
     lengths: ints($("#eval-lengths").value),
     methods: $("#eval-methods").value.split(",").map((s) => s.trim()).filter(Boolean),
     max_new_tokens: Number($("#eval-max").value),
+    samples: Number($("#eval-samples").value),
+    margin: $("#eval-margin").checked,
   };
   const response = await fetch("/eval", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
   const data = await response.json();

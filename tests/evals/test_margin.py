@@ -1,9 +1,20 @@
-"""The continuous metric: log p(compliant) − log p(violating) of the reference answer."""
+"""Measure (c), the compliance margin: log p(compliant) − log p(violating), where violating is
+the model's own answer to the task alone when it breaks the rule, and compliant is that answer
+through the family's transform."""
 
 from __future__ import annotations
 
 from evals.families import BY_ID
-from evals.runner import margin, reference_answer
+from evals.runner import (
+    Grid,
+    Outcome,
+    References,
+    Unit,
+    _Planned,
+    evaluate_one,
+    reference_pair,
+    result_of,
+)
 from evals.split import Item
 from evals.tasks import BY_ID as TASKS
 from markup import Conversation
@@ -19,28 +30,64 @@ class LengthScorer:
         return len(text)
 
     def generate(
-        self, conversation: Conversation, method: str, max_new_tokens: int, seed: int
+        self,
+        conversation: Conversation,
+        method: str,
+        max_new_tokens: int,
+        seed: int,
+        temperature: float = 0.0,
     ) -> str:
-        return ""
+        return "Rome is the capital"
 
-    def score(self, conversation: Conversation, continuation: str, method: str) -> float:
-        return -float(len(continuation))
+    def score(
+        self, conversation: Conversation, continuation: str, method: str
+    ) -> tuple[float, int]:
+        return -float(len(continuation)), len(continuation.split())
 
 
 def item(family: str, params: dict[str, object]) -> Item:
     return Item("x", "test", TASKS["capital-italy"], BY_ID[family], params, 0)
 
 
-def test_margin_compares_the_compliant_with_the_violating_reference() -> None:
+def test_the_references_are_the_models_own_answer_and_its_compliant_transform() -> None:
     it = item("end_phrase", {"phrase": "That is all."})
-    assert reference_answer(it) == "Rome."
-    # "Rome. That is all." is 13 characters longer than "Rome."
-    assert margin(LengthScorer(), Conversation(), "none", it) == -13.0
+    refs = reference_pair(it, "Rome is the capital of Italy.")
+    assert refs == References(
+        violating="Rome is the capital of Italy.",
+        compliant="Rome is the capital of Italy. That is all.",
+    )
+    assert it.family.strict(refs.compliant, it.params)
+    assert not it.family.strict(refs.violating, it.params)
 
 
-def test_no_margin_when_the_reference_already_complies_or_nothing_transforms() -> None:
-    assert margin(LengthScorer(), Conversation(), "none", item("max_words", {"n": 5})) is None
-    assert margin(LengthScorer(), Conversation(), "none", item("min_words", {"n": 50})) is None
+def test_no_references_when_the_answer_already_complies_or_nothing_transforms() -> None:
+    already = item("end_phrase", {"phrase": "That is all."})
+    assert reference_pair(already, "Rome. That is all.") is None
+    assert reference_pair(already, "   ") is None
+    assert reference_pair(item("min_words", {"n": 50}), "Rome.") is None  # no transform
+
+
+def test_the_margin_is_compliant_minus_violating_in_total_and_per_token() -> None:
+    it = item("end_phrase", {"phrase": "That is all."})
+    refs = References(violating="Rome.", compliant="Rome. That is all.")
+    conv = Conversation()
+    u = Unit("k", conv, "none", 8, 0, references=refs)
+    outcome = evaluate_one(LengthScorer(), u)
+    assert outcome.margin == (-18.0, 4, -5.0, 1)
+    p = _Planned("k", it, conv, {"method": "none"})
+    result = result_of(Grid(margin=True), p, outcome)
+    assert result["margin"] == -13.0
+    assert result["margin_per_token"] == -18 / 4 - -5 / 1
+    swapped = evaluate_one(LengthScorer(), Unit("k", conv, "none", 8, 0, references=References(
+        violating=refs.compliant, compliant=refs.violating)))  # fmt: skip
+    assert result_of(Grid(margin=True), p, swapped)["margin"] == 13.0
+
+
+def test_a_sample_without_references_records_no_margin() -> None:
+    it = item("end_phrase", {"phrase": "That is all."})
+    p = _Planned("k", it, Conversation(), {"method": "none"})
+    result = result_of(Grid(margin=True), p, Outcome("Rome.", [], None, 0.1))
+    assert result["margin"] is None and result["margin_per_token"] is None
 
 
 def test_lengths_are_capped_by_the_context_window_minus_the_output_budget() -> None:

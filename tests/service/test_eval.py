@@ -70,12 +70,42 @@ def test_a_job_runs_streams_progress_and_reports(server: Server) -> None:
         )  # a finished job's stream ends
 
 
+def test_a_job_measures_sampled_answers_and_the_margin(server: Server) -> None:
+    grid = {**GRID, "methods": ["none"], "samples": 1, "margin": True}  # 2 answers: the limit
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        r = client.post("/eval", json=grid)
+        assert r.status_code == 202, r.text
+        job = wait_final(client, r.json()["id"])
+        assert job["status"] == "done", job
+        (row,) = job["results"]
+        assert row["sampled"]["n"] == 1 and 0 <= row["sampled"]["mean"] <= 1
+        # the test split's first item is a lowercase rule, which the model's own answer breaks
+        assert isinstance(row["margin"]["mean"], float) and row["margin"]["n"] == 1
+        report = client.get(f"/eval/{job['id']}/report").text
+        assert "## Sampled pass fraction" in report and "## Compliance margin" in report
+        params = {"format": "png", "metric": "measures"}
+        png = client.get(f"/eval/{job['id']}/report", params=params)
+        assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
+        plain = client.post("/eval", json={**GRID, "methods": ["none"]}).json()
+        assert wait_final(client, plain["id"])["results"][0]["sampled"] is None
+        problem(
+            client.get(f"/eval/{plain['id']}/report", params={"format": "png", "metric": "margin"}),
+            409,
+            "not-measured",
+        )
+
+
 def test_eval_limits_and_unknown_jobs_are_problems(server: Server) -> None:
     with httpx.Client(base_url=server.url, timeout=60) as client:
         body = problem(
             client.post("/eval", json={**GRID, "lengths": [0, 64]}), 422, "grid-too-large"
         )
         assert "limit is 2" in body["detail"]
+        body = problem(client.post("/eval", json={**GRID, "samples": 1}), 422, "grid-too-large")
+        assert "4 answers" in body["detail"]
+        body = problem(client.post("/eval", json={**GRID, "families": ["loud"]}), 422, "bad-family")
+        assert "loud" in body["detail"] and "lowercase" in body["detail"]
+        problem(client.post("/eval", json={**GRID, "samples": 99}), 422, "invalid-request")
         problem(client.post("/eval", json={**GRID, "methods": ["loud"]}), 422, "invalid-request")
         problem(client.get("/eval/nope"), 404, "job-not-found")
         problem(client.delete("/eval/nope"), 404, "job-not-found")

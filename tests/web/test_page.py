@@ -29,7 +29,7 @@ PROMPT = "Summarise the report.\n<rule>Use at most three bullets.</rule>\nKeep i
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[Server]:
-    with running_server(SALIENCE_MAX_EVAL_SAMPLES="4") as s:
+    with running_server(SALIENCE_MAX_EVAL_SAMPLES="6") as s:
         yield s
 
 
@@ -191,6 +191,8 @@ def test_an_eval_job_shows_live_progress_and_its_results(page: Page) -> None:
     page.fill("#eval-lengths", "0")
     page.fill("#eval-methods", "none,xml")
     page.fill("#eval-max", "4")
+    page.fill("#eval-samples", "2")
+    page.check("#eval-margin")
     page.click("#eval-form button[type=submit]")
     expect(page.locator("#job")).to_be_visible()
     expect(page.locator("#job-progress-text")).to_have_text("done: 2 of 2 samples", timeout=240_000)
@@ -203,6 +205,11 @@ def test_an_eval_job_shows_live_progress_and_its_results(page: Page) -> None:
         'job => document.querySelector(`tr[data-job="${job}"] progress`).value === 2', arg=job
     )
     expect(page.locator("#job-results table tbody tr")).to_have_count(2)
+    header = page.locator("#job-results table thead")
+    expect(header).to_contain_text("sampled both")
+    expect(header).to_contain_text("margin (nats)")
+    expect(page.locator("#job-results td.sampled")).to_have_count(2)
+    expect(page.locator("#job-results img")).to_have_attribute("src", re.compile("metric=measures"))
     image = page.locator("#job-results img")
     expect(image).to_be_visible()
     page.wait_for_function("document.querySelector('#job-results img').naturalWidth > 0")

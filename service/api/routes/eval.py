@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from evals.metrics import table
+from evals.metrics import Estimate, estimates, table
 from evals.report import markdown
 from evals.runner import Grid
 
@@ -53,7 +53,18 @@ class EvalRequest(BaseModel):
     )
     seed: int = Field(0, ge=0, le=2**31)
     max_new_tokens: int = Field(64, ge=1, le=512)
-    margin: bool = False
+    margin: bool = Field(
+        False,
+        description="measure (c): log p(compliant) − log p(violating) of the model's own "
+        "answer to the task alone and its compliant transform",
+    )
+    samples: int = Field(
+        0, ge=0, le=16, description="measure (b): sampled answers per prompt (0: greedy only)"
+    )
+    temperature: float = Field(0.7, ge=0, le=2, description="of the sampled answers")
+    families: list[str] | None = Field(
+        None, min_length=1, description="only items of these rule families"
+    )
     design: Literal["crossed", "rotated"] = Field(
         "crossed",
         description="crossed: every item gets every (kind, position); "
@@ -95,7 +106,26 @@ async def submit(body: EvalRequest, request: Request) -> Any:
     jobs = _jobs(request)
     if any(not 0 <= n <= 8192 for n in body.lengths):
         raise ProblemError(422, "bad-length", "Bad length", "lengths must lie in 0…8192 tokens")
-    grid = Grid(**body.model_dump())
+    if body.families is not None:
+        from evals.families import FAMILIES
+
+        known = {f.id for f in FAMILIES}
+        unknown = [f for f in body.families if f not in known]
+        if unknown:
+            raise ProblemError(
+                422,
+                "bad-family",
+                "Unknown rule family",
+                f"unknown famil{'y' if len(unknown) == 1 else 'ies'} {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(known))}",
+            )
+    try:
+        grid = Grid(**body.model_dump())
+        from evals import split
+
+        split.items(grid.split, 1, grid.seed, grid.families)  # type: ignore[arg-type]
+    except ValueError as error:
+        raise ProblemError(422, "bad-grid", "Bad grid", str(error)) from None
     try:
         job = jobs.submit(grid)
     except OverflowError as error:
@@ -121,12 +151,21 @@ async def get_job(job_id: str, request: Request) -> Any:
     job = _job_or_404(jobs, job_id)
     records = jobs.records(job_id)
     if records:
+        sampled = estimates(records, ("method", "length"), "sampled")
+        margin = estimates(records, ("method", "length"), "margin")
         job["results"] = [
             {"method": m, "length": n, "n": cells["strict"].n,
-             **{k: {"rate": c.rate, "low": c.low, "high": c.high} for k, c in cells.items()}}
+             **{k: {"rate": c.rate, "low": c.low, "high": c.high} for k, c in cells.items()},
+             "sampled": _estimate(sampled.get((m, n))),
+             "margin": _estimate(margin.get((m, n)))}
             for (m, n), cells in table(records, ("method", "length")).items()
         ]  # fmt: skip
     return job
+
+
+def _estimate(e: Estimate | None) -> dict[str, float] | None:
+    """A measure's mean and 95 % interval over the prompts that hold it (None: not measured)."""
+    return None if e is None else {"mean": e.mean, "low": e.low, "high": e.high, "n": e.n}
 
 
 @router.get(
@@ -187,9 +226,10 @@ async def report(
     job_id: str,
     request: Request,
     format: Literal["markdown", "png", "svg"] = "markdown",
-    metric: Literal["strict", "quality", "both"] = "both",
+    metric: Literal["strict", "quality", "both", "measures", "margin"] = "both",
 ) -> Response:
-    """The Markdown summary, or (``format=png|svg``) the plot of ``metric`` against length."""
+    """The Markdown summary, or (``format=png|svg``) the plot of ``metric`` against length
+    (``measures``: greedy, sampled and margin side by side)."""
     jobs = _jobs(request)
     _job_or_404(jobs, job_id)
     records = jobs.records(job_id)
@@ -204,7 +244,12 @@ async def report(
 
     with tempfile.TemporaryDirectory() as tmp:
         await asyncio.to_thread(plots, records, tmp, f"job {job_id}")
-        data = (Path(tmp) / f"{metric}-vs-length.{format}").read_bytes()
+        path = Path(tmp) / f"{metric}-vs-length.{format}"
+        if not path.exists():
+            raise ProblemError(
+                409, "not-measured", "Not measured", f"the job's grid did not measure {metric}"
+            )
+        data = path.read_bytes()
     return Response(data, media_type="image/png" if format == "png" else "image/svg+xml")
 
 
