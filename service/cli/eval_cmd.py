@@ -293,6 +293,12 @@ def floors_eval(args: argparse.Namespace) -> int:
             "prompts": len(base),
             "families": chosen,
         }
-        Path(args.write).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-        print(f"wrote {args.write}", file=sys.stderr)
+        target = Path(args.write)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        except OSError as error:
+            print(f"salience eval floors: cannot write {target}: {error.strerror}", file=sys.stderr)
+            return 1
+        print(f"wrote {target}", file=sys.stderr)
     return 0
