@@ -212,3 +212,7 @@ def bf16_token_deltas(
         for a, b in zip(*per_model, strict=True):
             out += (a.float() - b.float()).abs().tolist()
     return out
+
+
+if __name__ == "__main__":
+    sys.exit(main())
