@@ -19,6 +19,7 @@ from transformers import DynamicCache
 
 from markup import Conversation, Level, parse_messages, render
 
+from .batch import pick
 from .bias import ImportanceBias
 from .loader import Loaded, load
 from .methods import Method, resolve
@@ -149,7 +150,7 @@ class LocalModel:
                 if stop is not None and stop.is_set():
                     stopped = "cancelled"
                     break
-                token = _pick(logits, temperature, generator)
+                token = pick(logits, temperature, generator)
                 if token in self.eos_ids:
                     stopped = "eos"
                     break
@@ -268,10 +269,3 @@ def query_gate(prompt: Prompt, how: str) -> torch.Tensor | None:
     if len(positions):
         gate[int(positions[-1]) + 1 :] = True
     return gate
-
-
-def _pick(logits: torch.Tensor, temperature: float, generator: torch.Generator) -> int:
-    if temperature <= 0:
-        return int(torch.argmax(logits))
-    probs = torch.softmax(logits.float() / temperature, dim=-1)
-    return int(torch.multinomial(probs, 1, generator=generator))
