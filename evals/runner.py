@@ -430,7 +430,9 @@ def run(
         # groups are cut from the whole plan, and a group with anything left is computed whole:
         # a resumed run batches exactly as an uninterrupted one, so it records the same numbers
         by_key = {p.key: p for p in todo}
-        per_group = max(1, batch // (1 + grid.samples))  # one method's rows fill one batch
+        # a group's rows (every method of its prompts, each greedy + k sampled) fill about one
+        # batch: all of a group's prompt caches are held at once
+        per_group = max(1, batch // (len(grid.methods) * (1 + grid.samples)))
         for group in _groups(planned, per_group):
             if not any(p.key in by_key for p in group):
                 continue
@@ -567,9 +569,9 @@ class LocalBackend:
 
     def evaluate(self, units: Sequence[Unit], rows: int = 16) -> Iterator[tuple[str, Outcome]]:
         """Compute ``units`` together: each prompt prefilled once per method (from the prefix its
-        methods share), its greedy and sampled rows decoded in batches of at most ``rows``
-        rows of one method, its references scored from the same cache. Yields (key, outcome)
-        as each method's samples finish."""
+        methods share), then the greedy and sampled rows of every unit decoded in batches of at
+        most ``rows`` rows (methods mixed: each row is steered its own way), and the references
+        scored from the same caches. Yields (key, outcome) for every unit at the end."""
         from model.batch import Batcher
 
         batcher = self._batcher
@@ -577,58 +579,58 @@ class LocalBackend:
             batcher = self._batcher = Batcher(self.lm)
         lm = self.lm
         plain = lm.method("none", **self.options)
-        prefixes: dict[int, Any] = {}
-        by_method: dict[str, list[Unit]] = {}
-        for u in units:
-            by_method.setdefault(u.method, []).append(u)
-            if id(u.conversation) not in prefixes:
-                prefixes[id(u.conversation)] = batcher.prefix(lm.prompt(u.conversation, plain))
+        step = max(1, rows)
+        start = time.perf_counter()
         try:
-            for name, group in by_method.items():
-                start = time.perf_counter()
-                method = lm.method(name, **self.options)
-                filled = [
-                    batcher.prefill(
-                        lm.prompt(u.conversation, method), method, prefixes[id(u.conversation)]
-                    )
-                    for u in group
-                ]
-                # rows: (unit index, sample index or -1 for greedy, seed, temperature)
-                plan_rows = []
-                for i, u in enumerate(group):
-                    plan_rows.append((i, -1, u.seed, 0.0))
-                    plan_rows += [(i, j, s, u.temperature) for j, s in enumerate(u.sample_seeds)]
-                texts: dict[tuple[int, int], str] = {}
-                for at in range(0, len(plan_rows), max(1, rows)):
-                    chunk = plan_rows[at : at + max(1, rows)]
-                    max_new = max(group[i].max_new_tokens for i, _, _, _ in chunk)
-                    ids = batcher.decode(
-                        [filled[i] for i, _, _, _ in chunk],
-                        [seed for _, _, seed, _ in chunk],
-                        [t for _, _, _, t in chunk],
-                        max_new,
-                    )
-                    for (i, j, _, _), tokens in zip(chunk, ids, strict=True):
-                        tokens = tokens[: group[i].max_new_tokens]
-                        texts[(i, j)] = str(lm.tokenizer.decode(tokens, skip_special_tokens=True))
-                margins: dict[int, tuple[float, int, float, int]] = {}
-                scored = [(i, u.references) for i, u in enumerate(group) if u.references]
-                for at in range(0, len(scored), max(1, rows // 2)):
-                    chunk_refs = scored[at : at + max(1, rows // 2)]
-                    targets = []
-                    for _, refs in chunk_refs:
-                        assert refs is not None
-                        targets += [self._tokens(refs.compliant), self._tokens(refs.violating)]
-                    rows_in = [filled[i] for i, _ in chunk_refs for _ in range(2)]
-                    logprobs = batcher.score(rows_in, targets)
-                    for n, (i, _) in enumerate(chunk_refs):
-                        c, v = logprobs[2 * n], logprobs[2 * n + 1]
-                        margins[i] = (float(c.sum()), c.numel(), float(v.sum()), v.numel())
-                seconds = (time.perf_counter() - start) / len(group)
-                for i, u in enumerate(group):
-                    samples = [texts[(i, j)] for j in range(len(u.sample_seeds))]
-                    yield u.key, Outcome(texts[(i, -1)], samples, margins.get(i), seconds)
-                del filled
+            prefixes: dict[int, Any] = {}
+            methods: dict[str, Any] = {}
+            filled = []
+            for u in units:
+                if id(u.conversation) not in prefixes:
+                    prefixes[id(u.conversation)] = batcher.prefix(lm.prompt(u.conversation, plain))
+                method = methods.get(u.method)
+                if method is None:
+                    method = methods[u.method] = lm.method(u.method, **self.options)
+                prompt = lm.prompt(u.conversation, method)
+                filled.append(batcher.prefill(prompt, method, prefixes[id(u.conversation)]))
+            prefixes.clear()  # the prompts hold views of what they took
+            # rows: (unit index, sample index or -1 for greedy, seed, temperature)
+            plan_rows = []
+            for i, u in enumerate(units):
+                plan_rows.append((i, -1, u.seed, 0.0))
+                plan_rows += [(i, j, s, u.temperature) for j, s in enumerate(u.sample_seeds)]
+            texts: dict[tuple[int, int], str] = {}
+            for at in range(0, len(plan_rows), step):
+                chunk = plan_rows[at : at + step]
+                max_new = max(units[i].max_new_tokens for i, _, _, _ in chunk)
+                ids = batcher.decode(
+                    [filled[i] for i, _, _, _ in chunk],
+                    [seed for _, _, seed, _ in chunk],
+                    [t for _, _, _, t in chunk],
+                    max_new,
+                )
+                for (i, j, _, _), tokens in zip(chunk, ids, strict=True):
+                    tokens = tokens[: units[i].max_new_tokens]
+                    texts[(i, j)] = str(lm.tokenizer.decode(tokens, skip_special_tokens=True))
+            margins: dict[int, tuple[float, int, float, int]] = {}
+            scored = [(i, u.references) for i, u in enumerate(units) if u.references]
+            half = max(1, step // 2)
+            for at in range(0, len(scored), half):
+                chunk_refs = scored[at : at + half]
+                targets = []
+                for _, refs in chunk_refs:
+                    assert refs is not None
+                    targets += [self._tokens(refs.compliant), self._tokens(refs.violating)]
+                rows_in = [filled[i] for i, _ in chunk_refs for _ in range(2)]
+                logprobs = batcher.score(rows_in, targets)
+                for n, (i, _) in enumerate(chunk_refs):
+                    c, v = logprobs[2 * n], logprobs[2 * n + 1]
+                    margins[i] = (float(c.sum()), c.numel(), float(v.sum()), v.numel())
+            del filled
+            seconds = (time.perf_counter() - start) / max(1, len(units))
+            for i, u in enumerate(units):
+                samples = [texts[(i, j)] for j in range(len(u.sample_seeds))]
+                yield u.key, Outcome(texts[(i, -1)], samples, margins.get(i), seconds)
         finally:
             batcher.release()
 

@@ -17,22 +17,27 @@ A batch is laid out left-padded: row r's prompt fills the last ``lengths[r]`` of
 ``width`` positions, generated or continuation tokens follow at ``width`` onward for every row
 alike. Padding is masked out of attention and skipped by the position ids, so each row sees
 exactly what it would see alone; key levels and the query gate are per row (``Steering`` takes
-(B, T, L)). Every batch holds one method. The cache grows in place (a buffer with room), so a
-decoding step copies nothing it has already stored.
+(B, T, L)). Rows of different methods share a pass: each row carries its own β (a ``RowBias``,
+zero for an unsteered or text-rendered row), and a spa row brings a second stream, its masked
+pass, whose logits are folded into the row's. Decoding is bound by reading the weights at a few
+rows per step on a CPU, so one step over every method's rows costs little more than one over a
+single row. A prefill pass holds one method (``prefill_padded``). The cache grows in place (a
+buffer with room), so a decoding step copies nothing it has already stored.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
 from transformers.cache_utils import Cache, DynamicLayer
 
+from .bias import ImportanceBias
 from .prompt import Prompt
-from .steer import Steering, steering
+from .steer import RowBias, Steering, steering
 
 if TYPE_CHECKING:
     from .local import LocalModel
@@ -111,6 +116,7 @@ class Prefilled:
     masked_kv: KV | None = None  # spa: the pass with the marked keys masked out
     masked_logits: torch.Tensor | None = None
     shared: int = 0  # prompt tokens taken from a shared prefix instead of computed
+    masked_shared: int = 0  # the same, for spa's masked pass
     seconds: float = 0.0
 
     def __len__(self) -> int:
@@ -125,21 +131,25 @@ class SharedPrefix:
     ids: torch.Tensor  # (T,) the reference prompt's token ids
     kv: KV | None = None
     length: int = 0
-    seconds: float = 0.0
-    hits: int = field(default=0)
 
     def usable(self, prompt: Prompt, method: Method) -> int:
-        """How many leading tokens ``prompt`` under ``method`` can take from this prefix."""
+        """How many leading tokens ``prompt`` under ``method`` can take from this prefix: all
+        it has in common with it, up to its first marked token if a bias steers it (spa's main
+        pass is unsteered; its masked pass stops there too, see ``Batcher.prefill``)."""
         n = min(len(prompt), len(self.ids)) - 1  # at least one token left to give logits
         if n <= 0:
             return 0
         same = prompt.input_ids[:n] == self.ids[:n]
         common = n if bool(same.all()) else int((~same).nonzero()[0])
-        if method.bias is not None or method.spa_omega is not None:
-            leveled = (prompt.levels >= 0).nonzero()
-            if len(leveled):
-                common = min(common, int(leveled[0]))
+        if method.bias is not None:
+            common = min(common, _first_marked(prompt))
         return max(0, common)
+
+
+def _first_marked(prompt: Prompt) -> int:
+    """The position of the prompt's first token with a level (its length if none has one)."""
+    leveled = (prompt.levels >= 0).nonzero()
+    return int(leveled[0]) if len(leveled) else len(prompt)
 
 
 def _row(kv: KV, r: int, pad: int) -> KV:
@@ -157,7 +167,7 @@ class Batcher:
     def __init__(self, lm: LocalModel) -> None:
         self.lm = lm
         self.model = lm.model
-        self._pool: dict[tuple[str, bool, int], torch.Tensor] = {}
+        self._pool: dict[tuple[str, int], torch.Tensor] = {}
 
     # ---- prefill ---------------------------------------------------------------------------
 
@@ -167,14 +177,12 @@ class Batcher:
     def _extend(self, prefix: SharedPrefix, n: int) -> None:
         if n <= prefix.length:
             return
-        start = time.perf_counter()
         ids = prefix.ids[prefix.length : n].unsqueeze(0)
         cache = growing_cache(prefix.kv, n) if prefix.kv is not None else None
         with steering(None), torch.no_grad():
             out = self.model(ids, cache=cache, use_cache=True, logits_to_keep=1)
         prefix.kv = [(k, v) for k, v in cache_kv(out.past_key_values)]
         prefix.length = n
-        prefix.seconds += time.perf_counter() - start
 
     @torch.no_grad()
     def prefill(
@@ -185,7 +193,6 @@ class Batcher:
         shared = prefix.usable(prompt, method) if prefix is not None else 0
         if prefix is not None and shared:
             self._extend(prefix, shared)
-            prefix.hits += 1
         base = (
             [(k[:, :, :shared], v[:, :, :shared]) for k, v in prefix.kv]
             if prefix is not None and prefix.kv is not None and shared
@@ -195,8 +202,14 @@ class Batcher:
         kv, logits = self._run(prompt, base, shared, steer)
         filled = Prefilled(prompt, method, kv, logits, shared=shared)
         if method.spa_omega is not None and bool(prompt.marked().any()):
-            masked_kv, masked = self._run(prompt, base, shared, self.lm._spa_mask(prompt))
+            # the masked pass differs from the first marked token on
+            cut = min(shared, _first_marked(prompt))
+            below = [(k[:, :, :cut], v[:, :, :cut]) for k, v in base] if base and cut else None
+            masked_kv, masked = self._run(
+                prompt, below, cut if below else 0, self.lm._spa_mask(prompt)
+            )
             filled.masked_kv, filled.masked_logits = masked_kv, masked
+            filled.masked_shared = cut if below else 0
             filled.logits = logits + method.spa_omega * (logits - masked)
         filled.seconds = time.perf_counter() - start
         return filled
@@ -248,22 +261,7 @@ class Batcher:
         return _Layout(ids, mask, width, torch.tensor([len(p) for p in prompts]))
 
     def _steering(self, steers: Sequence[Steering | None], batch: _Layout) -> Steering | None:
-        """Per-row steerings (one method) as one, in the batch's padded coordinates."""
-        first = next((s for s in steers if s is not None), None)
-        if first is None:
-            return None
-        rows = len(steers)
-        n_levels = first.key_levels.shape[-1]
-        levels = torch.zeros(rows, batch.width, n_levels)
-        gate = torch.zeros(rows, batch.width, dtype=torch.bool) if first.gate is not None else None
-        for r, s in enumerate(steers):
-            n = int(batch.lengths[r])
-            if s is None:
-                continue
-            levels[r, batch.width - n :] = s.key_levels[0].to(levels.dtype)
-            if gate is not None and s.gate is not None:
-                gate[r, batch.width - n :] = s.gate[0]
-        return Steering(first.bias, levels, gate=gate, layers=first.layers)
+        return _stack(steers, batch.width, batch.lengths)
 
     def _padded_pass(self, batch: _Layout, steer: Steering | None) -> tuple[KV, torch.Tensor]:
         with steering(steer):
@@ -282,18 +280,40 @@ class Batcher:
 
     # ---- decode and score ------------------------------------------------------------------
 
-    def _assemble(self, rows: Sequence[Prefilled], room: int, masked: bool = False) -> _Running:
-        """Left-pad the rows' caches into one batch with ``room`` more positions."""
-        width = max(len(r) for r in rows)
-        n_rows = len(rows)
+    def _streams(self, rows: Sequence[Prefilled]) -> _Streams:
+        """A stream per row, and one more per spa row: its masked pass, which decodes the same
+        tokens over the cache with the marked keys masked out."""
+        kvs: list[KV] = []
+        steers: list[Steering | None] = []
+        lengths: list[int] = []
+        masked_of: list[int | None] = []
+        for row in rows:
+            kvs.append(row.kv)
+            steers.append(self.lm.steering_for(row.prompt, row.method))
+            lengths.append(len(row))
+        for row in rows:
+            if row.masked_kv is None:
+                masked_of.append(None)
+                continue
+            masked_of.append(len(kvs))
+            kvs.append(row.masked_kv)
+            steers.append(self.lm._spa_mask(row.prompt))
+            lengths.append(len(row))
+        omegas = [r.method.spa_omega for r in rows]
+        return _Streams(kvs, steers, torch.tensor(lengths), masked_of, omegas)
+
+    def _assemble(self, streams: _Streams, room: int) -> tuple[_Running, Steering | None]:
+        """Left-pad the streams' caches into one batch with ``room`` more positions."""
+        lengths = streams.lengths
+        width = int(lengths.max())
+        n_rows = len(streams.kvs)
         layers: KV = []
-        source = [r.masked_kv if masked and r.masked_kv is not None else r.kv for r in rows]
-        for layer in range(len(rows[0].kv)):
-            k0, v0 = source[0][layer]
+        for layer in range(len(streams.kvs[0])):
+            k0, v0 = streams.kvs[0][layer]
             shape = (n_rows, k0.shape[1], width + room, k0.shape[3])
-            keys = self._buffer(("k", masked, layer), shape, k0.dtype)
-            values = self._buffer(("v", masked, layer), shape, v0.dtype)
-            for r, kv in enumerate(source):
+            keys = self._buffer(("k", layer), shape, k0.dtype)
+            values = self._buffer(("v", layer), shape, v0.dtype)
+            for r, kv in enumerate(streams.kvs):
                 k, v = kv[layer]
                 pad = width - k.shape[2]
                 keys[r, :, :pad] = 0  # masked out, but never garbage (0 · NaN is NaN)
@@ -303,13 +323,13 @@ class Batcher:
             layers.append((keys, values))
         cache = Cache(layers=[_Preallocated(k, v, width) for k, v in layers])
         mask = torch.zeros(n_rows, width + room, dtype=torch.int64)
-        for r, row in enumerate(rows):
-            mask[r, width - len(row) : width] = 1
-        lengths = torch.tensor([len(r) for r in rows])
-        return _Running(cache, mask, width, lengths)
+        for r in range(n_rows):
+            mask[r, width - int(lengths[r]) : width] = 1
+        steer = _stack(streams.steers, width, lengths)
+        return _Running(cache, mask, width, lengths), steer
 
     def _buffer(
-        self, slot: tuple[str, bool, int], shape: tuple[int, ...], dtype: torch.dtype
+        self, slot: tuple[str, int], shape: tuple[int, ...], dtype: torch.dtype
     ) -> torch.Tensor:
         """A batch cache buffer, reused from the last batch where it fits: a fresh one costs
         more in first-touch page faults than the copy into it (one batch runs at a time)."""
@@ -322,16 +342,6 @@ class Batcher:
             self._pool[slot] = flat
         return flat[:need].view(shape)
 
-    def _batch_steering(self, rows: Sequence[Prefilled], width: int, spa: bool) -> Steering | None:
-        steers: list[Steering | None]
-        if spa:
-            steers = [self.lm._spa_mask(r.prompt) for r in rows]
-        else:
-            steers = [self.lm.steering_for(r.prompt, r.method) for r in rows]
-        lengths = torch.tensor([len(r) for r in rows])
-        layout = _Layout(torch.empty(0), torch.empty(0), width, lengths)
-        return self._steering(steers, layout)
-
     @torch.no_grad()
     def decode(
         self,
@@ -340,20 +350,16 @@ class Batcher:
         temperature: float | Sequence[float],
         max_new_tokens: int,
     ) -> list[list[int]]:
-        """Generate from each row (a prefilled prompt may appear in several rows); row r samples
-        with its own generator seeded ``seeds[r]`` (temperature 0: greedy). Returns the token
-        ids of each row, without the end-of-sequence token."""
-        method = _one_method(rows)
+        """Generate from each row (a prefilled prompt may appear in several rows, and rows may
+        be under different methods); row r samples with its own generator seeded ``seeds[r]``
+        (temperature 0: greedy). Returns the token ids of each row, without the
+        end-of-sequence token."""
+        if not rows:
+            return []
         temps = [temperature] * len(rows) if isinstance(temperature, int | float) else temperature
         generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
-        run = self._assemble(rows, max_new_tokens)
-        steer = self._batch_steering(rows, run.width, spa=False)
-        spa_run: _Running | None = None
-        spa_steer: Steering | None = None
-        omega = method.spa_omega
-        if omega is not None and any(r.masked_kv is not None for r in rows):
-            spa_run = self._assemble(rows, max_new_tokens, masked=True)
-            spa_steer = self._batch_steering(rows, run.width, spa=True)
+        streams = self._streams(rows)
+        run, steer = self._assemble(streams, max_new_tokens)
         logits = torch.stack([r.logits for r in rows])
         out: list[list[int]] = [[] for _ in rows]
         done = [False] * len(rows)
@@ -374,12 +380,8 @@ class Batcher:
                 tokens.append(token)
             if all(done):
                 break
-            ids = torch.tensor(tokens).view(-1, 1)
-            logits = self._forward(run, steer, ids)[:, -1]
-            if spa_run is not None and omega is not None:
-                masked = self._forward(spa_run, spa_steer, ids)[:, -1]
-                has = torch.tensor([r.masked_kv is not None for r in rows]).view(-1, 1)
-                logits = torch.where(has, logits + omega * (logits - masked), logits)
+            ids = torch.tensor(streams.expand(tokens)).view(-1, 1)
+            logits = streams.combine(self._forward(run, steer, ids)[:, -1])
         return out
 
     def _forward(self, run: _Running, steer: Steering | None, ids: torch.Tensor) -> torch.Tensor:
@@ -407,24 +409,20 @@ class Batcher:
         self, rows: Sequence[Prefilled], targets: Sequence[Sequence[int]]
     ) -> list[torch.Tensor]:
         """Teacher-forced: for each row, the (len(target), V) logits that predict each token of
-        its target, from its cache (one forward pass over all rows' targets, right-padded)."""
-        method = _one_method(rows)
+        its target, from its cache (one forward pass over all rows' targets, right-padded; rows
+        may be under different methods)."""
+        if not rows:
+            return []
         longest = max((len(t) for t in targets), default=0)
         first = torch.stack([r.logits for r in rows]).unsqueeze(1)  # predicts token 0
         if longest <= 1:
             return [first[r, : len(t)] for r, t in enumerate(targets)]
+        streams = self._streams(rows)
         ids = torch.zeros(len(rows), longest - 1, dtype=torch.int64)
         for r, t in enumerate(targets):
             ids[r, : max(0, len(t) - 1)] = torch.tensor(list(t)[:-1], dtype=torch.int64)
-        run = self._assemble(rows, longest)
-        steer = self._batch_steering(rows, run.width, spa=False)
-        rest = self._forward(run, steer, ids)
-        omega = method.spa_omega
-        if omega is not None and any(r.masked_kv is not None for r in rows):
-            spa_run = self._assemble(rows, longest, masked=True)
-            masked = self._forward(spa_run, self._batch_steering(rows, run.width, spa=True), ids)
-            has = torch.tensor([r.masked_kv is not None for r in rows]).view(-1, 1, 1)
-            rest = torch.where(has, rest + omega * (rest - masked), rest)
+        run, steer = self._assemble(streams, longest)
+        rest = streams.combine(self._forward(run, steer, streams.expand_ids(ids)))
         logits = torch.cat([first, rest], dim=1)
         return [logits[r, : len(t)] for r, t in enumerate(targets)]
 
@@ -471,13 +469,76 @@ class _Running:
         self.filled = self.width
 
 
-def _one_method(rows: Sequence[Prefilled]) -> Method:
-    if not rows:
-        raise ValueError("a batch needs at least one row")
-    method = rows[0].method
-    if any(r.method is not method and r.method.name != method.name for r in rows):
-        raise ValueError("one method per batch")
-    return method
+def _stack(steers: Sequence[Steering | None], width: int, lengths: torch.Tensor) -> Steering | None:
+    """Per-row steerings as one, in a left-padded batch's coordinates (``width`` columns, row r's
+    prompt in its last ``lengths[r]``). Rows that share one bias keep it as is; rows that differ
+    (several methods, a spa row's masked pass) get a ``RowBias``; a row with no steering gets no
+    bias."""
+    present = [s for s in steers if s is not None]
+    if not present:
+        return None
+    first = present[0]
+    rows = len(steers)
+    n_levels = first.key_levels.shape[-1]
+    levels = torch.zeros(rows, width, n_levels)
+    gated = any(s.gate is not None for s in present)
+    gate = torch.zeros(rows, width, dtype=torch.bool) if gated else None
+    for r, s in enumerate(steers):
+        if s is None:
+            continue
+        n = int(lengths[r])
+        levels[r, width - n :] = s.key_levels[0].to(levels.dtype)
+        if gate is not None:
+            gate[r, width - n :] = s.gate[0] if s.gate is not None else True
+    uniform = len(present) == rows and all(
+        s.bias is first.bias and s.layers == first.layers for s in present
+    )
+    if uniform:
+        return Steering(first.bias, levels, gate=gate, layers=first.layers)
+    biases: list[ImportanceBias | None] = []
+    layer_sets: list[set[int] | None] = []
+    for s in steers:
+        if s is None:
+            biases.append(None)
+            layer_sets.append(None)
+        elif isinstance(s.bias, ImportanceBias):
+            biases.append(s.bias)
+            layer_sets.append(s.active)
+        else:
+            raise TypeError("a row's steering must carry one ImportanceBias")
+    return Steering(RowBias(biases, layer_sets), levels, gate=gate)
+
+
+@dataclass
+class _Streams:
+    """What one batched pass runs: a stream per row, then the spa rows' masked streams."""
+
+    kvs: list[KV]
+    steers: list[Steering | None]
+    lengths: torch.Tensor
+    masked_of: list[int | None]  # row r -> the index of its masked stream
+    omegas: list[float | None]
+
+    def expand(self, tokens: Sequence[int]) -> list[int]:
+        """Each row's token, then each masked stream's (its row's) token."""
+        return list(tokens) + [tokens[r] for r, m in enumerate(self.masked_of) if m is not None]
+
+    def expand_ids(self, ids: torch.Tensor) -> torch.Tensor:
+        extra = [r for r, m in enumerate(self.masked_of) if m is not None]
+        return torch.cat([ids, ids[extra]]) if extra else ids
+
+    def combine(self, logits: torch.Tensor) -> torch.Tensor:
+        """The rows' logits from the streams': spa's l + ω(l − masked) where a row has one."""
+        rows = len(self.masked_of)
+        out = logits[:rows]
+        if rows == logits.shape[0]:
+            return out
+        out = out.clone()
+        for r, m in enumerate(self.masked_of):
+            omega = self.omegas[r]
+            if m is not None and omega is not None:
+                out[r] = out[r] + omega * (out[r] - logits[m])
+        return out
 
 
 def pick(logits: torch.Tensor, temperature: float, generator: torch.Generator) -> int:

@@ -2,9 +2,10 @@
 
 ``register(model)`` installs the function ``salience`` through transformers' attention-function
 registry (and the stock SDPA mask function under the same name). Outside a ``steering(...)``
-block, and on layers whose β is all zero, it *is* the stock SDPA attention. Inside, for a steered
-layer, it adds β[level, layer, head] to the attention logits of every key of that level, at
-prefill and at every decoding step (the keys come from the KV cache; generated tokens have no
+block, and on layers whose β is all zero, a multi-token pass *is* the stock SDPA attention; a
+decoding step (one query) takes a packed path, steered or not (``_decode_step``). Inside, for a
+steered layer, it adds β[level, layer, head] to the attention logits of every key of that level,
+at prefill and at every decoding step (the keys come from the KV cache; generated tokens have no
 level).
 
 How, without losing the fused causal kernel: the bias is folded into extra head dimensions.
@@ -21,7 +22,7 @@ gets zeros instead of β.
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -41,15 +42,56 @@ from .bias import ImportanceBias
 NAME = "salience"
 
 
+class RowBias:
+    """Per-row β for a batch whose rows steer differently (rows of several methods, or a spa row
+    next to its masked pass, in one forward pass): row r takes ``biases[r]`` on ``layers[r]``
+    (all of its non-zero layers where None), and no bias at all where ``biases[r]`` is None."""
+
+    def __init__(
+        self, biases: Sequence[ImportanceBias | None], layers: Sequence[set[int] | None]
+    ) -> None:
+        first = next(b for b in biases if b is not None)
+        rows, n_levels, n_layers, n_heads = len(biases), *first.beta.shape
+        self.beta = torch.zeros(rows, n_levels, n_layers, n_heads)
+        self._active: set[int] = set()
+        embeds = [b.embed for b in biases if b is not None and b.embed is not None]
+        self.embed: torch.Tensor | None = (
+            torch.zeros(rows, n_levels, embeds[0].shape[-1]) if embeds else None
+        )
+        for r, (bias, only) in enumerate(zip(biases, layers, strict=True)):
+            if bias is None:
+                continue
+            active = bias.active_layers() if only is None else set(only)
+            self._active |= active
+            keep = torch.tensor([i in active for i in range(n_layers)]).view(1, n_layers, 1)
+            self.beta[r] = bias.beta.detach() * keep
+            if self.embed is not None and bias.embed is not None:
+                self.embed[r] = bias.embed.detach()
+
+    def layer(self, index: int) -> torch.Tensor:
+        """(B, n_heads, len(LEVELS)) for one layer."""
+        return self.beta[:, :, index, :].transpose(1, 2)
+
+    def active_layers(self) -> set[int]:
+        return set(self._active)
+
+
+def _layer_beta(bias: ImportanceBias | RowBias, layer: int) -> torch.Tensor:
+    """(B or 1, H, L): the β one layer adds, per row where the rows differ."""
+    beta = bias.layer(layer)
+    return beta if beta.dim() == 3 else beta.unsqueeze(0)
+
+
 @dataclass
 class Steering:
     """What one forward pass (or one generation) is steered by.
 
+    ``bias`` is one ``ImportanceBias`` for every row, or a ``RowBias`` (one per row).
     ``key_levels`` is (T, L) for one sequence or (B, T, L) for a batch, in the batch's own
     (left-padded) coordinates: a padding position has a zero row, like a token with no level.
     ``gate`` is (T,) or (B, T) to match. Positions at or past T are generated tokens."""
 
-    bias: ImportanceBias
+    bias: ImportanceBias | RowBias
     key_levels: torch.Tensor  # (T_prompt, L) or (B, T_prompt, L): one-hot level of each token
     gate: torch.Tensor | None = None  # (T_prompt,) or (B, T_prompt) bool: prompt queries to steer
     steer_generated: bool = True
@@ -94,8 +136,9 @@ class Steering:
         if row is None or row.shape[-1] < k_len or row.dtype != dtype:
             capacity = max(k_len, 2 * (row.shape[-1] if row is not None else 0), 256)
             levels = self.key_levels.to(torch.float32)  # (B, T_prompt, L)
-            beta = self.bias.layer(layer).detach().float()  # (H, L)
-            values = torch.einsum("hl,btl->bht", beta, levels)  # (B, H, T_prompt)
+            beta = _layer_beta(self.bias, layer).detach().float()  # (B or 1, H, L)
+            beta = beta.expand(levels.shape[0], -1, -1)
+            values = torch.einsum("bhl,btl->bht", beta, levels)  # (B, H, T_prompt)
             row = torch.zeros(values.shape[0], values.shape[1], 1, capacity, dtype=dtype)
             n = min(capacity, values.shape[2])
             row[:, :, 0, :n] = values[:, :, :n].to(dtype)
@@ -147,7 +190,11 @@ def steered_attention(
     layer = getattr(module, "layer_idx", None)
     if state is not None and state.record and isinstance(layer, int):
         _record_mass(state, layer, query, key, attention_mask, scaling)
-    if state is None or layer not in state.active:
+    steered = state is not None and layer in state.active
+    if query.shape[2] == 1 and not query.requires_grad:
+        active = state if steered else None
+        return _decode_step(active, layer, query, key, value, attention_mask, dropout, scaling)
+    if state is None or not isinstance(layer, int) or not steered:
         return sdpa_attention_forward(
             module, query, key, value, attention_mask, dropout, scaling, is_causal, **kwargs
         )
@@ -156,34 +203,9 @@ def steered_attention(
     scale = scaling if scaling is not None else head_dim**-0.5
     dtype = query.dtype
 
-    if q_len == 1 and not query.requires_grad:
-        # One decoding step: no causal mask is needed, so the bias can be a plain (H, k_len)
-        # additive mask, read from a buffer (plus the batch's padding mask, if any); heads
-        # sharing a KV head are packed as queries.
-        gate = state.query_gate(1, k_len, dtype)  # generated queries: the same for every row
-        row = state.decode_row(layer, k_len, dtype)
-        if gate is not None and not bool(gate.any()):
-            row = torch.zeros_like(row)
-        if attention_mask is not None:
-            mask = attention_mask[..., :k_len]
-            if mask.dtype == torch.bool:
-                row = row.masked_fill(~mask, torch.finfo(dtype).min)
-            else:
-                row = row + mask.to(dtype)
-        n_rep = n_heads // n_kv
-        out = F.scaled_dot_product_attention(
-            query.reshape(batch, n_kv, n_rep, head_dim),
-            key,
-            value,
-            attn_mask=row.expand(batch, n_heads, 1, k_len).reshape(batch, n_kv, n_rep, k_len),
-            dropout_p=dropout,
-            scale=scale,
-        )
-        return out.reshape(batch, n_heads, 1, head_dim).transpose(1, 2).contiguous(), None
-
-    beta = state.bias.layer(layer).to(dtype)  # (H, L)
-    assert beta.shape[0] == n_heads, f"bias has {beta.shape[0]} heads, the layer {n_heads}"
-    q_extra = (beta / scale).view(1, n_heads, 1, -1).expand(batch, n_heads, q_len, -1)
+    beta = _layer_beta(state.bias, layer).to(dtype)  # (B or 1, H, L)
+    assert beta.shape[1] == n_heads, f"bias has {beta.shape[1]} heads, the layer {n_heads}"
+    q_extra = (beta / scale).unsqueeze(2).expand(batch, n_heads, q_len, -1)
     gate = state.query_gate(q_len, k_len, dtype)
     if gate is not None:
         q_extra = q_extra * gate
@@ -211,6 +233,60 @@ def steered_attention(
     return out.transpose(1, 2).contiguous(), None
 
 
+def _decode_step(
+    state: Steering | None,
+    layer: int | None,
+    query: torch.Tensor,  # (B, H, 1, d)
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    dropout: float,
+    scaling: float | None,
+) -> tuple[torch.Tensor, None]:
+    """One decoding step, steered or not: no causal mask is needed, so the bias is a plain
+    (H, k_len) additive row read from a buffer (plus the batch's padding mask, if any), and the
+    heads that share a KV head are packed as queries of it — the stock path repeats the KV
+    heads instead, a copy of the whole cache per layer and step that costs more than the
+    attention itself once several rows decode together."""
+    batch, n_heads, _, head_dim = query.shape
+    n_kv, k_len = key.shape[1], key.shape[2]
+    scale = scaling if scaling is not None else head_dim**-0.5
+    dtype = query.dtype
+    row: torch.Tensor | None = None
+    if state is not None and isinstance(layer, int):
+        gate = state.query_gate(1, k_len, dtype)  # generated queries: the same for every row
+        row = state.decode_row(layer, k_len, dtype)
+        if gate is not None and not bool(gate.any()):
+            row = None
+    if attention_mask is not None:
+        mask = attention_mask[..., :k_len]
+        if mask.dtype == torch.bool:
+            if row is None:
+                row = torch.zeros(mask.shape[0], 1, 1, k_len, dtype=dtype)
+            row = row.masked_fill(~mask, torch.finfo(dtype).min)
+        else:
+            row = mask.to(dtype) if row is None else row + mask.to(dtype)
+    n_rep = n_heads // n_kv
+    attn_mask = None
+    if row is not None:
+        heads = row.shape[1]
+        attn_mask = row.expand(batch, heads, 1, k_len)
+        attn_mask = (
+            attn_mask.reshape(batch, n_kv, n_rep, k_len)
+            if heads == n_heads
+            else attn_mask.expand(batch, n_heads, 1, k_len).reshape(batch, n_kv, n_rep, k_len)
+        )
+    out = F.scaled_dot_product_attention(
+        query.reshape(batch, n_kv, n_rep, head_dim),
+        key,
+        value,
+        attn_mask=attn_mask,
+        dropout_p=dropout,
+        scale=scale,
+    )
+    return out.reshape(batch, n_heads, 1, head_dim).transpose(1, 2).contiguous(), None
+
+
 def _record_mass(
     state: Steering,
     layer: int,
@@ -228,8 +304,8 @@ def _record_mass(
         logits = torch.matmul(query.float(), keys.transpose(-1, -2)) * scale  # (B, H, q, k)
         levels = state.keys(k_len, torch.float32)[:, 0]  # (B, k, L)
         if layer in state.active:
-            beta = state.bias.layer(layer).float()  # (H, L)
-            add = torch.einsum("hl,bkl->bhk", beta, levels).unsqueeze(2)  # (B, H, 1, k)
+            beta = _layer_beta(state.bias, layer).float().expand(levels.shape[0], -1, -1)
+            add = torch.einsum("bhl,bkl->bhk", beta, levels).unsqueeze(2)  # (B, H, 1, k)
             gate = state.query_gate(q_len, k_len, torch.float32)
             logits = logits + (add if gate is None else add * gate)
         positions = torch.arange(k_len - q_len, k_len).view(q_len, 1)
@@ -264,7 +340,7 @@ def _add_importance_embedding(
     if start >= n:
         return None  # a decoding step: generated tokens have no level
     levels = state.key_levels[:, start : start + width].to(output.dtype)  # (B, w, L)
-    offset = levels @ state.bias.embed.to(output.dtype)  # (B, w, D)
+    offset = levels @ state.bias.embed.to(output.dtype)  # (B, w, D); embed (L, D) or (B, L, D)
     if offset.shape[1] < width:
         offset = F.pad(offset, (0, 0, 0, width - offset.shape[1]))
     return output + offset

@@ -94,9 +94,16 @@ def test_a_reused_prefix_and_a_reused_prompt_cache_equal_recomputing(
         shared = batcher.prefill(prompt, method, prefix)
         fresh = batcher.prefill(prompt, method)
         assert fresh.shared == 0
-        if name != "none" and prompt.marked().any():
-            first_marked = int((prompt.levels >= 0).nonzero()[0])
+        first_marked = int((prompt.levels >= 0).nonzero()[0]) if prompt.marked().any() else None
+        if method.bias is not None and first_marked is not None:
             assert 0 < shared.shared <= first_marked  # nothing steered is reused
+        elif method.spa_omega is not None and first_marked is not None:
+            # spa's main pass is unsteered (all of it is shared); its masked pass is not
+            assert shared.shared == len(prompt) - 1
+            assert shared.masked_kv is not None
+            assert 0 < shared.masked_shared <= first_marked
+            assert fresh.masked_logits is not None and shared.masked_logits is not None
+            assert torch.allclose(shared.masked_logits, fresh.masked_logits, atol=ATOL, rtol=0)
         else:
             assert shared.shared >= 1
         assert torch.allclose(shared.logits, fresh.logits, atol=atol(lm, name), rtol=0)
@@ -120,15 +127,21 @@ def test_batched_greedy_answers_agree_with_one_at_a_time(
     batched = batcher.decode(filled, [0] * len(CONVS), 0.0, 16)
     for c, got in zip(CONVS, batched, strict=True):
         alone = lm.generate(c, method, max_new_tokens=16).token_ids
-        if got == alone:
-            continue
-        # a near-tie: the first step where they part must be one
-        step = next(i for i, (a, b) in enumerate(zip(got, alone, strict=False)) if a != b)
-        text = lm.tokenizer.decode(alone[:step])
-        with torch.no_grad():
-            logits, _ = lm.continuation_logits(c, text + "x", method)
-        top = torch.topk(logits[min(step, len(logits) - 1)], 2).values
-        assert float(top[0] - top[1]) < NEAR_TIE, (name, got, alone)
+        assert_same_or_parted_at_a_near_tie(lm, c, name, got, alone)
+
+
+def assert_same_or_parted_at_a_near_tie(
+    lm: LocalModel, c: Conversation, name: str, got: list[int], alone: list[int]
+) -> None:
+    if got == alone:
+        return
+    # a near-tie: the first step where they part must be one
+    step = next(i for i, (a, b) in enumerate(zip(got, alone, strict=False)) if a != b)
+    text = lm.tokenizer.decode(alone[:step])
+    with torch.no_grad():
+        logits, _ = lm.continuation_logits(c, text + "x", lm.method(name))
+    top = torch.topk(logits[min(step, len(logits) - 1)], 2).values
+    assert float(top[0] - top[1]) < NEAR_TIE, (name, got, alone)
 
 
 def test_a_sampled_row_does_not_depend_on_its_batch(lm: LocalModel, batcher: Batcher) -> None:
@@ -142,8 +155,29 @@ def test_a_sampled_row_does_not_depend_on_its_batch(lm: LocalModel, batcher: Bat
     assert crowd[3] == again
 
 
-def test_rows_of_one_batch_must_share_a_method(lm: LocalModel, batcher: Batcher) -> None:
-    a = batcher.prefill(lm.prompt(CONVS[0], lm.method("none")), lm.method("none"))
-    b = batcher.prefill(lm.prompt(CONVS[0], lm.method("uniform")), lm.method("uniform"))
-    with pytest.raises(ValueError, match="one method per batch"):
-        batcher.decode([a, b], [0, 0], 0.0, 2)
+def test_rows_of_several_methods_in_one_batch_equal_each_row_alone(
+    lm: LocalModel, batcher: Batcher
+) -> None:
+    """One pass over rows under none, uniform, learned, spa and xml (spa's masked pass rides
+    along as a stream of its own): each row's continuation logits and greedy answer are what
+    that row gives under its own method, alone."""
+    plain = lm.method("none")
+    rows, targets, expected, names = [], [], [], []
+    for i, name in enumerate(METHODS):
+        c, text = CONVS[i % len(CONVS)], TARGETS[i % len(TARGETS)]
+        method = lm.method(name)
+        rows.append(
+            batcher.prefill(lm.prompt(c, method), method, batcher.prefix(lm.prompt(c, plain)))
+        )
+        targets.append(ids(lm, text))
+        with torch.no_grad():
+            expected.append(lm.continuation_logits(c, text, method)[0])
+        names.append(name)
+    assert any(r.masked_kv is not None for r in rows)  # the spa row has a masked stream
+    got = batcher.continuation_logits(rows, targets)
+    for name, g, e in zip(names, got, expected, strict=True):
+        assert torch.allclose(g, e, atol=atol(lm, name), rtol=0), (name, (g - e).abs().max())
+    mixed = batcher.decode(rows, [0] * len(rows), 0.0, 12)
+    for i, (row, answer) in enumerate(zip(rows, mixed, strict=True)):
+        alone = batcher.decode([row], [0], 0.0, 12)[0]
+        assert_same_or_parted_at_a_near_tie(lm, CONVS[i % len(CONVS)], names[i], answer, alone)
