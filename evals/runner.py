@@ -120,6 +120,21 @@ class Grid:
         if self.families is not None:
             self.families = list(self.families)
 
+    CELLS = ("items", "kinds", "lengths", "positions", "methods")
+
+    def settings(self) -> dict[str, Any]:
+        """What every record of a run made with this grid shares (a run may grow new cells —
+        more items, lengths, methods — but never mixes records that differ in one of these)."""
+        return {k: v for k, v in asdict(self).items() if k not in self.CELLS}
+
+    def cells(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if k in self.CELLS}
+
+    def identity(self, backend: str, model: str) -> str:
+        """A run name covering every grid factor, generation setting and the model."""
+        data = json.dumps([asdict(self), backend, model], sort_keys=True, default=list)
+        return "run-" + hashlib.sha256(data.encode()).hexdigest()[:8]
+
     def measures(self) -> str:
         """What beyond the greedy answer a sample holds (part of its key)."""
         out = f"|k{self.samples}|t{self.temperature:g}" if self.samples else ""
@@ -404,6 +419,10 @@ def run(
     up to ``batch`` rows per forward pass (``batch`` ≤ 1: sample by sample, the plain path).
     Otherwise, with ``concurrency`` > 1 (a remote backend), samples are computed on that many
     threads. Records are written one by one, here, as each sample finishes."""
+    claim = getattr(store, "claim", None)
+    if claim is not None:  # refuses a name that holds records made with other settings
+        claim(run_name, {**grid.settings(), "backend": backend.name, "model": backend.model},
+              grid.cells())  # fmt: skip
     done = store.done(run_name)
     start = time.perf_counter()
     planned = plan(grid, backend)

@@ -26,6 +26,13 @@ create table if not exists samples (
     primary key (run, key)
 );
 create index if not exists samples_run on samples(run);
+create table if not exists runs (
+    run text primary key,
+    settings text not null,
+    cells text not null,
+    created real not null,
+    updated real not null
+);
 create table if not exists references_ (
     model text not null,
     item text not null,
@@ -44,6 +51,10 @@ drop index if exists samples_run;
 insert into samples select key, run, factors, result, created from samples_key_only;
 drop table samples_key_only;
 """
+
+
+class RunConflict(ValueError):
+    """A run name already holds records made with other settings."""
 
 
 class Store:
@@ -102,6 +113,59 @@ class Store:
 
     def runs(self) -> list[str]:
         return [r[0] for r in self.db.execute("select distinct run from samples order by run")]
+
+    def claim(self, run: str, settings: dict[str, Any], cells: dict[str, Any]) -> None:
+        """Record that ``run`` is computed with ``settings`` (what every one of its records
+        shares: model, budget, measures, seed…) over ``cells`` (items, lengths, methods…).
+        A run may grow new cells; a run recorded with other settings raises ``RunConflict``
+        (its records would be pooled with records that differ in a setting)."""
+        now = time.time()
+        row = self.db.execute("select settings from runs where run = ?", (run,)).fetchone()
+        wanted = json.dumps(settings, sort_keys=True)
+        if row is None:
+            if self.done(run):
+                raise RunConflict(
+                    f"run {run!r} holds records from before runs kept their settings; "
+                    "name this one differently"
+                )
+            self.db.execute(
+                "insert into runs (run, settings, cells, created, updated) values (?, ?, ?, ?, ?)",
+                (run, wanted, json.dumps(cells, sort_keys=True), now, now),
+            )
+        else:
+            stored = json.loads(row[0])
+            differ = sorted(
+                k for k in set(stored) | set(settings) if stored.get(k) != settings.get(k)
+            )
+            if differ:
+                said = "; ".join(
+                    f"{k} was {stored.get(k)!r}, now {settings.get(k)!r}" for k in differ
+                )
+                raise RunConflict(f"run {run!r} was recorded with other settings ({said})")
+            self.db.execute(
+                "update runs set cells = ?, updated = ? where run = ?",
+                (json.dumps(cells, sort_keys=True), now, run),
+            )
+        self.db.commit()
+
+    def listing(self) -> list[dict[str, Any]]:
+        """Every run: its settings and cells (where recorded), sample count, first and last
+        record times."""
+        known = {
+            r[0]: (json.loads(r[1]), json.loads(r[2]))
+            for r in self.db.execute("select run, settings, cells from runs")
+        }
+        out = []
+        for run, n, first, last in self.db.execute(
+            "select run, count(*), min(created), max(created) from samples group by run"
+        ):
+            settings, cells = known.pop(run, (None, None))
+            out.append({"run": run, "samples": n, "first": first, "last": last,
+                        "settings": settings, "cells": cells})  # fmt: skip
+        for run, (settings, cells) in known.items():  # claimed, nothing recorded yet
+            out.append({"run": run, "samples": 0, "first": None, "last": None,
+                        "settings": settings, "cells": cells})  # fmt: skip
+        return sorted(out, key=lambda r: r["run"])
 
     def export_jsonl(self, run: str, path: str | Path) -> int:
         n = 0

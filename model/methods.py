@@ -41,7 +41,7 @@ DEFAULT_UNIFORM_BETA = 1.0
 DEFAULT_SPA_OMEGA = 1.0
 
 
-class MethodError(SalienceError):
+class MethodError(SalienceError, ValueError):
     code = "bad-method"
 
 
@@ -54,6 +54,22 @@ class Method:
     spa_omega: float | None = None
     layers: set[int] | None = None  # layers a bias runs on (default: those with non-zero β)
     options: dict[str, Any] = field(default_factory=dict)
+
+
+def check_name(name: str) -> None:
+    """Raise ``MethodError`` (a ValueError too) unless ``name`` names a method, ``uniform@β`` and
+    ``spa@ω`` included: the check ``resolve`` makes, without a model."""
+    base, at, value = name.partition("@")
+    base = "none" if base == "plain" else base
+    if base not in METHODS:
+        raise MethodError(f"unknown method {name!r} (use {', '.join(METHODS)})")
+    if at:
+        if base not in ("uniform", "spa"):
+            raise MethodError(f"only uniform@β and spa@ω take a value in the name, not {name!r}")
+        try:
+            float(value)
+        except ValueError:
+            raise MethodError(f"{name!r}: {value!r} is not a number") from None
 
 
 def resolve(name: str, n_layers: int, n_heads: int, **options: Any) -> Method:

@@ -242,6 +242,10 @@ class _LockedStore:
         with self.manager.lock:
             return self.manager.store.done(run)
 
+    def claim(self, run: str, settings: dict[str, Any], cells: dict[str, Any]) -> None:
+        with self.manager.lock:
+            self.manager.store.claim(run, settings, cells)
+
     def add(self, key: str, run: str, factors: dict[str, Any], result: dict[str, Any]) -> bool:
         with self.manager.lock:
             return self.manager.store.add(key, run, factors, result)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from . import annotate, eval_cmd, generate, model_cmd, serve
+from .common import EXIT_RUNTIME, EXIT_USAGE, CliError, HelpFormatter, Parser
 
 EPILOG = """\
 examples:
@@ -20,11 +22,11 @@ examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="salience",
         description="Mark what matters in a prompt; make the model heed it.",
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     annotate.register(commands)
@@ -35,13 +37,56 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _leaves(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
+    """The parsers that run something (no subcommands of their own)."""
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs:
+        yield parser
+    for action in subs:
+        for child in dict.fromkeys(action.choices.values()):
+            yield from _leaves(child)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command. Expected failures print one line and exit 1 (2: usage); so does an
+    unexpected one, unless SALIENCE_DEBUG=1 asks for its traceback."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    leaves = {leaf.prog: leaf for leaf in _leaves(parser)}
+    for prog, leaf in leaves.items():
+        leaf.set_defaults(prog=prog)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # said by the subcommand that was given them, not by the top-level parser
+        leaves.get(getattr(args, "prog", ""), parser).error(
+            f"unrecognized arguments: {' '.join(extra)}"
+        )
     if args.command is None:
         parser.print_help(sys.stderr)
-        return 2
-    code: int = args.run(args)
+        return EXIT_USAGE
+    prog = getattr(args, "prog", "salience")
+    try:
+        code: int = args.run(args)
+        sys.stdout.flush()
+    except CliError as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return error.code
+    except BrokenPipeError:
+        # the reader went away (``| head``): stop quietly; stdout goes nowhere from here on, so
+        # the interpreter's own flush at exit cannot fail again
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a command a pipe cut short
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:
+        if os.environ.get("SALIENCE_DEBUG"):
+            raise
+        print(
+            f"{prog}: error: {type(error).__name__}: {error} (SALIENCE_DEBUG=1 shows the "
+            "traceback)",
+            file=sys.stderr,
+        )
+        return EXIT_RUNTIME
     return code
 
 

@@ -33,6 +33,8 @@ from markup import (
     tokenize,
 )
 
+from .common import HelpFormatter, read_text
+
 EXIT_OK, EXIT_INPUT, EXIT_USAGE = 0, 1, 2
 
 _STYLE = {  # ANSI; hard is also underlined so that the level does not rest on colour alone
@@ -48,10 +50,15 @@ def register(commands: Any) -> None:
         "annotate",
         help="parse importance markup and show spans, tokens or a rendering",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("file", nargs="?", default=None, help="input file, or - for standard input")
-    p.add_argument("--format", default="auto", choices=[f.value for f in Format])
+    p.add_argument(
+        "--format",
+        default="auto",
+        choices=[f.value for f in Format],
+        help="markup dialect (auto: detected from the text)",
+    )
     p.add_argument("--strict", action="store_true", help="markup faults are errors, not repairs")
     p.add_argument("--encoding", default="cl100k_base", help="tiktoken base encoding")
     p.add_argument("--messages", action="store_true", help="input is JSON chat messages")
@@ -66,7 +73,12 @@ def register(commands: Any) -> None:
     out.add_argument(
         "--render", choices=list(RENDER_STYLES), help="render for a model without bias"
     )
-    p.add_argument("--color", choices=["auto", "always", "never"], default="auto")
+    p.add_argument(
+        "--color",
+        choices=["auto", "always", "never"],
+        default="auto",
+        help="colour the levels (auto: on a terminal, unless NO_COLOR is set)",
+    )
     p.set_defaults(run=run)
 
 
@@ -109,12 +121,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _read_input(path: str | None) -> tuple[str, str | None]:
-    if path is None or path == "-":
-        if path is None and sys.stdin.isatty():
-            return "<stdin>", None
-        return "<stdin>", sys.stdin.read()
-    with open(path, encoding="utf-8") as f:
-        return path, f.read()
+    return read_text(path, "prompt")
 
 
 def _run_messages(args: argparse.Namespace, name: str, text: str) -> int:

@@ -11,45 +11,79 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
+from .common import (
+    CliError,
+    HelpFormatter,
+    at_least,
+    methods,
+    names,
+    whole_numbers,
+    writable_file,
+    writable_folder,
+)
+
 DEFAULT_DB = "evals.sqlite3"
+KINDS = ("prose", "similar", "conflicting", "noise")  # evals.distractors.KINDS (tested)
+POSITIONS = ("system", "before", "after", "both")  # evals.prompts.POSITIONS (tested)
+METHOD_HELP = "comma-separated: none, xml, caps, echo, system, uniform, pasta, learned, spa"
 
 
-def _list(text: str) -> list[str]:
-    return [p.strip() for p in text.split(",") if p.strip()]
+def _family_ids() -> tuple[str, ...]:
+    from evals.families import FAMILIES
+
+    return tuple(f.id for f in FAMILIES)
+
+
+FAMILY_IDS = _family_ids()
 
 
 def register(commands: Any) -> None:
     p: argparse.ArgumentParser = commands.add_parser(
         "eval", help="run or report the constraint-following evaluation", description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )  # fmt: skip
     sub = p.add_subparsers(dest="eval_command", metavar="COMMAND", required=True)
     r = sub.add_parser("run", help="run a grid (resumes a killed run)")
     r.add_argument("--name", default=None, help="run name (default: derived from the grid)")
-    r.add_argument("--db", default=DEFAULT_DB)
-    r.add_argument("--split", default="test", choices=["test", "train"])
-    r.add_argument("--items", type=int, default=4)
-    r.add_argument("--kinds", default="prose", help="prose,similar,conflicting,noise")
-    r.add_argument("--lengths", default="0,256", help="distractor tokens, e.g. 0,256,512,1024")
-    r.add_argument("--positions", default="before", help="system,before,after,both")
-    r.add_argument("--methods", default="none,uniform")
-    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--db", default=DEFAULT_DB, help="the SQLite file the records go to")
+    r.add_argument(
+        "--split", default="test", choices=["test", "train"], help="which items (families, "
+        "phrasings and tasks are split by a hash of their id)",
+    )  # fmt: skip
+    r.add_argument("--items", type=at_least(1), default=4, help="items drawn from the split")
+    r.add_argument(
+        "--kinds", type=names(KINDS, "kind"), default="prose", help=f"{', '.join(KINDS)}"
+    )
+    r.add_argument(
+        "--lengths", type=whole_numbers(0), default="0,256", help="distractor tokens, e.g. 0,512"
+    )
+    r.add_argument(
+        "--positions", type=names(POSITIONS, "position"), default="before",
+        help=f"where the rule sits: {', '.join(POSITIONS)}",
+    )  # fmt: skip
+    r.add_argument("--methods", type=methods, default="none,uniform", help=METHOD_HELP)
+    r.add_argument("--seed", type=int, default=0, help="item draw and generation seed")
     r.add_argument(
         "--design",
         default="crossed",
         choices=["crossed", "rotated"],
         help="crossed: every item gets every (kind, position); rotated: one pair per item, in turn",
     )
-    r.add_argument("--threads", type=int, default=None, help="torch threads (local model)")
-    r.add_argument("--max-new-tokens", type=int, default=64)
+    r.add_argument("--threads", type=at_least(1), default=None, help="torch threads (local model)")
+    r.add_argument("--max-new-tokens", type=at_least(1), default=64, help="answer budget")
     r.add_argument("--model", default=None, help="local model path (default: embedded)")
     r.add_argument("--base-url", default=None, help="an OpenAI-compatible server instead (…/v1)")
     r.add_argument("--remote-model", default=None, help="the server's model name")
-    r.add_argument("--api-key", default=None)
-    r.add_argument("--concurrency", type=int, default=4, help="requests in flight (remote only)")
-    r.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    r.add_argument("--api-key", default=None, help="the server's API key")
+    r.add_argument(
+        "--concurrency", type=at_least(1), default=4, help="requests in flight (remote only)"
+    )
+    r.add_argument(
+        "--dtype", default="float32", choices=["float32", "bfloat16"], help="local model weights"
+    )
     r.add_argument(
         "--margin",
         action="store_true",
@@ -58,31 +92,30 @@ def register(commands: Any) -> None:
     )
     r.add_argument(
         "--samples",
-        type=int,
+        type=at_least(0),
         default=0,
         metavar="K",
-        help="measure (b): K sampled answers per prompt and the fraction that pass (default 0; "
-        "the study uses 8)",
+        help="measure (b): K sampled answers per prompt and the fraction that pass (the study "
+        "uses 8)",
     )
+    r.add_argument("--temperature", type=float, default=0.7, help="of the sampled answers")
     r.add_argument(
-        "--temperature", type=float, default=0.7, help="of the sampled answers (default 0.7)"
-    )
-    r.add_argument(
-        "--families", default=None, help="only items of these rule families (comma-separated)"
-    )
+        "--families", type=names(FAMILY_IDS, "family"), default=None,
+        help="only items of these rule families (comma-separated)",
+    )  # fmt: skip
     r.add_argument(
         "--batch",
-        type=int,
+        type=at_least(1),
         default=16,
-        help="local model: rows per forward pass (default 16; 1: one prompt at a time)",
+        help="local model: rows per forward pass (1: one prompt at a time)",
     )
     r.add_argument("--dataset", default=None, help="an IFEval-format JSONL file to run instead")
     r.add_argument("--jsonl", default=None, help="also export the records to this JSONL file")
-    r.add_argument("--quiet", action="store_true")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.set_defaults(run=run_eval)
     rep = sub.add_parser("report", help="summarise a run as Markdown")
-    rep.add_argument("name")
-    rep.add_argument("--db", default=DEFAULT_DB)
+    rep.add_argument("name", help="the run (`salience eval list` shows them)")
+    rep.add_argument("--db", default=DEFAULT_DB, help="the SQLite file of the records")
     rep.add_argument("--out", default=None, help="also write summary.md and plots into this folder")
     rep.add_argument(
         "--complete",
@@ -96,6 +129,10 @@ def register(commands: Any) -> None:
         help="a headline-families file (eval floors --write): also the measures on those alone",
     )
     rep.set_defaults(run=report_eval)
+    ls = sub.add_parser("list", help="the runs in a database: settings, cells, samples, dates")
+    ls.add_argument("--db", default=DEFAULT_DB, help="the SQLite file of the records")
+    ls.add_argument("--json", action="store_true", help="one JSON object per run")
+    ls.set_defaults(run=list_eval)
     fl = sub.add_parser(
         "floors",
         help="per-family length-0 floors under none, and the headline families they select",
@@ -104,68 +141,58 @@ def register(commands: Any) -> None:
         "number is seen).",
     )
     fl.add_argument("name", help="a run with method none at length 0 and --samples")
-    fl.add_argument("--db", default=DEFAULT_DB)
-    fl.add_argument("--min", type=float, default=0.3, help="the floor (default 0.3)")
+    fl.add_argument("--db", default=DEFAULT_DB, help="the SQLite file of the records")
+    fl.add_argument("--min", type=float, default=0.3, help="the floor")
     fl.add_argument("--write", default=None, metavar="FILE", help="write the selection as JSON")
     fl.set_defaults(run=floors_eval)
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    import hashlib
-    import json
-
+    from evals import split
     from evals.runner import Grid, LocalBackend, RemoteBackend, progress_bar, run
-    from evals.store import Store
+    from evals.store import RunConflict, Store
 
-    grid = Grid(
-        split=args.split,
-        items=args.items,
-        kinds=_list(args.kinds),
-        lengths=[int(x) for x in _list(args.lengths)],
-        positions=_list(args.positions),
-        methods=_list(args.methods),
-        seed=args.seed,
-        max_new_tokens=args.max_new_tokens,
-        margin=args.margin,
-        design=args.design,
-        samples=args.samples,
-        temperature=args.temperature,
-        families=_list(args.families) if args.families else None,
-    )
+    try:
+        grid = Grid(
+            split=args.split,
+            items=args.items,
+            kinds=args.kinds,
+            lengths=args.lengths,
+            positions=args.positions,
+            methods=args.methods,
+            seed=args.seed,
+            max_new_tokens=args.max_new_tokens,
+            margin=args.margin,
+            design=args.design,
+            samples=args.samples,
+            temperature=args.temperature,
+            families=args.families,
+        )
+        split.items(grid.split, 1, grid.seed, grid.families)  # type: ignore[arg-type]
+    except ValueError as error:
+        raise CliError(f"bad grid: {error}", 2) from None
+    if args.base_url and not args.remote_model:
+        raise CliError("--base-url needs --remote-model (the server's model name)", 2)
+    if args.model and not args.base_url and not Path(args.model).exists():
+        raise CliError(f"--model {args.model}: no such file or folder (a .gguf file or a model "
+                       "folder; leave it out for the embedded model)", 2)  # fmt: skip
+    if args.dataset and not Path(args.dataset).is_file():
+        raise CliError(f"--dataset {args.dataset}: no such file (an IFEval-format JSONL file)", 2)
+    writable_file(args.db, "--db")
+    if args.jsonl:
+        writable_file(args.jsonl, "--jsonl")
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
-    name = (
-        args.name
-        or "run-"
-        + hashlib.sha256(
-            json.dumps(
-                [
-                    grid.split,
-                    grid.items,
-                    grid.seed,
-                    args.model,
-                    args.dtype,
-                    args.base_url,
-                    args.remote_model,
-                ]
-                + ([args.design] if args.design != "crossed" else [])
-                + ([grid.measures()] if grid.measures() else [])
-                + ([sorted(grid.families)] if grid.families else [])
-            ).encode()
-        ).hexdigest()[:8]
-    )
     backend: LocalBackend | RemoteBackend
     if args.base_url:
-        if not args.remote_model:
-            print("salience eval run: --base-url needs --remote-model", file=sys.stderr)
-            return 2
         backend = RemoteBackend(args.base_url, args.remote_model, args.api_key)
         concurrency = max(1, args.concurrency)
     else:
         backend = LocalBackend(args.model, args.dtype)
         concurrency = 1
+    name = args.name or grid.identity(backend.name, backend.model)
     store = Store(args.db)
     if args.dataset:
         from evals.ifeval import load, run_dataset
@@ -197,6 +224,8 @@ def run_eval(args: argparse.Namespace) -> int:
             print(file=sys.stderr)
         if args.jsonl:
             store.export_jsonl(name, args.jsonl)
+    except RunConflict as error:
+        raise CliError(f"{error} (pass another --name, or leave --name out)") from None
     finally:
         store.close()
     print(
@@ -206,21 +235,28 @@ def run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def report_eval(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from evals.report import complete, markdown, plots
+def _existing_store(path: str) -> Any:
     from evals.store import Store
 
-    store = Store(args.db)
+    if not Path(path).is_file():
+        raise CliError(f"--db {path}: no such database (run `salience eval run` first, or pass "
+                       "--db)")  # fmt: skip
+    return Store(path)
+
+
+def report_eval(args: argparse.Namespace) -> int:
+    from evals.report import complete, markdown, plots
+
+    if args.out:
+        writable_folder(args.out, "--out")
+    store = _existing_store(args.db)
     try:
         records = list(store.records(args.name))
         if not records:
-            print(
-                f"no records for run {args.name!r}; runs: {', '.join(store.runs()) or 'none'}",
-                file=sys.stderr,
+            raise CliError(
+                f"no records for run {args.name!r} in {args.db} (its runs: "
+                f"{', '.join(store.runs()) or 'none'}; `salience eval list` shows them)"
             )
-            return 1
         if "instructions_strict" in records[0]:
             from evals.ifeval import summary as dataset_summary
 
@@ -261,12 +297,10 @@ def report_eval(args: argparse.Namespace) -> int:
 
 def floors_eval(args: argparse.Namespace) -> int:
     import json
-    from pathlib import Path
 
     from evals.report import floors, headline_families
-    from evals.store import Store
 
-    store = Store(args.db)
+    store = _existing_store(args.db)
     try:
         records = list(store.records(args.name))
     finally:
@@ -302,3 +336,38 @@ def floors_eval(args: argparse.Namespace) -> int:
             return 1
         print(f"wrote {target}", file=sys.stderr)
     return 0
+
+
+def list_eval(args: argparse.Namespace) -> int:
+    import json
+    import time
+
+    store = _existing_store(args.db)
+    try:
+        runs = store.listing()
+    finally:
+        store.close()
+
+    def when(t: float | None) -> str:
+        return time.strftime("%Y-%m-%d %H:%M", time.localtime(t)) if t else "-"
+
+    for r in runs:
+        if args.json:
+            print(json.dumps({"schema_version": 1, **r}, ensure_ascii=False))
+            continue
+        settings, cells = r["settings"], r["cells"]
+        print(f"{r['run']}  {r['samples']} samples  {when(r['first'])} → {when(r['last'])}")
+        if settings is None:
+            print("    (recorded before runs kept their settings)")
+            continue
+        shown = {**cells, **settings}
+        print("    " + ", ".join(f"{k}={_short(v)}" for k, v in shown.items() if v is not None))
+    if not runs and not args.json:
+        print(f"no runs in {args.db}", file=sys.stderr)
+    return 0
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return ",".join(str(v) for v in value)
+    return str(value)

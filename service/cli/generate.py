@@ -10,11 +10,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from markup import MarkupError, SalienceError, parse_messages
 
 from .annotate import _read_input
+from .common import CliError, HelpFormatter, at_least, methods
 
 METHOD_HELP = (
     "none, xml, caps, echo, system, uniform, pasta, learned, spa (comma-separated to compare)"
@@ -26,14 +28,14 @@ def register(commands: Any) -> None:
         "generate",
         help="answer a prompt on the local model, steered by a method",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("file", nargs="?", default=None, help="prompt file, or - for standard input")
-    p.add_argument("--method", default="none", help=METHOD_HELP)
+    p.add_argument("--method", type=methods, default="none", help=METHOD_HELP)
     p.add_argument("--messages", action="store_true", help="input is JSON chat messages")
     p.add_argument("--system", default=None, help="a system message to put first")
-    p.add_argument("--max-new-tokens", type=int, default=64)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-new-tokens", type=at_least(1), default=64, help="answer budget")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed")
     p.add_argument("--temperature", type=float, default=0.0, help="0: greedy")
     p.add_argument("--beta", type=float, default=None, help="uniform: β for hard (high gets β/2)")
     p.add_argument(
@@ -42,12 +44,19 @@ def register(commands: Any) -> None:
     p.add_argument("--omega", type=float, default=None, help="spa: ω")
     p.add_argument("--bias-path", default=None, help="pasta/learned: an ImportanceBias JSON file")
     p.add_argument("--model", default=None, help="a .gguf file or model folder (default: embedded)")
-    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    p.add_argument(
+        "--dtype", default="float32", choices=["float32", "bfloat16"], help="model weights"
+    )
     p.add_argument("--json", action="store_true", help="one JSON object per method")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.model and not Path(args.model).exists():
+        raise CliError(f"--model {args.model}: no such file or folder (a .gguf file or a model "
+                       "folder; leave it out for the embedded model)", 2)  # fmt: skip
+    if args.bias_path and not Path(args.bias_path).is_file():
+        raise CliError(f"--bias-path {args.bias_path}: no such file (an ImportanceBias JSON)", 2)
     name, text = _read_input(args.file)
     if text is None:
         print("salience generate: no input. Pass a FILE or pipe a prompt in.", file=sys.stderr)
@@ -75,7 +84,11 @@ def run(args: argparse.Namespace) -> int:
     from model.local import LocalModel
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    lm = LocalModel.load(args.model, args.dtype)
+    try:
+        lm = LocalModel.load(args.model, args.dtype)
+    except (OSError, ValueError) as error:
+        where = args.model or "the embedded model"
+        raise CliError(f"cannot load {where}: {error} (a .gguf file or a model folder)") from None
     options = {"gate": args.gate}
     if args.beta is not None:
         options["beta"] = args.beta
@@ -83,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
         options["omega"] = args.omega
     if args.bias_path is not None:
         options["bias_path"] = args.bias_path
-    for method in [m.strip() for m in args.method.split(",") if m.strip()]:
+    for method in args.method:
         try:
             out = lm.generate(
                 conversation,

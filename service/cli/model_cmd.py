@@ -13,6 +13,7 @@ import sys
 import time
 from typing import Any
 
+MODEL_HELP = "a .gguf file or model folder (default: embedded)"
 DEFAULT_PASTA = "model/data/pasta-smollm2-135m.json"
 DEFAULT_LEARNED = "model/data/learned-smollm2-135m.json"
 
@@ -38,12 +39,12 @@ def register(commands: Any) -> None:
     pasta.add_argument("--items", type=int, default=8, help="profiling items (prompts)")
     pasta.add_argument("--distractor", type=int, default=8, help="background sentences per item")
     pasta.add_argument("--k", type=int, default=16, help="heads to keep")
-    pasta.add_argument("--beta", type=float, default=1.5)
-    pasta.add_argument("--seed", type=int, default=0)
+    pasta.add_argument("--beta", type=float, default=1.5, help="β on the kept heads")
+    pasta.add_argument("--seed", type=int, default=0, help="item draw seed")
     pasta.add_argument("--layers", default=None, help="e.g. 0-29 or 3,5 (default: all)")
     pasta.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
-    pasta.add_argument("--model", default=None)
-    pasta.add_argument("--out", default=DEFAULT_PASTA)
+    pasta.add_argument("--model", default=None, help=MODEL_HELP)
+    pasta.add_argument("--out", default=DEFAULT_PASTA, help="the bias file to write")
     pasta.set_defaults(run=run_pasta)
 
     score = sub.add_parser(
@@ -67,9 +68,9 @@ def register(commands: Any) -> None:
         default=None,
         help="also name the method with the largest margin gain whose NLL rises by at most this",
     )
-    score.add_argument("--seed", type=int, default=0)
-    score.add_argument("--threads", type=int, default=None)
-    score.add_argument("--model", default=None)
+    score.add_argument("--seed", type=int, default=0, help="example order seed")
+    score.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
+    score.add_argument("--model", default=None, help=MODEL_HELP)
     score.set_defaults(run=run_score)
 
     fit = sub.add_parser(
@@ -81,9 +82,9 @@ def register(commands: Any) -> None:
     )
     fit.add_argument("--items", type=int, default=40, help="train-split items")
     fit.add_argument("--variants", type=int, default=4, help="prompts per item")
-    fit.add_argument("--kinds", default="prose,similar,conflicting,noise")
-    fit.add_argument("--lengths", default="0,256,512,1024")
-    fit.add_argument("--positions", default="system,before,after,both")
+    fit.add_argument("--kinds", default="prose,similar,conflicting,noise", help="distractor kinds")
+    fit.add_argument("--lengths", default="0,256,512,1024", help="distractor tokens")
+    fit.add_argument("--positions", default="system,before,after,both", help="rule positions")
     fit.add_argument("--validation", type=int, default=8, help="held-out train-split prompts")
     fit.add_argument(
         "--max-length",
@@ -92,13 +93,15 @@ def register(commands: Any) -> None:
         help="fit (and validate) only on prompts with at most this many distractor tokens",
     )
     fit.add_argument("--target-tokens", type=int, default=64, help="answer length for targets")
-    fit.add_argument("--steps", type=int, default=200)
-    fit.add_argument("--batch", type=int, default=4)
-    fit.add_argument("--lr", type=float, default=0.05)
+    fit.add_argument("--steps", type=int, default=200, help="optimiser steps")
+    fit.add_argument("--batch", type=int, default=4, help="examples per step")
+    fit.add_argument("--lr", type=float, default=0.05, help="learning rate of β")
     fit.add_argument("--kl", type=float, default=0.5, help="weight of the anchor KL term")
-    fit.add_argument("--objective", choices=("nll", "margin"), default="nll")
+    fit.add_argument(
+        "--objective", choices=("nll", "margin"), default="nll", help="what β is fitted to"
+    )
     fit.add_argument("--nll-weight", type=float, default=0.2, help="margin objective: NLL weight")
-    fit.add_argument("--l2", type=float, default=1e-3)
+    fit.add_argument("--l2", type=float, default=1e-3, help="weight decay on β")
     fit.add_argument(
         "--init-beta",
         type=float,
@@ -110,16 +113,16 @@ def register(commands: Any) -> None:
         action="store_true",
         help="also fit an importance embedding: a vector per level added to marked tokens' inputs",
     )
-    fit.add_argument("--embed-lr", type=float, default=0.005)
+    fit.add_argument("--embed-lr", type=float, default=0.005, help="learning rate of the embedding")
     fit.add_argument("--validate-every", type=int, default=25, help="steps between validations")
-    fit.add_argument("--seed", type=int, default=0)
+    fit.add_argument("--seed", type=int, default=0, help="data and order seed")
     fit.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
-    fit.add_argument("--model", default=None)
+    fit.add_argument("--model", default=None, help=MODEL_HELP)
     fit.add_argument("--data", default="fit-data.json", help="cached training set")
-    fit.add_argument("--checkpoint", default="fit.ckpt")
+    fit.add_argument("--checkpoint", default="fit.ckpt", help="resumable state")
     fit.add_argument("--curve", default="docs/eval/fit/curve", help="loss curve (.json/.png)")
     fit.add_argument("--heatmap", default="docs/eval/fit/beta", help="β heat map (.png/.svg)")
-    fit.add_argument("--out", default=DEFAULT_LEARNED)
+    fit.add_argument("--out", default=DEFAULT_LEARNED, help="the bias file to write")
     fit.set_defaults(run=run_fit)
 
 

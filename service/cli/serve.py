@@ -9,29 +9,41 @@ import argparse
 import os
 from typing import Any
 
+from .common import CliError, HelpFormatter, at_least
+
 
 def register(commands: Any) -> None:
     p: argparse.ArgumentParser = commands.add_parser(
         "serve",
         help="run the HTTP service (POST /annotate, /docs)",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("--host", default=None, help="default: $SALIENCE_HOST or 127.0.0.1")
-    p.add_argument("--port", type=int, default=None, help="default: $SALIENCE_PORT or 8000")
-    p.add_argument("--workers", type=int, default=None, help="default: $SALIENCE_WORKERS or 1")
+    p.add_argument("--port", type=at_least(1), default=None, help="default: $SALIENCE_PORT or 8000")
+    p.add_argument(
+        "--workers", type=at_least(1), default=None, help="default: $SALIENCE_WORKERS or 1"
+    )
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     import uvicorn
+    from pydantic import ValidationError
 
     from ..app import create_app
     from ..core.config import Settings
 
     flags = {"host": args.host, "port": args.port, "workers": args.workers}
     overrides = {k: v for k, v in flags.items() if v is not None}
-    settings = Settings(**overrides)
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"SALIENCE_{'_'.join(map(str, e['loc'])).upper()}={e.get('input')!r}: {e['msg']}"
+            for e in error.errors()
+        )
+        raise CliError(f"bad setting: {problems} (fix the environment variable)", 2) from None
     print(
         f"salience: serving on http://{settings.host}:{settings.port} (docs at /docs)", flush=True
     )

@@ -13,8 +13,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+# --batch 2: one prompt (both its methods) per group, so records land in four bursts of two and
+# the kill can fall between them
 GRID = ["--items", "2", "--lengths", "0,64", "--methods", "none,uniform", "--max-new-tokens", "12",
-        "--margin"]  # fmt: skip
+        "--margin", "--batch", "2"]  # fmt: skip
 
 
 def eval_run(db: Path, *extra: str) -> subprocess.Popen[str]:

@@ -1,0 +1,202 @@
+"""What every subcommand shares: one error path, argument types that check values before any
+model loads, help that shows defaults, and input reading with errors a person can act on.
+
+An expected failure raises ``CliError``; ``salience.main`` prints it as one line,
+
+    salience <command>: error: <what>, <where> (<what to do>)
+
+and exits 1 (2 for a usage error). argparse's own errors take the same one-line shape. Nothing
+prints a traceback unless ``SALIENCE_DEBUG=1``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import NoReturn
+
+EXIT_OK, EXIT_RUNTIME, EXIT_USAGE = 0, 1, 2
+
+
+class CliError(Exception):
+    """An expected failure: its message is the whole report (one line)."""
+
+    def __init__(self, message: str, code: int = EXIT_RUNTIME) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Descriptions as written, and every option's default after its help."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if "%(default)" in text or default is None or default is False or default == "==SUPPRESS==":
+            return text
+        if action.option_strings or action.nargs in ("?", "*"):
+            return f"{text} (default: %(default)s)" if text else "(default: %(default)s)"
+        return text
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (usage errors exit 2) and defaults in the help."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def read_text(path: str | None, what: str = "input") -> tuple[str, str | None]:
+    """(name, text) of FILE, or of standard input for ``-`` or when input is piped (None: no
+    input at all). UTF-8 only; a file that is missing, a folder, unreadable or not UTF-8 is a
+    ``CliError`` that says which, and where."""
+    if path is None or path == "-":
+        if path is None and sys.stdin.isatty():
+            return "<stdin>", None
+        data = sys.stdin.buffer.read()
+        return "<stdin>", _decode(data, "<stdin>")
+    target = Path(path)
+    try:
+        data = target.read_bytes()
+    except FileNotFoundError:
+        raise CliError(
+            f"{path}: no such file (pass an existing {what} file, or - for stdin)"
+        ) from None
+    except IsADirectoryError:
+        raise CliError(
+            f"{path}: is a folder, not a file (pass the {what} file inside it)"
+        ) from None
+    except PermissionError:
+        raise CliError(f"{path}: permission denied (check the file's read permission)") from None
+    except OSError as error:
+        raise CliError(f"{path}: cannot read it: {error.strerror or error}") from None
+    return path, _decode(data, path)
+
+
+def _decode(data: bytes, name: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise CliError(
+            f"{name}: not UTF-8 at byte {error.start} (byte 0x{data[error.start]:02x}; "
+            "convert it first, e.g. iconv -f latin1 -t utf-8)"
+        ) from None
+
+
+def writable_file(path: str, what: str) -> Path:
+    """``path`` as a file this process can create or write, or a ``CliError`` saying why not
+    (checked before any work is done, by creating a scratch file beside it)."""
+    target = Path(path)
+    if target.is_dir():
+        raise CliError(f"{what} {path}: is a folder (name a file)")
+    if target.exists():
+        try:
+            with open(target, "ab"):
+                pass
+        except OSError as error:
+            raise CliError(f"{what} {path}: not writable ({error.strerror})") from None
+        return target
+    _probe(target.parent, f"{what} {path}")
+    return target
+
+
+def writable_folder(path: str, what: str) -> Path:
+    target = Path(path)
+    if target.exists() and not target.is_dir():
+        raise CliError(f"{what} {path}: is a file, not a folder")
+    _probe(target, f"{what} {path}")
+    return target
+
+
+def _probe(folder: Path, label: str) -> None:
+    """Can a file be created in ``folder`` (or, where it does not exist yet, in its nearest
+    existing ancestor, where it would be made)?"""
+    import tempfile
+
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise CliError(f"{label}: {probe} is not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as error:
+        raise CliError(f"{label}: not writable ({error.strerror or error})") from None
+
+
+# ---- argument types: argparse reports a ValueError/ArgumentTypeError as a usage error --------
+
+
+def names(allowed: Sequence[str], what: str) -> Callable[[str], list[str]]:
+    """A comma-separated list of names from ``allowed``."""
+
+    def parse(text: str) -> list[str]:
+        items = [p.strip() for p in text.split(",") if p.strip()]
+        if not items:
+            raise argparse.ArgumentTypeError(f"no {what} given")
+        bad = [p for p in items if p not in allowed]
+        if bad:
+            raise argparse.ArgumentTypeError(
+                f"unknown {what} {', '.join(map(repr, bad))} (use {', '.join(allowed)})"
+            )
+        return items
+
+    parse.__name__ = what
+    return parse
+
+
+def whole_numbers(minimum: int = 0) -> Callable[[str], list[int]]:
+    """A comma-separated list of whole numbers ≥ ``minimum``."""
+
+    def parse(text: str) -> list[int]:
+        out = []
+        for part in [p.strip() for p in text.split(",") if p.strip()]:
+            try:
+                value = int(part)
+            except ValueError:
+                raise argparse.ArgumentTypeError(f"{part!r} is not a whole number") from None
+            if value < minimum:
+                raise argparse.ArgumentTypeError(f"{value} is below {minimum}")
+            out.append(value)
+        if not out:
+            raise argparse.ArgumentTypeError("no numbers given")
+        return out
+
+    parse.__name__ = "numbers"
+    return parse
+
+
+def at_least(minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} is below {minimum}")
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
+def methods(text: str) -> list[str]:
+    """Method names (``uniform@0.5`` style values included), checked without loading a model."""
+    from model.methods import check_name
+
+    items = [p.strip() for p in text.split(",") if p.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError("no methods given")
+    for item in items:
+        try:
+            check_name(item)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+    return items
