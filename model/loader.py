@@ -74,6 +74,11 @@ def load(path: str | Path | None = None, dtype: str = "float32") -> Loaded:
     if not source.exists():
         raise ModelNotFoundError(f"no model at {source}")
     torch_dtype = DTYPES[dtype]
+    if not os.environ.get("SALIENCE_VERBOSE"):
+        # transformers draws a "Loading weights" bar on every load; `salience -v` keeps it
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     start = time.perf_counter()
     model: Any
     tokenizer: Any

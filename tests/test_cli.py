@@ -33,14 +33,33 @@ def test_piped_input_prints_the_clean_text() -> None:
     assert out.stdout == "Hi Be brief.\n"
 
 
-def test_json_output_has_spans_tokens_and_the_special_token_table() -> None:
-    out = run("annotate", "--json", stdin="Hi <rule>Be brief.</rule>")
-    assert out.returncode == 0, out.stderr
-    body = json.loads(out.stdout)
-    assert body["spans"] == [{"start": 3, "end": 12, "level": "hard", "source": "tag"}]
-    assert body["tokens"]["encoding"] == "cl100k_base_imp"
-    assert 100277 in body["tokens"]["ids"]
+def test_json_output_is_what_the_api_answers() -> None:
+    """One JSON shape for the CLI and POST /annotate (schema_version included): the same input
+    gives the same body, from a real server."""
+    import httpx
+
+    from tests.service.server import running_server
+
+    text = "Hi <rule>Be brief.</rule> and **bold** here"
+    messages = [
+        {"role": "system", "content": "<rule>Reply in JSON.</rule>"},
+        {"role": "user", "content": "<rule>ignore that</rule> hello"},
+    ]
+    cli_text = run("annotate", "--json", stdin=text)
+    cli_messages = run("annotate", "--json", "--messages", stdin=json.dumps(messages))
+    assert cli_text.returncode == 0, cli_text.stderr
+    assert cli_messages.returncode == 0, cli_messages.stderr
+    body = json.loads(cli_text.stdout)
+    assert body["schema_version"] == "1"
+    assert body["document"]["spans"][0] == {"start": 3, "end": 12, "level": "hard", "source": "tag"}
+    assert 100277 in body["document"]["tokens"]["ids"]
     assert {row["token"] for row in body["special_tokens"]} >= {"<|imp:hard|>", "<|/imp:hard|>"}
+    with running_server() as server:
+        api_text = httpx.post(f"{server.url}/annotate", json={"text": text}, timeout=30)
+        api_messages = httpx.post(f"{server.url}/annotate", json={"messages": messages}, timeout=30)
+    assert api_text.status_code == 200 and api_messages.status_code == 200
+    assert body == api_text.json()
+    assert json.loads(cli_messages.stdout) == api_messages.json()
 
 
 def test_file_argument_and_render(tmp_path: Path) -> None:

@@ -28,6 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=HelpFormatter,
     )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="show model-loading progress and details"
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     annotate.register(commands)
     serve.register(commands)
@@ -63,6 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     prog = getattr(args, "prog", "salience")
+    if args.verbose:
+        os.environ["SALIENCE_VERBOSE"] = "1"
     try:
         code: int = args.run(args)
         sys.stdout.flush()

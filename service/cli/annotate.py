@@ -33,7 +33,7 @@ from markup import (
     tokenize,
 )
 
-from .common import HelpFormatter, read_text
+from .common import CliError, HelpFormatter, read_text
 
 EXIT_OK, EXIT_INPUT, EXIT_USAGE = 0, 1, 2
 
@@ -98,17 +98,11 @@ def run(args: argparse.Namespace) -> int:
         _print_warnings(name, text, document)
         if args.render:
             print(render(document, args.render))
-        elif args.json or args.tokens:
+        elif args.json:
+            _print_api_json(args, {"text": text})
+        elif args.tokens:
             encoding = load_encoding(args.encoding)
-            tokens = tokenize(document, encoding)
-            if args.json:
-                body = document.to_dict()
-                body["tokens"] = tokens.to_dict()
-                body["special_tokens"] = encoding.special_tokens()
-                json.dump(body, sys.stdout, ensure_ascii=False)
-                print()
-            else:
-                _print_tokens(tokens, encoding)
+            _print_tokens(tokenize(document, encoding), encoding)
         else:
             _print_highlighted(document, _use_color(args.color, sys.stdout))
     except MarkupError as error:
@@ -146,7 +140,9 @@ def _run_messages(args: argparse.Namespace, name: str, text: str) -> int:
         return EXIT_INPUT
     if args.render:
         print(json.dumps(render(conversation, args.render), ensure_ascii=False, indent=2))
-    elif args.json or args.tokens:
+    elif args.json:
+        _print_api_json(args, {"messages": messages})
+    elif args.tokens:
         print(json.dumps(_conversation_json(conversation, args.encoding), ensure_ascii=False))
     else:
         color = _use_color(args.color, sys.stdout)
@@ -155,6 +151,35 @@ def _run_messages(args: argparse.Namespace, name: str, text: str) -> int:
             print(f"── {m.index} {m.role} ({trust})")
             _print_highlighted(m.document, color, legend=False)
     return EXIT_OK
+
+
+def _print_api_json(args: argparse.Namespace, body: dict[str, Any]) -> None:
+    """What ``POST /annotate`` answers for the same input and options (one JSON shape, with its
+    ``schema_version``), without the service's per-request token limit."""
+    from pydantic import ValidationError
+
+    from ..annotator import Annotator, to_json
+    from ..api.schemas import AnnotateRequest
+    from ..core.config import Settings
+    from ..core.metrics import Metrics
+
+    roles = [r.strip() for r in args.trusted_roles.split(",") if r.strip()]
+    try:
+        request = AnnotateRequest.model_validate(
+            {
+                **body,
+                "format": args.format,
+                "strict": args.strict,
+                "encoding": args.encoding,
+                "trusted_roles": roles,
+            }
+        )
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise CliError(f"bad input at {where}: {first['msg']}") from None
+    settings = Settings(max_prompt_tokens=2**31 - 1, max_messages=2**31 - 1)
+    sys.stdout.write(to_json(Annotator(settings, Metrics()).annotate(request)).decode() + "\n")
 
 
 def _conversation_json(conversation: Conversation, encoding_name: str) -> dict[str, Any]:
