@@ -12,7 +12,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
-from fastapi.responses import FileResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from markup import EncodingUnavailableError, load_encoding
@@ -37,6 +38,17 @@ HTML rich text — into spans and importance special tokens.
 Every error is `application/problem+json` with `type`, `title`, `status`, `detail`, and, where it
 applies, the character `offset`, `line` and `column` of the fault and the `message_index`.
 """
+
+
+def _docs_assets() -> Path:
+    """Swagger UI 5 (it reads the OpenAPI 3.1 that FastAPI writes), as fastapi-offline ships it;
+    only its static files are used."""
+    import fastapi_offline
+
+    return Path(fastapi_offline.__file__).parent / "static"
+
+
+DOCS_ASSETS = _docs_assets()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -83,6 +95,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # served below from packaged assets: the stock page loads them from a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.metrics = metrics
@@ -101,6 +115,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(openai.router)
     app.include_router(model.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.mount("/docs-assets", StaticFiles(directory=DOCS_ASSETS), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        """Swagger UI for the API, from assets this package installs (works offline)."""
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title="salience — API",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon.png",
+        )
 
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:

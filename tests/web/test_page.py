@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
 
 from model.methods import DEFAULT_UNIFORM_BETA
 from tests.service.server import Server, running_server
@@ -213,3 +213,29 @@ def test_an_eval_job_shows_live_progress_and_its_results(page: Page) -> None:
     image = page.locator("#job-results img")
     expect(image).to_be_visible()
     page.wait_for_function("document.querySelector('#job-results img').naturalWidth > 0")
+
+
+def test_api_docs_render_with_no_network(browser: Browser, server: Server) -> None:
+    """/docs is Swagger UI from packaged assets: with every request off the server refused (as
+    on a machine with no internet), it still lists the operations."""
+    context = browser.new_context()
+    page = context.new_page()
+    outside: list[str] = []
+
+    def only_the_server(route: Route) -> None:
+        if route.request.url.startswith(server.url):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.route("**/*", only_the_server)
+    page.goto(server.url + "/docs")
+    expect(page.locator(".swagger-ui .title")).to_contain_text("salience")
+    expect(page.locator(".opblock-summary-path", has_text="/annotate").first).to_be_visible()
+    expect(page.locator(".opblock-summary-path", has_text="/v1/chat/completions")).to_be_visible()
+    context.close()
+    assert outside == [], outside
+    assert errors == [], errors
