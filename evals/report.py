@@ -49,6 +49,7 @@ def markdown(run: str, records: Sequence[dict[str, Any]]) -> str:
         return f"# Run {run}\n\nNo records.\n"
     methods = ordered_methods({r["method"] for r in records})
     lines = [f"# Run {run}", "", f"{len(records)} samples; model {records[0]['model']}.", ""]
+    lines += [*grid_lines(records, methods), ""]
     lines += ["## Rates (95 % Wilson intervals)", ""]
     lines += [
         "| method | length | n | " + " | ".join(METRICS) + " |",
@@ -82,6 +83,31 @@ def markdown(run: str, records: Sequence[dict[str, Any]]) -> str:
     lines += _effective_lengths(records, methods)
     lines += floors(records)
     return "\n".join(lines) + "\n"
+
+
+def grid_lines(records: Sequence[dict[str, Any]], methods: list[str]) -> list[str]:
+    """What the run covered, read from its records (so a report of a records file states it
+    too): the cells and the generation settings."""
+
+    def values(field: str) -> str:
+        found = sorted({r[field] for r in records if r.get(field) is not None}, key=str)
+        return ", ".join(str(v) for v in found) or "–"
+
+    items = len({r["item"] for r in records if "item" in r})
+    sampled = next((r["sampled"] for r in records if r.get("sampled")), None)
+    measures = ["greedy"]
+    if sampled:
+        measures.append(f"sampled (k = {sampled['k']}, T = {sampled['temperature']:g})")
+    if any(r.get("margin") is not None for r in records):
+        measures.append("margin")
+    lengths = ", ".join(str(v) for v in sorted({int(r["length"]) for r in records}))
+    budget = values("max_new_tokens")  # recorded since 2026-11-24
+    return [
+        f"Grid: {items} items of the {values('split')} split; methods {', '.join(methods)}; "
+        f"lengths {lengths}; kinds {values('kind')}; positions {values('position')}; "
+        + (f"max new tokens {budget}; " if budget != "–" else "")
+        + f"seed {values('seed')}; measures {', '.join(measures)}."
+    ]
 
 
 def _fmt(e: Estimate, digits: int = 2) -> str:
@@ -173,7 +199,9 @@ def _effective_lengths(records: Sequence[dict[str, Any]], methods: list[str]) ->
         cells = []
         for name in ("greedy", "sampled", "choice"):
             rates = {length: e.mean for (m, length), e in by[name].items() if m == method}
-            cells.append("–" if not rates else str(effective_length(rates)))
+            found = effective_length(rates) if rates else None
+            # "n/a": no length-0 value to hold, or it is zero (nothing to keep 90 % of)
+            cells.append("–" if not rates else "n/a" if found is None else str(found))
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     return lines
 
@@ -229,10 +257,12 @@ def plots(records: Sequence[dict[str, Any]], out_dir: str | Path, title: str = "
         for ax, kind in zip(axes[0], kinds, strict=True):
             subset = [r for r in records if kind in ("all kinds", r["kind"])]
             by = table(subset, ("method", "length"))
-            for method in ordered_methods({m for m, _ in by}):
+            order = ordered_methods({m for m, _ in by})
+            for i, method in enumerate(order):
                 points = sorted((length, c[metric]) for (m, length), c in by.items() if m == method)
-                xs = [p[0] for p in points]
-                ax.plot(xs, [p[1].rate for p in points], marker="o", label=method)
+                xs = _dodge([p[0] for p in points], i, len(order), subset)
+                n = sum(p[1].n for p in points)
+                ax.plot(xs, [p[1].rate for p in points], label=f"{method} (n={n})", **_line(i))
                 ax.fill_between(
                     xs, [p[1].low for p in points], [p[1].high for p in points], alpha=0.15
                 )
@@ -249,10 +279,13 @@ def plots(records: Sequence[dict[str, Any]], out_dir: str | Path, title: str = "
     groups = margins_by(records)
     if groups:
         fig, ax = plt.subplots(figsize=(5, 3.6))
-        for method in ordered_methods({m for m, _ in groups}):
-            xs = sorted(length for m, length in groups if m == method)
-            means = [sum(groups[(method, x)]) / len(groups[(method, x)]) for x in xs]
-            ax.plot(xs, means, marker="o", label=method)
+        order = ordered_methods({m for m, _ in groups})
+        for i, method in enumerate(order):
+            at = sorted(length for m, length in groups if m == method)
+            means = [sum(groups[(method, x)]) / len(groups[(method, x)]) for x in at]
+            n = sum(len(groups[(method, x)]) for x in at)
+            ax.plot(_dodge(at, i, len(order), records), means, label=f"{method} (n={n})",
+                    **_line(i))  # fmt: skip
         ax.axhline(0, color="grey", linewidth=0.8)
         ax.set_xlabel("distractor tokens")
         ax.set_ylabel("mean margin (nats)")
@@ -273,10 +306,12 @@ def _measures_figure(records: Sequence[dict[str, Any]], out: Path, title: str) -
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
     for ax, name in zip(axes[0], panels, strict=True):
         by = estimates(records, ("method", "length"), name)
-        for method in ordered_methods({m for m, _ in by}):
+        order = ordered_methods({m for m, _ in by})
+        for i, method in enumerate(order):
             points = sorted((length, e) for (m, length), e in by.items() if m == method)
-            xs = [x for x, _ in points]
-            ax.plot(xs, [e.mean for _, e in points], marker="o", label=method)
+            xs = _dodge([x for x, _ in points], i, len(order), records)
+            n = sum(e.n for _, e in points)
+            ax.plot(xs, [e.mean for _, e in points], label=f"{method} (n={n})", **_line(i))
             ax.fill_between(xs, [e.low for _, e in points], [e.high for _, e in points], alpha=0.15)
         if name == "margin":
             ax.axhline(0, color="grey", linewidth=0.8)
@@ -289,6 +324,25 @@ def _measures_figure(records: Sequence[dict[str, Any]], out: Path, title: str) -
     if title:
         fig.suptitle(title)
     return _save(fig, out, "measures-vs-length")
+
+
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "h", "<", ">")
+DASHES = ("-", "--", "-.", ":")
+
+
+def _line(i: int) -> dict[str, Any]:
+    """Method ``i``'s line style: a marker and a dash pattern of its own, so a line lying
+    exactly on another's stays visible."""
+    return {"marker": MARKERS[i % len(MARKERS)], "linestyle": DASHES[i % len(DASHES)],
+            "markersize": 5, "alpha": 0.9}  # fmt: skip
+
+
+def _dodge(xs: Sequence[float], i: int, n: int, records: Sequence[dict[str, Any]]) -> list[float]:
+    """``xs`` shifted a little sideways for method ``i`` of ``n`` (1.2 % of the longest length
+    per method), so equal values at one length do not hide each other."""
+    span = max((float(r["length"]) for r in records), default=0.0) or 1.0
+    step = 0.012 * span
+    return [x + (i - (n - 1) / 2) * step for x in xs]
 
 
 def _save(fig: Any, out: Path, stem: str) -> list[Path]:

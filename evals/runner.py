@@ -248,6 +248,7 @@ def plan(grid: Grid, backend: Backend) -> list[_Planned]:
                         "method": method,
                         "method_id": ids[method],
                         "seed": grid.seed,
+                        "max_new_tokens": grid.max_new_tokens,
                         "backend": backend.name,
                         "model": backend.model,
                         "prompt_hash": phash,
