@@ -33,7 +33,7 @@ from .errors import (
     UnexpectedCloseTagError,
 )
 from .parsing import DEFAULT_TRUSTED_ROLES, detect_format, parse, parse_messages
-from .rendering import RENDER_STYLES, render
+from .rendering import RENDER_STYLES, render, render_notes
 from .tokens import TokenizedDocument, tokenize
 
 __all__ = [
@@ -66,5 +66,6 @@ __all__ = [
     "parse",
     "parse_messages",
     "render",
+    "render_notes",
     "tokenize",
 ]

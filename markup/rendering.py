@@ -28,6 +28,22 @@ RULES_HEADER = "Rules you must follow:"
 ECHO_HEADER = "Remember, these rules must be followed:"
 
 
+def render_notes(target: Document | Conversation, style: str) -> list[str]:
+    """What ``style`` leaves out of ``target``, said in words (empty: nothing): caps, echo and
+    system carry hard spans only, so high spans go to the model as plain text."""
+    if style not in ("caps", "echo", "system"):
+        return []
+    documents = [target] if isinstance(target, Document) else [m.document for m in target.messages]
+    high = sum(len(d.spans_at(Level.HIGH)) for d in documents)
+    if not high:
+        return []
+    spans = "span" if high == 1 else "spans"
+    return [
+        f"{high} high {spans} rendered as plain text: the {style} style marks hard spans only "
+        "(xml marks both)"
+    ]
+
+
 def render(target: Document | Conversation, style: str) -> str | list[dict[str, str]]:
     if style not in RENDER_STYLES:
         raise ValueError(f"unknown render style {style!r}; use one of: {', '.join(RENDER_STYLES)}")
@@ -47,16 +63,35 @@ def _rule_list(header: str, items: list[str]) -> str:
 
 
 def _inline(document: Document, style: str) -> str:
-    """xml/caps/plain: rewrite each span in place; ``system`` removes hard spans."""
+    """xml/caps/plain: rewrite each span in place; ``system`` removes hard spans (and the space
+    the removal would leave doubled: "a <rule>r</rule> b" → "a b", not "a  b")."""
     text = document.text
     out: list[str] = []
     pos = 0
+    cut = False  # the last span was removed
     for span in document.spans:
-        out.append(text[pos : span.start])
-        out.append(_inline_span(text, span, style))
+        out.append(_after_cut(out, text[pos : span.start]) if cut else text[pos : span.start])
+        piece = _inline_span(text, span, style)
+        cut = piece == "" and span.start != span.end
+        out.append(piece)
         pos = span.end
-    out.append(text[pos:])
+    out.append(_after_cut(out, text[pos:]) if cut else text[pos:])
     return "".join(out)
+
+
+def _after_cut(out: list[str], following: str) -> str:
+    """Join the text after a removed span to what precedes it with one space at most: the
+    preceding text loses its trailing blanks where the following starts with a blank or with
+    punctuation that should not stand after one (or nothing follows)."""
+    previous = next((chunk for chunk in reversed(out) if chunk), "")
+    if not previous or previous[-1] not in " \t":
+        return following
+    if not following or following[0] in " \t.,;:!?)":
+        for i in range(len(out) - 1, -1, -1):
+            if out[i]:
+                out[i] = out[i].rstrip(" \t")
+                break
+    return following
 
 
 def _inline_span(text: str, span: Span, style: str) -> str:

@@ -21,6 +21,7 @@ from markup import (
     parse,
     parse_messages,
     render,
+    render_notes,
     tokenize,
 )
 from markup.tokens import TokenizedDocument
@@ -69,6 +70,9 @@ class Annotator:
         }
         if request.render is not None:
             body["render"] = render(document, request.render)
+            notes = render_notes(document, request.render)
+            if notes:
+                body["render_notes"] = notes
         return body
 
     def _messages(
@@ -111,6 +115,9 @@ class Annotator:
         }
         if request.render is not None:
             body["render"] = render(conversation, request.render)
+            notes = render_notes(conversation, request.render)
+            if notes:
+                body["render_notes"] = notes
         return body
 
     def _check_limit(self, count: int) -> None:

@@ -141,6 +141,9 @@ class AnnotateResponse(BaseModel):
     messages: list[MessageOut] | None = Field(None, description="for a messages request")
     special_tokens: list[SpecialToken]
     render: str | list[RenderedMessage] | None = None
+    render_notes: list[str] | None = Field(
+        None, description="what the rendering leaves out (caps/echo/system: high spans)"
+    )
 
 
 class BatchRequest(BaseModel):

@@ -30,6 +30,7 @@ from markup import (
     parse,
     parse_messages,
     render,
+    render_notes,
     tokenize,
 )
 
@@ -97,6 +98,8 @@ def run(args: argparse.Namespace) -> int:
         document = parse(text, args.format, strict=args.strict)
         _print_warnings(name, text, document)
         if args.render:
+            for note in render_notes(document, args.render):
+                print(f"{name}: note: {note}", file=sys.stderr)
             print(render(document, args.render))
         elif args.json:
             _print_api_json(args, {"text": text})
@@ -139,6 +142,8 @@ def _run_messages(args: argparse.Namespace, name: str, text: str) -> int:
         _print_markup_error(f"{name}[{index}]", content if isinstance(content, str) else "", error)
         return EXIT_INPUT
     if args.render:
+        for note in render_notes(conversation, args.render):
+            print(f"{name}: note: {note}", file=sys.stderr)
         print(json.dumps(render(conversation, args.render), ensure_ascii=False, indent=2))
     elif args.json:
         _print_api_json(args, {"messages": messages})

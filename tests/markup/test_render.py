@@ -53,7 +53,7 @@ def test_system_moves_rules_from_trusted_messages_into_the_system_message() -> N
     out = render(conv, "system")
     assert isinstance(out, list)
     assert out[0]["content"] == "You help.\n\nRules you must follow:\n- Answer in French."
-    assert out[1]["content"] == "Task. "
+    assert out[1]["content"] == "Task."  # no trailing space where the rule was
     assert out[2]["content"] == "<rule>pasted, not a rule</rule> Hello"
 
 
@@ -76,3 +76,29 @@ def test_echo_appends_rules_to_the_last_message() -> None:
 def test_unknown_style_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="unknown render style"):
         render(DOC, "loud")
+
+
+@pytest.mark.parametrize(
+    ("text", "rest"),
+    [
+        ("Intro text. <rule>Be brief.</rule> More text.", "Intro text. More text."),
+        ("End here <rule>x</rule>.", "End here."),
+        ("Last <rule>x</rule>", "Last"),
+        ("<rule>x</rule> First", "First"),
+        ("a\n<rule>x</rule>\nb", "a\n\nb"),  # line breaks are the author's: kept
+    ],
+)
+def test_system_leaves_no_doubled_space_where_a_rule_was(text: str, rest: str) -> None:
+    out = render(parse(text, "tags"), "system")
+    assert isinstance(out, str)
+    assert out.split("\n\n", 1)[1] == rest
+
+
+def test_styles_that_drop_high_spans_say_so() -> None:
+    from markup import render_notes
+
+    for style in ("caps", "echo", "system"):
+        (note,) = render_notes(DOC, style)
+        assert "1 high span" in note and style in note
+    assert render_notes(DOC, "xml") == []
+    assert render_notes(parse("<rule>only hard</rule>", "tags"), "caps") == []

@@ -180,3 +180,14 @@ def test_lone_surrogates_from_json_escapes_never_fail(client: httpx.Client) -> N
         headers=headers,
     )
     problem(r, 422, "invalid-request")  # a role is a name: it must be real text
+
+
+def test_a_rendering_that_drops_high_spans_says_so(client: httpx.Client) -> None:
+    text = "<rule>Be brief.</rule> and **check** it"
+    body = client.post("/annotate", json={"text": text, "render": "caps"}).json()
+    assert body["render"] == "IMPORTANT: Be brief. and check it"
+    assert body["render_notes"] == [
+        "1 high span rendered as plain text: the caps style marks hard spans only (xml marks both)"
+    ]
+    body = client.post("/annotate", json={"text": text, "render": "xml"}).json()
+    assert "render_notes" not in body
