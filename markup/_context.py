@@ -89,15 +89,28 @@ class ParseContext:
         report many faults skip building messages that nobody will read."""
         return self.strict or len(self.warnings) < MAX_WARNINGS
 
-    def fault(self, error: type[MarkupError], code: str, message: str, offset: int) -> None:
-        """Raise ``error`` in strict mode; otherwise record a warning that a repair was made."""
+    def fault(
+        self,
+        error: type[MarkupError],
+        code: str,
+        problem: str,
+        offset: int,
+        *,
+        repair: str,
+        fix: str,
+    ) -> None:
+        """Raise ``error`` in strict mode, saying the problem and how to fix it ("<rule> is
+        never closed (close it with </rule>)"); otherwise record a warning that says the
+        problem and the repair that was made ("…; it was closed at the end of the text")."""
         if not self.strict and len(self.warnings) >= MAX_WARNINGS:
             self.unlisted += 1
             return
         original_offset = self.to_original(offset)
         line, column = self.lines.line_col(original_offset)
         if self.strict:
+            message = f"{problem} ({fix})"
             raise error(message, offset=original_offset, line=line, column=column)
+        message = f"{problem}; {repair}"
         self.warnings.append(ParseWarning(code, message, original_offset, line, column))
 
     def where(self, offset: int) -> str:

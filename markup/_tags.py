@@ -111,8 +111,10 @@ class TagStack:
             ctx.fault(
                 UnexpectedCloseTagError,
                 "unexpected-close-tag",
-                f"closing tag </{name}> has no matching opening tag; it was dropped",
+                f"closing tag </{name}> has no matching opening tag",
                 start,
+                repair="it was dropped",
+                fix=f"remove it, or open <{name}> before it",
             )
             return
         for inner in reversed(self.stack[depth + 1 :]):
@@ -120,8 +122,10 @@ class TagStack:
                 MismatchedTagError,
                 "mismatched-tag",
                 f"closing tag </{name}> while <{inner.name}> (opened at "
-                f"{ctx.where(inner.start)}) is still open; <{inner.name}> was closed here",
+                f"{ctx.where(inner.start)}) is still open",
                 start,
+                repair=f"<{inner.name}> was closed here",
+                fix=f"close <{inner.name}> first, with </{inner.name}>",
             )
             self._emit(inner, start)
         self._emit(stack[depth], start)
@@ -137,8 +141,10 @@ class TagStack:
                 ctx.fault(
                     UnclosedTagError,
                     "unclosed-tag",
-                    f"<{left.name}> is never closed; it was closed at the end of the text",
+                    f"<{left.name}> is never closed",
                     left.start,
+                    repair="it was closed at the end of the text",
+                    fix=f"close it with </{left.name}>",
                 )
             else:
                 ctx.unlisted += 1
@@ -164,8 +170,10 @@ def level_of(
         ctx.fault(
             BadAttributeError,
             "bad-attribute",
-            f'<{name}> needs {rule}="hard|high|normal|low"; the tag was ignored',
+            f'<{name}> needs {rule}="hard|high|normal|low"',
             at,
+            repair="the tag was ignored",
+            fix=f'add {rule}="hard", or another level',
         )
         return None, False
     level = Level.parse(value)
@@ -173,9 +181,10 @@ def level_of(
         ctx.fault(
             BadAttributeError,
             "bad-attribute",
-            f'{rule}="{value}" on <{name}> is not a level (hard, high, normal, low); '
-            "the tag was ignored",
+            f'{rule}="{value}" on <{name}> is not a level (hard, high, normal, low)',
             at,
+            repair="the tag was ignored",
+            fix="use one of those levels",
         )
         return None, False
     return level, True
@@ -236,8 +245,11 @@ def scan_tags(ctx: ParseContext, *, with_html: bool) -> None:
                 MalformedTagError,
                 "malformed-tag",
                 f"<{slash}{name} is not a well-formed tag (no closing '>' within "
-                f"{MAX_TAG_CHARS} characters, or bad attribute quoting); it was kept as text",
+                f"{MAX_TAG_CHARS} characters, or bad attribute quoting)",
                 start,
+                repair="it was kept as text",
+                fix="end the tag with '>' and quote its attributes, or write &lt; for a "
+                "literal '<'",
             )
             continue
         end = tail.end()

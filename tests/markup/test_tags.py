@@ -8,6 +8,7 @@ from markup import (
     BadAttributeError,
     Format,
     MalformedTagError,
+    MarkupError,
     MismatchedTagError,
     UnclosedTagError,
     UnexpectedCloseTagError,
@@ -224,3 +225,25 @@ def test_a_tag_longer_than_the_limit_is_text() -> None:
     doc = parse(long)
     assert doc.spans == ()
     assert doc.warnings[0].code == "malformed-tag" and "2048" in doc.warnings[0].message
+
+
+@pytest.mark.parametrize(
+    ("text", "problem", "fix", "repair"),
+    [
+        ("a <rule>b", "<rule> is never closed", "close it with </rule>",
+         "it was closed at the end of the text"),
+        ("a </rule> b", "closing tag </rule> has no matching opening tag",
+         "remove it, or open <rule> before it", "it was dropped"),
+        ('<importance level="max">x</importance>', 'level="max" on <importance> is not a level',
+         "use one of those levels", "the tag was ignored"),
+    ],
+)  # fmt: skip
+def test_strict_errors_say_what_to_fix_and_lenient_warnings_what_was_repaired(
+    text: str, problem: str, fix: str, repair: str
+) -> None:
+    with pytest.raises(MarkupError) as raised:
+        parse(text, "tags", strict=True)
+    assert problem in raised.value.message and fix in raised.value.message
+    assert repair not in raised.value.message  # nothing was repaired: it is an error
+    (warning,) = parse(text, "tags").warnings
+    assert problem in warning.message and repair in warning.message
