@@ -118,12 +118,19 @@ def install(app: FastAPI) -> None:
             loc = first.get("loc", ())
             offset = loc[-1] if loc and isinstance(loc[-1], int) else None
             detail = first.get("ctx", {}).get("error", "the body is not valid JSON")
+            where: dict[str, int] = {}
+            if offset is not None:
+                # the offset is a character index into the decoded body; line and column (both
+                # from 1, as the proxy and the CLI give them) from the same text
+                text = (await request.body()).decode("utf-8", "replace")[:offset]
+                where = {"line": text.count("\n") + 1, "column": offset - text.rfind("\n")}
             return problem_response(
                 400,
                 "invalid-json",
                 "Invalid JSON",
                 f"the body is not valid JSON: {detail}",
                 offset=offset,
+                **where,
             )
         return problem_response(
             422,

@@ -69,6 +69,14 @@ def test_invalid_json_is_400_with_the_offset(client: httpx.Client) -> None:
     )
     body = problem(r, 400, "invalid-json")
     assert body["offset"] == 13
+    assert (body["line"], body["column"]) == (1, 14)
+    r = client.post(
+        "/annotate",
+        content=b'{\n  "text": "x",\n  oops\n}',
+        headers={"content-type": "application/json"},
+    )
+    body = problem(r, 400, "invalid-json")
+    assert (body["line"], body["column"]) == (3, 3)  # as an editor shows the "o" of oops
 
 
 def test_invalid_utf8_is_400_with_the_byte_offset(client: httpx.Client) -> None:

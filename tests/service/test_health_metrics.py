@@ -114,3 +114,12 @@ def test_openapi_and_docs_describe_the_api_with_examples(client: httpx.Client) -
     assert request_schema["examples"][0]["text"].startswith("Summarise")
     docs = client.get("/docs")
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
+
+
+def test_every_route_summary_says_what_it_does(client: httpx.Client) -> None:
+    """No FastAPI default ("Submit", "Get Job": the function's name in title case)."""
+    spec = client.get("/openapi.json").json()
+    for path, ops in spec["paths"].items():
+        for verb, op in ops.items():
+            summary = op.get("summary", "")
+            assert len(summary.split()) >= 3, (verb, path, summary)

@@ -13,7 +13,11 @@ from ..schemas import EncodingsResponse
 router = APIRouter(tags=["encodings"])
 
 
-@router.get("/encodings", response_model=EncodingsResponse, summary="Available encodings")
+@router.get(
+    "/encodings",
+    response_model=EncodingsResponse,
+    summary="The base encodings this server can tokenize with",
+)
 async def encodings(settings: SettingsDep) -> EncodingsResponse:
     found = []
     unavailable = []

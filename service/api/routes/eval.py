@@ -101,7 +101,13 @@ def _job_or_404(jobs: JobManager, job_id: str) -> dict[str, Any]:
     return job
 
 
-@router.post("/eval", status_code=202, response_model=Job, responses=EVAL_RESPONSES)
+@router.post(
+    "/eval",
+    status_code=202,
+    response_model=Job,
+    responses=EVAL_RESPONSES,
+    summary="Start an eval job on the local model (a grid of items × lengths × methods)",
+)
 async def submit(body: EvalRequest, request: Request) -> Any:
     jobs = _jobs(request)
     if any(not 0 <= n <= 8192 for n in body.lengths):
@@ -145,7 +151,12 @@ async def list_jobs(request: Request) -> Any:
     return _jobs(request).recent()
 
 
-@router.get("/eval/{job_id}", response_model=Job, responses=EVAL_RESPONSES)
+@router.get(
+    "/eval/{job_id}",
+    response_model=Job,
+    responses=EVAL_RESPONSES,
+    summary="A job's state, progress and (when done) its results",
+)
 async def get_job(job_id: str, request: Request) -> Any:
     jobs = _jobs(request)
     job = _job_or_404(jobs, job_id)
@@ -253,7 +264,12 @@ async def report(
     return Response(data, media_type="image/png" if format == "png" else "image/svg+xml")
 
 
-@router.delete("/eval/{job_id}", response_model=Job, responses=EVAL_RESPONSES)
+@router.delete(
+    "/eval/{job_id}",
+    response_model=Job,
+    responses=EVAL_RESPONSES,
+    summary="Cancel a queued or running job (samples already recorded are kept)",
+)
 async def cancel(job_id: str, request: Request) -> Any:
     jobs = _jobs(request)
     _job_or_404(jobs, job_id)

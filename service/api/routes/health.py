@@ -91,7 +91,7 @@ async def _upstream_answers(url: str, timeout: float) -> tuple[bool, str]:
 
 @router.get(
     "/metrics",
-    summary="Prometheus metrics",
+    summary="Prometheus metrics: requests, latency, prompts, tokens, model loads",
     response_class=Response,
     responses={200: {"content": {"text/plain": {}}}},
 )
