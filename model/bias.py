@@ -21,6 +21,45 @@ FORMAT = "salience.importance-bias"
 VERSION = 1
 
 
+DISTANCE_KNOTS = (0, 16, 64, 256, 1024, 4096, 16384)  # tokens; g is linear in log(1 + d) between
+
+
+class DistanceScale(nn.Module):
+    """g_level(d): how much of β a query gives the marked keys of a level, as a function of its
+    distance d (in tokens) from the end of the nearest marked span before it.
+
+    Piecewise linear in x = log(1 + d), through one value per level at each knot (constant
+    past the last knot and before the first). All values 1 is g ≡ 1: the distance-free β.
+    An additive β multiplies a key's attention weight by e^β, but the marked keys' share falls
+    roughly as 1/(keys seen), so a β that is right up close is too weak far away; g lets the fit
+    grow it with log distance, as Scalable-Softmax (Nakanishi, 2025) grows the logit scale
+    with log n, or shrink it up close.
+    """
+
+    def __init__(self, n_levels: int, knots: tuple[int, ...] = DISTANCE_KNOTS) -> None:
+        super().__init__()
+        if list(knots) != sorted(set(knots)) or knots[0] < 0:
+            raise ValueError(f"knots must be increasing and non-negative, not {knots}")
+        self.register_buffer("x", torch.log1p(torch.tensor(knots, dtype=torch.float32)))
+        self.knots = tuple(int(k) for k in knots)
+        self.values = nn.Parameter(torch.ones(n_levels, len(knots)))
+
+    def forward(self, distance: torch.Tensor) -> torch.Tensor:
+        """(…, n_levels) factors for distances of any shape (negative counts as 0)."""
+        x = torch.log1p(distance.float().clamp(min=0))
+        knots: torch.Tensor = self.x  # type: ignore[assignment]
+        x = x.clamp(float(knots[0]), float(knots[-1]))
+        i = torch.searchsorted(knots, x.contiguous(), right=True).clamp(1, len(knots) - 1)
+        left, right = knots[i - 1], knots[i]
+        w = ((x - left) / (right - left)).unsqueeze(-1)  # (…, 1)
+        lo = self.values[:, i - 1].movedim(0, -1)  # (…, n_levels)
+        hi = self.values[:, i].movedim(0, -1)
+        return lo + w * (hi - lo)
+
+    def is_identity(self) -> bool:
+        return bool((self.values.detach() == 1).all())
+
+
 class ImportanceBias(nn.Module):
     """β of shape (len(LEVELS), n_layers, n_heads); LEVELS = hard, high, normal, low.
 
@@ -30,6 +69,7 @@ class ImportanceBias(nn.Module):
     """
 
     embed: nn.Parameter | None
+    distance: DistanceScale | None
 
     def __init__(
         self,
@@ -37,6 +77,7 @@ class ImportanceBias(nn.Module):
         n_heads: int,
         meta: dict[str, Any] | None = None,
         hidden: int | None = None,
+        distance: tuple[int, ...] | None = None,
     ) -> None:
         super().__init__()
         self.beta = nn.Parameter(torch.zeros(len(LEVELS), n_layers, n_heads))
@@ -44,6 +85,8 @@ class ImportanceBias(nn.Module):
             self.embed = nn.Parameter(torch.zeros(len(LEVELS), hidden))
         else:
             self.register_parameter("embed", None)
+        # optional: β · g(distance of the query from the rule), see DistanceScale
+        self.distance = DistanceScale(len(LEVELS), distance) if distance is not None else None
         self.meta: dict[str, Any] = dict(meta or {})
 
     @property
@@ -85,6 +128,14 @@ class ImportanceBias(nn.Module):
                 "hidden": int(self.embed.shape[1]),
                 "embed": [[round(float(x), 6) for x in row] for row in self.embed.detach()],
             }
+        if self.distance is not None:
+            extra["distance"] = {
+                "feature": "log1p(tokens from the end of the nearest marked span before the query)",
+                "knots": list(self.distance.knots),
+                "values": [
+                    [round(float(x), 6) for x in row] for row in self.distance.values.detach()
+                ],
+            }
         return {
             "format": FORMAT,
             "version": VERSION,
@@ -110,7 +161,9 @@ class ImportanceBias(nn.Module):
                 f"levels {data.get('levels')} do not match {[lv.value for lv in LEVELS]}"
             )
         hidden = int(data["hidden"]) if "embed" in data else None
-        bias = cls(int(data["n_layers"]), int(data["n_heads"]), data.get("meta"), hidden)
+        distance = data.get("distance")
+        knots = tuple(int(k) for k in distance["knots"]) if distance is not None else None
+        bias = cls(int(data["n_layers"]), int(data["n_heads"]), data.get("meta"), hidden, knots)
         values = torch.tensor(data["beta"], dtype=torch.float32)
         if values.shape != bias.beta.shape:
             raise ValueError(
@@ -125,6 +178,15 @@ class ImportanceBias(nn.Module):
                         f"embed has shape {tuple(embed.shape)}, expected {tuple(bias.embed.shape)}"
                     )
                 bias.embed.copy_(embed)
+            if bias.distance is not None:
+                assert distance is not None
+                values = torch.tensor(distance["values"], dtype=torch.float32)
+                if values.shape != bias.distance.values.shape:
+                    raise ValueError(
+                        f"distance values have shape {tuple(values.shape)}, expected "
+                        f"{tuple(bias.distance.values.shape)}"
+                    )
+                bias.distance.values.copy_(values)
         return bias
 
     @classmethod

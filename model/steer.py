@@ -37,7 +37,7 @@ from transformers.masking_utils import (
     sdpa_mask,
 )
 
-from .bias import ImportanceBias
+from .bias import DistanceScale, ImportanceBias
 
 NAME = "salience"
 
@@ -58,6 +58,10 @@ class RowBias:
         self.embed: torch.Tensor | None = (
             torch.zeros(rows, n_levels, embeds[0].shape[-1]) if embeds else None
         )
+        # each row's distance scale (None: g ≡ 1), evaluated row by row
+        self.distances: list[DistanceScale | None] = [
+            b.distance if b is not None else None for b in biases
+        ]
         for r, (bias, only) in enumerate(zip(biases, layers, strict=True)):
             if bias is None:
                 continue
@@ -74,6 +78,14 @@ class RowBias:
 
     def active_layers(self) -> set[int]:
         return set(self._active)
+
+
+def _distance_scales(
+    bias: ImportanceBias | RowBias,
+) -> DistanceScale | list[DistanceScale | None] | None:
+    if isinstance(bias, RowBias):
+        return bias.distances if any(d is not None for d in bias.distances) else None
+    return bias.distance
 
 
 def _layer_beta(bias: ImportanceBias | RowBias, layer: int) -> torch.Tensor:
@@ -110,6 +122,13 @@ class Steering:
             self.gate = self.gate.unsqueeze(0)
         self._cache: dict[tuple[int, torch.dtype], torch.Tensor] = {}
         self._rows: dict[int, torch.Tensor] = {}  # layer -> (B, H, 1, capacity) decode bias rows
+        self._scales = _distance_scales(self.bias)
+        self._scale: tuple[int, int, torch.Tensor] | None = None  # (q_len, k_len, factors)
+        if self._scales is not None:
+            # per row and prompt position: the last hard/high token at or before it (-1: none)
+            marked = self.key_levels[..., :2].sum(dim=-1) > 0  # LEVELS: hard, high, …
+            where = torch.arange(marked.shape[1]).expand_as(marked)
+            self._last_marked = torch.where(marked, where, -1).cummax(dim=1).values
         # layer -> (H,) attention mass on marked keys, averaged over steered query positions
         self.mass: dict[int, torch.Tensor] = {}
 
@@ -131,7 +150,10 @@ class Steering:
 
     def decode_row(self, layer: int, k_len: int, dtype: torch.dtype) -> torch.Tensor:
         """(B, H, 1, k_len): the bias one new query adds to each key — a view of a buffer that
-        is filled once per layer, so a decoding step allocates nothing."""
+        is filled once per layer, so a decoding step allocates nothing; with a distance scale,
+        the per-level rows are kept and weighted by this step's g."""
+        if self._scales is not None:
+            return self._scaled_decode_row(layer, k_len, dtype)
         row = self._rows.get(layer)
         if row is None or row.shape[-1] < k_len or row.dtype != dtype:
             capacity = max(k_len, 2 * (row.shape[-1] if row is not None else 0), 256)
@@ -144,6 +166,48 @@ class Steering:
             row[:, :, 0, :n] = values[:, :, :n].to(dtype)
             self._rows[layer] = row
         return row[..., :k_len]
+
+    def _scaled_decode_row(self, layer: int, k_len: int, dtype: torch.dtype) -> torch.Tensor:
+        per_level = self._rows.get(layer)  # (B, H, L, T_prompt): β[h, l] on the keys of level l
+        if per_level is None or per_level.dtype != dtype:
+            levels = self.key_levels.to(torch.float32)
+            beta = _layer_beta(self.bias, layer).detach().float()
+            beta = beta.expand(levels.shape[0], -1, -1)
+            per_level = torch.einsum("bhl,btl->bhlt", beta, levels).to(dtype)
+            self._rows[layer] = per_level
+        g = self.query_scale(1, k_len)
+        assert g is not None
+        values = torch.einsum("bhlt,bl->bht", per_level, g[:, 0].detach().to(dtype))
+        n = min(k_len, values.shape[-1])
+        row = torch.zeros(values.shape[0], values.shape[1], 1, k_len, dtype=dtype)
+        row[:, :, 0, :n] = values[..., :n]
+        return row
+
+    def query_scale(self, q_len: int, k_len: int) -> torch.Tensor | None:
+        """(B, q_len, L): g_level(distance) for the query positions k_len-q_len … k_len-1, where
+        the distance runs from the nearest hard/high token at or before the query (for generated
+        queries: the prompt's last one); None when the bias has no distance scale (g ≡ 1)."""
+        if self._scales is None:
+            return None
+        if self._scale is not None and self._scale[:2] == (q_len, k_len):
+            return self._scale[2]  # every layer of one pass asks for the same factors
+        positions = torch.arange(k_len - q_len, k_len)
+        last = self._last_marked[:, positions.clamp(max=self.prompt_len - 1)]  # (B, q)
+        distance = positions.unsqueeze(0) - last  # no marked token yet: β multiplies nothing
+        factors: torch.Tensor
+        if isinstance(self._scales, DistanceScale):
+            factors = self._scales(distance)
+        else:
+            rows = []
+            for r, scale in enumerate(self._scales):
+                if scale is None:
+                    rows.append(torch.ones(q_len, self.key_levels.shape[-1]))
+                else:
+                    rows.append(scale(distance[r]))
+            factors = torch.stack(rows)
+        if not factors.requires_grad:  # a fitting pass builds its graph anew each time
+            self._scale = (q_len, k_len, factors)
+        return factors
 
     def query_gate(self, q_len: int, k_len: int, dtype: torch.dtype) -> torch.Tensor | None:
         """(B, 1, q_len, 1) of 0/1 for the query positions k_len-q_len … k_len-1, or None (all)."""
@@ -206,6 +270,9 @@ def steered_attention(
     beta = _layer_beta(state.bias, layer).to(dtype)  # (B or 1, H, L)
     assert beta.shape[1] == n_heads, f"bias has {beta.shape[1]} heads, the layer {n_heads}"
     q_extra = (beta / scale).unsqueeze(2).expand(batch, n_heads, q_len, -1)
+    factors = state.query_scale(q_len, k_len)  # (B, q, L): β · g(distance of each query)
+    if factors is not None:
+        q_extra = q_extra * factors.to(dtype).unsqueeze(1)
     gate = state.query_gate(q_len, k_len, dtype)
     if gate is not None:
         q_extra = q_extra * gate
@@ -305,7 +372,11 @@ def _record_mass(
         levels = state.keys(k_len, torch.float32)[:, 0]  # (B, k, L)
         if layer in state.active:
             beta = _layer_beta(state.bias, layer).float().expand(levels.shape[0], -1, -1)
-            add = torch.einsum("bhl,bkl->bhk", beta, levels).unsqueeze(2)  # (B, H, 1, k)
+            factors = state.query_scale(q_len, k_len)
+            if factors is None:
+                add = torch.einsum("bhl,bkl->bhk", beta, levels).unsqueeze(2)  # (B, H, 1, k)
+            else:  # (B, H, q, k): each query its own g
+                add = torch.einsum("bhl,bql,bkl->bhqk", beta, factors.float(), levels)
             gate = state.query_gate(q_len, k_len, torch.float32)
             logits = logits + (add if gate is None else add * gate)
         positions = torch.arange(k_len - q_len, k_len).view(q_len, 1)
