@@ -68,6 +68,10 @@ class FitConfig:
     init_beta: float = 0.0  # start from uniform: hard β = init_beta, high init_beta / 2
     embed: bool = False  # also fit an importance embedding (a vector per level, model's width)
     embed_lr: float = 0.005  # its learning rate (embedding entries are ~0.14, β ~1)
+    # also fit g(distance): β · g_level(log(1 + tokens from the nearest marked span)), its
+    # values at these knots (empty: no distance scale, the distance-free model)
+    distance_knots: tuple[int, ...] = ()
+    distance_lr: float = 0.02
 
 
 @dataclass
@@ -186,7 +190,8 @@ def fit(
     for p in lm.model.parameters():
         p.requires_grad_(False)
     hidden = int(lm.model.config.hidden_size) if config.embed else None
-    bias = ImportanceBias(lm.n_layers, lm.n_heads, hidden=hidden)
+    knots = tuple(config.distance_knots) or None
+    bias = ImportanceBias(lm.n_layers, lm.n_heads, hidden=hidden, distance=knots)
     if config.init_beta:
         with torch.no_grad():
             bias.beta[0] = config.init_beta  # LEVELS[0] is hard, [1] high
@@ -195,6 +200,8 @@ def fit(
     groups: list[dict[str, Any]] = [{"params": [bias.beta], "lr": config.lr}]
     if bias.embed is not None:
         groups.append({"params": [bias.embed], "lr": config.embed_lr})
+    if bias.distance is not None:
+        groups.append({"params": [bias.distance.values], "lr": config.distance_lr})
     optimiser = torch.optim.Adam(groups)
     curve = Curve()
     start_step = 0
@@ -244,11 +251,17 @@ def fit(
             reg = config.l2 * (bias.beta - origin).pow(2).mean()
             if bias.embed is not None:  # relative to the embeddings' own scale
                 reg = reg + config.l2 * bias.embed.pow(2).mean() / EMBED_SCALE**2
+            if bias.distance is not None:  # toward g ≡ 1, and smooth from knot to knot
+                values = bias.distance.values
+                reg = reg + config.l2 * (values - 1).pow(2).mean()
+                reg = reg + config.l2 * values.diff(dim=-1).pow(2).mean()
             reg.backward()  # type: ignore[no-untyped-call]
             total += float(reg.detach())
         optimiser.step()
         with torch.no_grad():
             bias.beta.clamp_(-config.max_beta, config.max_beta)
+            if bias.distance is not None:  # g stays a non-negative share of β, at most 4 β
+                bias.distance.values.clamp_(0.0, 4.0)
         curve.step.append(step + 1)
         curve.loss.append(round(total, 5))
         curve.nll.append(round(sum(nlls) / len(nlls), 5))

@@ -13,6 +13,8 @@ import sys
 import time
 from typing import Any
 
+from .common import CliError
+
 MODEL_HELP = "a .gguf file or model folder (default: embedded)"
 DEFAULT_PASTA = "model/data/pasta-smollm2-135m.json"
 DEFAULT_LEARNED = "model/data/learned-smollm2-135m.json"
@@ -114,6 +116,14 @@ def register(commands: Any) -> None:
         help="also fit an importance embedding: a vector per level added to marked tokens' inputs",
     )
     fit.add_argument("--embed-lr", type=float, default=0.005, help="learning rate of the embedding")
+    fit.add_argument(
+        "--distance",
+        default=None,
+        metavar="KNOTS",
+        help="also fit g(distance): β · g_level(log(1 + tokens from the nearest marked span)), "
+        "with values at these comma-separated knots, e.g. 0,16,64,256,1024,4096",
+    )
+    fit.add_argument("--distance-lr", type=float, default=0.02, help="learning rate of g")
     fit.add_argument("--validate-every", type=int, default=25, help="steps between validations")
     fit.add_argument("--seed", type=int, default=0, help="data and order seed")
     fit.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
@@ -124,6 +134,18 @@ def register(commands: Any) -> None:
     fit.add_argument("--heatmap", default="docs/eval/fit/beta", help="β heat map (.png/.svg)")
     fit.add_argument("--out", default=DEFAULT_LEARNED, help="the bias file to write")
     fit.set_defaults(run=run_fit)
+
+
+def _knots(spec: str | None) -> tuple[int, ...]:
+    if not spec:
+        return ()
+    try:
+        knots = tuple(int(k) for k in spec.split(",") if k.strip())
+    except ValueError:
+        raise CliError(f"--distance {spec!r}: knots are whole numbers of tokens", 2) from None
+    if list(knots) != sorted(set(knots)) or not knots or knots[0] < 0:
+        raise CliError(f"--distance {spec!r}: knots must be increasing and non-negative", 2)
+    return knots
 
 
 def _layers(spec: str | None) -> list[int] | None:
@@ -327,6 +349,8 @@ def run_fit(args: argparse.Namespace) -> int:
         init_beta=args.init_beta,
         embed=args.embed,
         embed_lr=args.embed_lr,
+        distance_knots=_knots(args.distance),
+        distance_lr=args.distance_lr,
     )
     start = time.perf_counter()
 

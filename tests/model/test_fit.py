@@ -214,3 +214,28 @@ def test_the_shipped_learned_file_loads_and_changes_generation(lm: LocalModel) -
         for c in prompts
     ]  # fmt: skip
     assert any(a != b for a, b in outs), outs
+
+
+def test_a_distance_scale_fits_with_beta_and_resumes(lm: LocalModel, tmp_path: Path) -> None:
+    """--distance: g's values move (from g ≡ 1) along with β, the LLM stays frozen, a resumed
+    fit equals an uninterrupted one, and the file loads through the learned method."""
+    config = FitConfig(
+        **{**CONFIG.__dict__, "steps": 4, "objective": "margin", "distance_knots": (0, 8, 64)}
+    )
+    pairs = [
+        Ex(EXAMPLES[0].conversation, "ROME.", rejected="Rome."),
+        Ex(EXAMPLES[1].conversation, "4. Done", rejected="4."),
+    ]
+    whole, _ = fit(lm, pairs, config)
+    assert whole.distance is not None and whole.distance.knots == (0, 8, 64)
+    assert not whole.distance.is_identity()
+    assert whole.beta.detach().abs().sum() > 0
+    assert not any(p.requires_grad for p in lm.model.parameters())
+    ckpt = tmp_path / "g.ckpt"
+    fit(lm, pairs, FitConfig(**{**config.__dict__, "steps": 2}), checkpoint=ckpt)
+    resumed, _ = fit(lm, pairs, config, checkpoint=ckpt)
+    assert resumed.distance is not None
+    assert torch.allclose(resumed.distance.values, whole.distance.values, atol=1e-6)
+    whole.save(tmp_path / "g.json")
+    method = lm.method("learned", bias_path=str(tmp_path / "g.json"))
+    assert method.bias is not None and method.bias.distance is not None
