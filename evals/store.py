@@ -168,9 +168,28 @@ class Store:
         return sorted(out, key=lambda r: r["run"])
 
     def export_jsonl(self, run: str, path: str | Path) -> int:
+        """Every record of ``run``, one JSON object per line (gzip-compressed when ``path``
+        ends in .gz, deterministically: no timestamp in the header), in key order."""
         n = 0
-        with open(path, "w", encoding="utf-8") as f:
+        with _open_text(Path(path), "w") as f:
             for record in self.records(run):
-                f.write(json.dumps(record, ensure_ascii=False) + "\n")
+                f.write(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n")
                 n += 1
         return n
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """Records written by ``Store.export_jsonl`` (or ``--jsonl``), plain or .gz."""
+    with _open_text(Path(path), "r") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def _open_text(path: Path, mode: str) -> Any:
+    import gzip
+    import io
+
+    if path.suffix == ".gz":
+        if mode == "w":  # mtime 0: the same records give the same bytes
+            return io.TextIOWrapper(gzip.GzipFile(str(path), "wb", mtime=0), encoding="utf-8")
+        return io.TextIOWrapper(gzip.GzipFile(str(path), "rb"), encoding="utf-8")
+    return open(path, mode, encoding="utf-8")

@@ -114,8 +114,16 @@ def register(commands: Any) -> None:
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.set_defaults(run=run_eval)
     rep = sub.add_parser("report", help="summarise a run as Markdown")
-    rep.add_argument("name", help="the run (`salience eval list` shows them)")
+    rep.add_argument(
+        "name", nargs="?", default=None, help="the run (`salience eval list` shows them)"
+    )
     rep.add_argument("--db", default=DEFAULT_DB, help="the SQLite file of the records")
+    rep.add_argument(
+        "--records",
+        default=None,
+        metavar="FILE",
+        help="report a records file (JSONL, .gz too; `eval export`) instead of a database run",
+    )
     rep.add_argument("--out", default=None, help="also write summary.md and plots into this folder")
     rep.add_argument(
         "--complete",
@@ -129,6 +137,11 @@ def register(commands: Any) -> None:
         help="a headline-families file (eval floors --write): also the measures on those alone",
     )
     rep.set_defaults(run=report_eval)
+    ex = sub.add_parser("export", help="write a run's records as JSONL (.gz: compressed)")
+    ex.add_argument("name", help="the run")
+    ex.add_argument("--db", default=DEFAULT_DB, help="the SQLite file of the records")
+    ex.add_argument("--out", required=True, help="the file to write, e.g. records.jsonl.gz")
+    ex.set_defaults(run=export_eval)
     ls = sub.add_parser("list", help="the runs in a database: settings, cells, samples, dates")
     ls.add_argument("--db", default=DEFAULT_DB, help="the SQLite file of the records")
     ls.add_argument("--json", action="store_true", help="one JSON object per run")
@@ -249,6 +262,21 @@ def report_eval(args: argparse.Namespace) -> int:
 
     if args.out:
         writable_folder(args.out, "--out")
+    if args.records:
+        from evals.store import read_jsonl
+
+        if not Path(args.records).is_file():
+            raise CliError(f"--records {args.records}: no such file", 2)
+        try:
+            records = read_jsonl(args.records)
+        except (OSError, ValueError) as error:
+            raise CliError(f"--records {args.records}: not a records file ({error})") from None
+        if not records:
+            raise CliError(f"--records {args.records}: no records in it")
+        name = args.name or Path(args.records).name.split(".")[0]
+        return _report(args, name, records, complete, markdown, plots)
+    if args.name is None:
+        raise CliError("name a run (`salience eval list`), or pass --records FILE", 2)
     store = _existing_store(args.db)
     try:
         records = list(store.records(args.name))
@@ -257,41 +285,69 @@ def report_eval(args: argparse.Namespace) -> int:
                 f"no records for run {args.name!r} in {args.db} (its runs: "
                 f"{', '.join(store.runs()) or 'none'}; `salience eval list` shows them)"
             )
-        if "instructions_strict" in records[0]:
-            from evals.ifeval import summary as dataset_summary
-
-            print(f"# Run {args.name} (IFEval-format dataset)\n")
-            print(dataset_summary(records), end="")
-            return 0
-        if args.complete:
-            kept = complete(records)
-            print(
-                f"--complete: {len(kept)} of {len(records)} samples (prompts every method "
-                "answered)",
-                file=sys.stderr,
-            )
-            records = kept
-        summary = markdown(args.name, records)
-        if args.headline:
-            import json
-
-            chosen = json.loads(Path(args.headline).read_text(encoding="utf-8"))
-            families = set(chosen["families"])
-            subset = [r for r in records if r["family"] in families]
-            summary += (
-                f"\n# Headline families ({', '.join(sorted(families))}; selected on run "
-                f"{chosen['run']}, {chosen['rule']})\n\n"
-            )
-            summary += markdown(f"{args.name} — headline families", subset).split("\n", 1)[1]
-        print(summary, end="")
-        if args.out:
-            out = Path(args.out)
-            out.mkdir(parents=True, exist_ok=True)
-            (out / "summary.md").write_text(summary, encoding="utf-8")
-            for path in plots(records, out, title=f"run {args.name}"):
-                print(f"wrote {path}", file=sys.stderr)
     finally:
         store.close()
+    return _report(args, args.name, records, complete, markdown, plots)
+
+
+def _report(
+    args: argparse.Namespace,
+    name: str,
+    records: list[dict[str, Any]],
+    complete: Any,
+    markdown: Any,
+    plots: Any,
+) -> int:
+    """The Markdown summary (and plots with --out) of ``records``, from a database run or a
+    records file alike."""
+    if "instructions_strict" in records[0]:
+        from evals.ifeval import summary as dataset_summary
+
+        print(f"# Run {name} (IFEval-format dataset)\n")
+        print(dataset_summary(records), end="")
+        return 0
+    if args.complete:
+        kept = complete(records)
+        print(
+            f"--complete: {len(kept)} of {len(records)} samples (prompts every method answered)",
+            file=sys.stderr,
+        )
+        records = kept
+    summary = markdown(name, records)
+    if args.headline:
+        import json
+
+        if not Path(args.headline).is_file():
+            raise CliError(f"--headline {args.headline}: no such file (eval floors --write)", 2)
+        chosen = json.loads(Path(args.headline).read_text(encoding="utf-8"))
+        families = set(chosen["families"])
+        subset = [r for r in records if r["family"] in families]
+        summary += (
+            f"\n# Headline families ({', '.join(sorted(families))}; selected on run "
+            f"{chosen['run']}, {chosen['rule']})\n\n"
+        )
+        summary += markdown(f"{name} — headline families", subset).split("\n", 1)[1]
+    print(summary, end="")
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "summary.md").write_text(summary, encoding="utf-8")
+        for path in plots(records, out, title=f"run {name}"):
+            print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
+def export_eval(args: argparse.Namespace) -> int:
+    writable_file(args.out, "--out")
+    store = _existing_store(args.db)
+    try:
+        n = store.export_jsonl(args.name, args.out)
+    finally:
+        store.close()
+    if not n:
+        Path(args.out).unlink(missing_ok=True)
+        raise CliError(f"no records for run {args.name!r} in {args.db} (`salience eval list`)")
+    print(f"wrote {n} records to {args.out}", file=sys.stderr)
     return 0
 
 

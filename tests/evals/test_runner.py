@@ -86,6 +86,24 @@ def test_a_killed_run_resumes_with_nothing_lost_or_repeated(tmp_path: Path) -> N
     assert "| uniform | 64 | 2 |" in report.stdout and "Against `none`" in report.stdout
     assert (tmp_path / "report" / "both-vs-length.png").stat().st_size > 1000
     assert (tmp_path / "report" / "summary.md").read_text() == report.stdout
+    # the committed-records path: export compressed, report from the file alone, same tables
+    records = tmp_path / "records.jsonl.gz"
+    written = []
+    for _ in range(2):
+        exported = subprocess.run(
+            [sys.executable, "-m", "service.cli", "eval", "export", "t", "--db", str(killed),
+             "--out", str(records)],
+            cwd=ROOT, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert exported.returncode == 0, exported.stderr
+        written.append(records.read_bytes())
+    assert written[0] == written[1]  # the same records give the same bytes
+    from_file = subprocess.run(
+        [sys.executable, "-m", "service.cli", "eval", "report", "t", "--records", str(records)],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert from_file.returncode == 0, from_file.stderr
+    assert from_file.stdout == report.stdout
     margins = [r["margin"] for _, r in rows(killed)]
     # items 1 and 2 of the test split are lowercase and uppercase rules: the model's own answer
     # breaks them and both have a compliance transform, so every sample has a margin
