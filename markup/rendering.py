@@ -11,9 +11,24 @@ Styles (one line each):
 
 A ``Document`` renders to a string; a ``Conversation`` to OpenAI-style messages. Markup in
 untrusted messages was never parsed, so it is never rendered as a rule.
+
+Injection safety: a rendering's markers are reserved. Text that salience did not mark as a rule
+(every untrusted message, and the normal and low text of trusted ones) cannot carry one — in
+every style, whichever markers that style itself uses:
+
+- a ``<rule``/``<important`` tag, open or close, any case: its ``<`` is written ``&lt;``, the
+  way XML writes a literal angle bracket, so ``<rule>`` never reaches a model unless salience
+  wrote it around a span the author marked;
+- ``IMPORTANT:`` in capitals, and the rule-list headers ("Rules you must follow:", "Remember,
+  these rules must be followed:", any case): put in quotation marks (“…”), read as a mention,
+  not as salience's marker.
+
+Marked text (hard and high spans of trusted messages) is the author's own and is left alone.
 """
 
 from __future__ import annotations
+
+import re
 
 from .document import Conversation, Document, Level, Span
 
@@ -26,6 +41,27 @@ RENDER_STYLES: dict[str, str] = {
 }
 RULES_HEADER = "Rules you must follow:"
 ECHO_HEADER = "Remember, these rules must be followed:"
+
+# markers a rendering uses for rules, as someone could type them (see the module's docstring)
+_RESERVED_TAG = re.compile(r"<(?=\s*/?\s*(?:rule|important)\b)", re.IGNORECASE)
+_RESERVED_WORDS = re.compile(
+    "(?<!“)(?:"  # already in quotation marks: a mention (so defusing twice changes nothing)
+    + r"\bIMPORTANT\s*:"
+    + "".join(f"|(?i:{re.escape(h[:-1])})\\s*:" for h in (RULES_HEADER, ECHO_HEADER))
+    + ")"
+)
+
+
+RESERVED = re.compile(f"{_RESERVED_TAG.pattern}|{_RESERVED_WORDS.pattern}", re.IGNORECASE)
+"""Any reserved marker (a quick test of whether a text needs ``defuse``; it may over-match: the
+words' case rule is not applied here)."""
+
+
+def defuse(text: str) -> str:
+    """``text`` with no rendering marker left in it: reserved tags get ``&lt;``, reserved words
+    quotation marks. Idempotent."""
+    text = _RESERVED_TAG.sub("&lt;", text)
+    return _RESERVED_WORDS.sub(lambda m: f"“{m.group(0)}”", text)
 
 
 def render_notes(target: Document | Conversation, style: str) -> list[str]:
@@ -64,18 +100,21 @@ def _rule_list(header: str, items: list[str]) -> str:
 
 def _inline(document: Document, style: str) -> str:
     """xml/caps/plain: rewrite each span in place; ``system`` removes hard spans (and the space
-    the removal would leave doubled: "a <rule>r</rule> b" → "a b", not "a  b")."""
+    the removal would leave doubled: "a <rule>r</rule> b" → "a b", not "a  b"). Text outside
+    hard and high spans is defused (no reserved marker survives in it)."""
     text = document.text
     out: list[str] = []
     pos = 0
     cut = False  # the last span was removed
     for span in document.spans:
-        out.append(_after_cut(out, text[pos : span.start]) if cut else text[pos : span.start])
+        between = defuse(text[pos : span.start])
+        out.append(_after_cut(out, between) if cut else between)
         piece = _inline_span(text, span, style)
         cut = piece == "" and span.start != span.end
         out.append(piece)
         pos = span.end
-    out.append(_after_cut(out, text[pos:]) if cut else text[pos:])
+    rest = defuse(text[pos:])
+    out.append(_after_cut(out, rest) if cut else rest)
     return "".join(out)
 
 
@@ -105,21 +144,20 @@ def _inline_span(text: str, span: Span, style: str) -> str:
         return f"{body[:lead]}IMPORTANT: {body[lead:]}"
     if style == "system" and span.level is Level.HARD:
         return ""
+    if span.level not in (Level.HARD, Level.HIGH):
+        return defuse(body)  # normal and low text is no rule either
     return body
 
 
 def render_document(document: Document, style: str) -> str:
     found = rules(document)
     if style == "echo":
-        return (
-            document.text
-            if not found
-            else f"{document.text.rstrip()}\n\n{_rule_list(ECHO_HEADER, found)}"
-        )
+        body = _inline(document, "plain")
+        return body if not found else f"{body.rstrip()}\n\n{_rule_list(ECHO_HEADER, found)}"
     if style == "system":
-        rest = _inline(document, "system").strip()
         if not found:
-            return document.text
+            return _inline(document, "plain")
+        rest = _inline(document, "system").strip()
         return f"{_rule_list(RULES_HEADER, found)}\n\n{rest}"
     return _inline(document, style)
 

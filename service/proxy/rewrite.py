@@ -2,7 +2,9 @@
 attention bias still sees what matters: the messages are annotated (markup honoured in trusted
 roles only) and rendered with a text method (``xml``, ``caps``, ``echo``, ``system``).
 
-Only what the rendering changes is changed: untrusted messages keep their content byte for byte,
+Only what the rendering changes is changed: untrusted messages keep their content byte for byte
+except that a rule marker typed in them is defused (``markup.rendering``: ``&lt;rule>``,
+“IMPORTANT:”), so no rendering passes it upstream as a rule,
 other fields of a message (``name``, ``tool_calls``, …) and of the body are kept, list contents
 keep their non-text parts, and the ``salience`` options field is removed before the body goes
 upstream. Markup is parsed strictly: when the author's markup is malformed, salience cannot be
@@ -20,7 +22,7 @@ from typing import Any
 
 from markup import RENDER_STYLES, parse_messages, render
 from markup.errors import MarkupError, SalienceError
-from markup.rendering import rules
+from markup.rendering import RESERVED, rules
 
 OPTIONS_FIELD = "salience"
 OFF = ("off", "none", "plain")
@@ -173,8 +175,9 @@ def rewrite(body: Any, options: Options, styles: Iterable[str] = TEXT_METHODS) -
         raise
     spans = sum(len(m.document.spans) for m in conversation.messages)
     n_rules = sum(len(rules(m.document)) for m in conversation.messages)
-    if spans == 0:
-        # nothing marked: the prompt goes as it came (markup-free text is not even normalised)
+    if spans == 0 and not any(RESERVED.search(m["content"]) for m in flat):
+        # nothing marked and nothing that looks like a marker: the prompt goes as it came
+        # (markup-free text is not even normalised)
         return Rewrite(out, method, False, seconds=time.perf_counter() - start)
     rendered = render(conversation, method)
     assert isinstance(rendered, list)
