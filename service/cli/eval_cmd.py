@@ -327,13 +327,18 @@ def _report(
             f"{chosen['run']}, {chosen['rule']})\n\n"
         )
         summary += markdown(f"{name} — headline families", subset).split("\n", 1)[1]
-    print(summary, end="")
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
+        written = plots(records, out, title=f"run {name}")
+        pngs = [p for p in written if p.suffix == ".png"]
+        summary += "\n## Plots\n\n" + "".join(
+            f"- [{p.stem}]({p.name}) ([svg]({p.with_suffix('.svg').name}))\n" for p in pngs
+        )
         (out / "summary.md").write_text(summary, encoding="utf-8")
-        for path in plots(records, out, title=f"run {name}"):
+        for path in written:
             print(f"wrote {path}", file=sys.stderr)
+    print(summary, end="")
     return 0
 
 

@@ -113,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
             print(
                 json.dumps(
                     {
+                        "schema_version": "1",
                         "method": out.method,
                         "text": out.text,
                         "prompt_tokens": out.prompt_tokens,

@@ -86,6 +86,8 @@ def test_a_killed_run_resumes_with_nothing_lost_or_repeated(tmp_path: Path) -> N
     assert "| uniform | 64 | 2 |" in report.stdout and "Against `none`" in report.stdout
     assert (tmp_path / "report" / "both-vs-length.png").stat().st_size > 1000
     assert (tmp_path / "report" / "summary.md").read_text() == report.stdout
+    assert "- [both-vs-length](both-vs-length.png) ([svg](both-vs-length.svg))" in report.stdout
+    assert "Grid: 2 items of the test split; methods none, uniform; lengths 0, 64" in report.stdout
     # the committed-records path: export compressed, report from the file alone, same tables
     records = tmp_path / "records.jsonl.gz"
     written = []
@@ -99,7 +101,8 @@ def test_a_killed_run_resumes_with_nothing_lost_or_repeated(tmp_path: Path) -> N
         written.append(records.read_bytes())
     assert written[0] == written[1]  # the same records give the same bytes
     from_file = subprocess.run(
-        [sys.executable, "-m", "service.cli", "eval", "report", "t", "--records", str(records)],
+        [sys.executable, "-m", "service.cli", "eval", "report", "t", "--records", str(records),
+         "--out", str(tmp_path / "from-file")],
         cwd=ROOT, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert from_file.returncode == 0, from_file.stderr

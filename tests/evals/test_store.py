@@ -5,6 +5,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from evals.store import Store
 
 
@@ -38,3 +40,29 @@ def test_a_store_from_before_is_migrated_with_its_records(tmp_path: Path) -> Non
     store.close()
     # opening it again changes nothing
     assert [r["key"] for r in Store(path).records("job-a")] == ["k1"]
+
+
+def test_run_names_cover_every_setting_and_a_run_refuses_other_settings(tmp_path: Path) -> None:
+    from evals.runner import Grid
+    from evals.store import RunConflict, Store
+
+    a = Grid(max_new_tokens=8)
+    assert a.identity("local", "m") != Grid(max_new_tokens=16).identity("local", "m")
+    assert a.identity("local", "m") != Grid(max_new_tokens=8, kinds=("noise",)).identity(
+        "local", "m"
+    )
+    assert a.identity("local", "m") != a.identity("local", "m:bfloat16")
+    assert a.identity("local", "m") == Grid(max_new_tokens=8).identity("local", "m")
+    store = Store(tmp_path / "s.sqlite3")
+    store.claim("r", {**a.settings(), "model": "m"}, a.cells())
+    grown = Grid(max_new_tokens=8, lengths=(0, 256, 512), methods=("none", "xml"))
+    store.claim("r", {**grown.settings(), "model": "m"}, grown.cells())  # new cells: fine
+    with pytest.raises(RunConflict, match="max_new_tokens was 8, now 16"):
+        other = Grid(max_new_tokens=16)
+        store.claim("r", {**other.settings(), "model": "m"}, other.cells())
+    store.add("k", "old", {"method": "none"}, {"strict": True})  # a run from before claims
+    with pytest.raises(RunConflict, match="before runs kept their settings"):
+        store.claim("old", {**a.settings(), "model": "m"}, a.cells())
+    listing = {r["run"]: r for r in store.listing()}
+    assert listing["r"]["cells"]["lengths"] == [0, 256, 512] and listing["r"]["samples"] == 0
+    assert listing["old"]["settings"] is None and listing["old"]["samples"] == 1
