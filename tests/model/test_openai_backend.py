@@ -28,7 +28,8 @@ def test_generate_sends_the_rendering_and_reads_the_answer() -> None:
     sent = behaviour.received[0]
     assert sent["max_tokens"] == 9 and sent["model"] == "m"
     assert sent["messages"][-1]["content"].endswith("- Answer in French.")
-    assert sent["messages"][-1]["content"].startswith("Hi <rule>not mine</rule>")
+    # the untrusted <rule> is defused on the way (markup.rendering.defuse)
+    assert sent["messages"][-1]["content"].startswith("Hi &lt;rule>not mine&lt;/rule>")
     assert out.text.startswith("echo: Hi")
     assert out.prompt_tokens == 7 and out.stopped == "eos"
 
