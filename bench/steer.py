@@ -7,6 +7,8 @@ the distractor), in one run, interleaved:
     biased   ``uniform``: β on every layer and head (the folded-dimension path on all 30 layers)
     learned  the shipped ``learned`` file: β on every layer and head plus the importance
              embedding (a forward hook on the input embeddings)
+    distance ``uniform``'s β times g(distance of the query from the rule): the per-query
+             factors on the folded path, and a per-step row on decoding steps (issue 15)
 
 prefill = one forward pass over the prompt; decode = the mean time per token of 16 greedy steps
 with the KV cache. ratio = biased / plain and learned / plain (1.0: the bias costs nothing;
@@ -96,25 +98,34 @@ def main() -> int:
     lm = LocalModel.load(dtype=args.dtype)
     bias = ImportanceBias.uniform(lm.n_layers, lm.n_heads, {Level.HARD: 1.5, Level.HIGH: 0.75})
     learned = ImportanceBias.load(DEFAULT_FILES["learned"])
+    scaled = ImportanceBias(lm.n_layers, lm.n_heads, distance=(0, 16, 64, 256, 1024, 4096))
+    with torch.no_grad():
+        scaled.beta.copy_(bias.beta)
+        assert scaled.distance is not None
+        scaled.distance.values.copy_(torch.linspace(0.5, 2.0, 6).expand(4, -1))  # grows with d
     rows = []
     for target in (512, 2048):
         prompt = build_prompt(lm.tokenizer, conversation_of(lm, target))
         ids = prompt.input_ids.unsqueeze(0)
         state = Steering(bias, prompt.level_one_hot())
         fitted = Steering(learned, prompt.level_one_hot())
+        far = Steering(scaled, prompt.level_one_hot())
         assert state.active == set(range(lm.n_layers))
-        keys = ("pp", "pb", "pl", "dp", "db", "dl")
+        keys = ("pp", "pb", "pl", "pd", "dp", "db", "dl", "dd")
         times: dict[str, list[float]] = {k: [] for k in keys}
         prefill(lm, ids, None)
         prefill(lm, ids, state)  # warm every path
         prefill(lm, ids, fitted)
+        prefill(lm, ids, far)
         for _ in range(args.repeats):  # interleaved, so that noise hits all alike
             times["pp"].append(prefill(lm, ids, None))
             times["pb"].append(prefill(lm, ids, state))
             times["pl"].append(prefill(lm, ids, fitted))
+            times["pd"].append(prefill(lm, ids, far))
             times["dp"].append(decode(lm, ids, None))
             times["db"].append(decode(lm, ids, state))
             times["dl"].append(decode(lm, ids, fitted))
+            times["dd"].append(decode(lm, ids, far))
         best = {k: min(v) for k, v in times.items()}
         med = {k: statistics.median(v) for k, v in times.items()}
         rows.append(
@@ -132,6 +143,10 @@ def main() -> int:
                 "prefill_learned_ratio_median": med["pl"] / med["pp"],
                 "decode_learned_ratio": best["dl"] / best["dp"],
                 "decode_learned_ratio_median": med["dl"] / med["dp"],
+                "prefill_distance_ratio": best["pd"] / best["pp"],
+                "prefill_distance_ratio_median": med["pd"] / med["pp"],
+                "decode_distance_ratio": best["dd"] / best["dp"],
+                "decode_distance_ratio_median": med["dd"] / med["dp"],
             }
         )
     if args.json:
@@ -140,16 +155,19 @@ def main() -> int:
     print(f"dtype {args.dtype}, {args.repeats} interleaved repeats, best (median) ratios")
     print(
         f"{'tokens':>7}{'prefill plain':>15}{'biased':>9}{'ratio':>14}{'learned':>14}"
-        f"{'decode plain':>15}{'biased':>9}{'ratio':>14}{'learned':>14}"
+        f"{'distance':>14}{'decode plain':>15}{'biased':>9}{'ratio':>14}{'learned':>14}"
+        f"{'distance':>14}"
     )
     for r in rows:
         print(
             f"{r['tokens']:>7}{r['prefill_plain_s']:>13.3f} s{r['prefill_biased_s']:>7.3f} s"
             f"{r['prefill_ratio']:>7.2f} ({r['prefill_ratio_median']:.2f})"
             f"{r['prefill_learned_ratio']:>7.2f} ({r['prefill_learned_ratio_median']:.2f})"
+            f"{r['prefill_distance_ratio']:>7.2f} ({r['prefill_distance_ratio_median']:.2f})"
             f"{r['decode_plain_ms']:>12.1f} ms{r['decode_biased_ms']:>6.1f} ms"
             f"{r['decode_ratio']:>7.2f} ({r['decode_ratio_median']:.2f})"
             f"{r['decode_learned_ratio']:>7.2f} ({r['decode_learned_ratio_median']:.2f})"
+            f"{r['decode_distance_ratio']:>7.2f} ({r['decode_distance_ratio_median']:.2f})"
         )
     return 0
 
