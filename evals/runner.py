@@ -541,6 +541,9 @@ class LocalBackend:
         parts: list[Any] = []
         if resolved.bias is not None:
             parts += [resolved.gate, resolved.bias.beta.detach().flatten().tolist()]
+            distance = resolved.bias.distance
+            if distance is not None:  # only where present: older files keep their keys
+                parts += [list(distance.knots), distance.values.detach().flatten().tolist()]
         if resolved.spa_omega is not None:
             parts.append(resolved.spa_omega)
         if not parts:

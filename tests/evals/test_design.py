@@ -88,3 +88,19 @@ def test_complete_keeps_only_prompts_every_method_answered() -> None:
         ("a", "none"), ("a", "xml"), ("c", "none"), ("c", "xml"),
     ]  # fmt: skip
     assert complete([r("a", "none")]) == [r("a", "none")]
+
+
+def test_a_refitted_distance_scale_gets_new_sample_keys(
+    backend: LocalBackend, tmp_path: Path
+) -> None:
+    """g(distance) is part of what the method does: two files equal in β but not in g must
+    not share samples."""
+    shipped = json.loads((ROOT / "model/data/learned-smollm2-135m.json").read_text())
+    grid = Grid(items=1, lengths=(64,), methods=("learned",))
+    keys = []
+    for values in ([1.0, 1.0, 1.0], [0.5, 1.0, 2.0]):
+        data = {**shipped, "distance": {"knots": [0, 16, 256], "values": [values] * 4}}
+        path = tmp_path / f"g{values[0]}.json"
+        path.write_text(json.dumps(data))
+        keys.append({p.key for p in plan(grid, LocalBackend(bias_path=str(path)))})
+    assert keys[0] != keys[1]
