@@ -154,17 +154,10 @@ def names(allowed: Sequence[str], what: str) -> Callable[[str], list[str]]:
 
 def whole_numbers(minimum: int = 0) -> Callable[[str], list[int]]:
     """A comma-separated list of whole numbers ≥ ``minimum``."""
+    one = at_least(minimum)
 
     def parse(text: str) -> list[int]:
-        out = []
-        for part in [p.strip() for p in text.split(",") if p.strip()]:
-            try:
-                value = int(part)
-            except ValueError:
-                raise argparse.ArgumentTypeError(f"{part!r} is not a whole number") from None
-            if value < minimum:
-                raise argparse.ArgumentTypeError(f"{value} is below {minimum}")
-            out.append(value)
+        out = [one(part.strip()) for part in text.split(",") if part.strip()]
         if not out:
             raise argparse.ArgumentTypeError("no numbers given")
         return out
@@ -174,6 +167,8 @@ def whole_numbers(minimum: int = 0) -> Callable[[str], list[int]]:
 
 
 def at_least(minimum: int) -> Callable[[str], int]:
+    """A whole number ≥ ``minimum``."""
+
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -185,6 +180,16 @@ def at_least(minimum: int) -> Callable[[str], int]:
 
     parse.__name__ = "number"
     return parse
+
+
+def check_model_path(path: str | None) -> None:
+    """A ``--model`` that is given must exist (checked before anything loads)."""
+    if path and not Path(path).exists():
+        raise CliError(
+            f"--model {path}: no such file or folder (a .gguf file or a model folder; leave it "
+            "out for the embedded model)",
+            EXIT_USAGE,
+        )
 
 
 def methods(text: str) -> list[str]:

@@ -18,6 +18,7 @@ from .common import (
     CliError,
     HelpFormatter,
     at_least,
+    check_model_path,
     methods,
     names,
     whole_numbers,
@@ -186,9 +187,8 @@ def run_eval(args: argparse.Namespace) -> int:
         raise CliError(f"bad grid: {error}", 2) from None
     if args.base_url and not args.remote_model:
         raise CliError("--base-url needs --remote-model (the server's model name)", 2)
-    if args.model and not args.base_url and not Path(args.model).exists():
-        raise CliError(f"--model {args.model}: no such file or folder (a .gguf file or a model "
-                       "folder; leave it out for the embedded model)", 2)  # fmt: skip
+    if not args.base_url:
+        check_model_path(args.model)
     if args.dataset and not Path(args.dataset).is_file():
         raise CliError(f"--dataset {args.dataset}: no such file (an IFEval-format JSONL file)", 2)
     writable_file(args.db, "--db")

@@ -16,7 +16,7 @@ from typing import Any
 from markup import MarkupError, SalienceError, parse_messages
 
 from .annotate import _read_input
-from .common import CliError, HelpFormatter, at_least, methods
+from .common import CliError, HelpFormatter, at_least, check_model_path, methods
 
 METHOD_HELP = (
     "none, xml, caps, echo, system, uniform, pasta, learned, spa (comma-separated to compare)"
@@ -52,9 +52,7 @@ def register(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.model and not Path(args.model).exists():
-        raise CliError(f"--model {args.model}: no such file or folder (a .gguf file or a model "
-                       "folder; leave it out for the embedded model)", 2)  # fmt: skip
+    check_model_path(args.model)
     if args.bias_path and not Path(args.bias_path).is_file():
         raise CliError(f"--bias-path {args.bias_path}: no such file (an ImportanceBias JSON)", 2)
     name, text = _read_input(args.file)

@@ -148,7 +148,7 @@ def test_g_has_a_gradient_and_the_model_stays_frozen(lm: LocalModel) -> None:
     logprobs = lm.token_logprobs(CONV, "Deux plus deux font quatre.", method)
     (-logprobs.sum()).backward()
     grad = bias.distance.values.grad
-    assert grad is not None
+    assert isinstance(grad, torch.Tensor) and grad.shape == bias.distance.values.shape
     assert grad[0].abs().sum() > 0  # hard: the prompt has a hard span
     assert grad[2:].abs().sum() == 0  # normal, low: β is zero there
     assert bias.beta.grad is not None and bias.beta.grad[0].abs().sum() > 0
@@ -183,13 +183,13 @@ def test_the_distance_runs_from_the_nearest_marked_token_before_each_query() -> 
     levels[1, 5, 0] = 1  # row 1: hard at 5
     state = Steering(bias, levels)
     factors = state.query_scale(14, 14)  # 12 prompt positions and 2 generated
-    assert factors is not None
+    assert isinstance(factors, torch.Tensor) and factors.shape == (2, 14, 4)
     read = torch.expm1(factors[..., 0]).round().long()
     row0 = [1, 2, 0, 0, 1, 2, 3, 0, 1, 2, 3, 4, 5, 6]  # before any mark: position + 1
     row1 = [1, 2, 3, 4, 5, 0, 1, 2, 3, 4, 5, 6, 7, 8]
     assert read[0].tolist() == row0 and read[1].tolist() == row1
     step = state.query_scale(1, 13)  # a decoding step's query sits at position 12
-    assert step is not None
+    assert isinstance(step, torch.Tensor) and step.shape == (2, 1, 4)
     assert torch.expm1(step[:, 0, 0]).round().long().tolist() == [5, 7]
 
 
