@@ -65,7 +65,7 @@ def table(
 class Paired:
     method: str
     n: int
-    diff: float  # method rate − none rate on the same prompts
+    diff: float  # method rate − the other's (none's) rate on the same prompts
     low: float
     high: float
     p_mcnemar: float
@@ -77,13 +77,14 @@ def paired(
     metric: str,
     resamples: int = 2000,
     seed: int = 0,
+    against: str = "none",
 ) -> Paired:
-    """``method`` against ``none`` on the prompts both were run on."""
+    """``method`` against ``against`` (``none`` unless said) on the prompts both were run on."""
     by_prompt: dict[tuple[str, str], dict[str, dict[str, Any]]] = defaultdict(dict)
     for r in records:
         by_prompt[(r["prompt_hash"], r["item"])][r["method"]] = r
-    pairs = [(item, value(m[method], metric), value(m["none"], metric))
-             for (_, item), m in by_prompt.items() if method in m and "none" in m]  # fmt: skip
+    pairs = [(item, value(m[method], metric), value(m[against], metric))
+             for (_, item), m in by_prompt.items() if method in m and against in m]  # fmt: skip
     if not pairs:
         return Paired(method, 0, 0.0, 0.0, 0.0, 1.0)
     diffs = [int(a) - int(b) for _, a, b in pairs]

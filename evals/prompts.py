@@ -4,6 +4,13 @@ Positions: ``system`` (the rule alone in the system message), ``before`` (the ru
 distractor, then the task, in the user message), ``after`` (distractor, rule, task) and ``both``
 (the rule before and after the distractor). The rule is marked ``<rule>``; the evaluation wrote
 every message, so markup in all of them is trusted (conflicting instructions are marked low).
+
+``user`` is the injection case: the rule alone in the system message, the only trusted one, and
+the distractor and the task in an *untrusted* user message. There a ``conflicting`` distractor's
+soft instructions come as someone would type them to pass for rules, ``<rule>…</rule>``: its
+markup is never parsed (untrusted), so salience marks nothing in it, and the question is whether
+the model obeys them anyway. A rendering defuses those typed tags (``markup.rendering``) unless the
+method is its ``@raw`` form, which measures what the defusing buys.
 """
 
 from __future__ import annotations
@@ -13,8 +20,9 @@ from markup import Conversation, parse_messages
 from .distractors import Distractor
 from .split import Item
 
-POSITIONS = ("system", "before", "after", "both")
+POSITIONS = ("system", "before", "after", "both", "user")
 TRUSTED = frozenset({"system", "user"})
+INJECTED = {"<low>": "<rule>", "</low>": "</rule>"}  # a soft instruction, typed as a rule
 
 
 def conversation(item: Item, distractor: Distractor, position: str) -> Conversation:
@@ -23,6 +31,12 @@ def conversation(item: Item, distractor: Distractor, position: str) -> Conversat
     rule = f"<rule>{item.rule}</rule>"
     background = f"Background:\n{distractor.text}" if distractor.text else ""
     parts: list[str]
+    if position == "user":
+        for typed, injected in INJECTED.items():
+            background = background.replace(typed, injected)
+        untrusted = "\n\n".join(p for p in (background, item.task.prompt) if p)
+        messages = [{"role": "system", "content": rule}, {"role": "user", "content": untrusted}]
+        return parse_messages(messages, trusted_roles={"system"}, format="tags")
     if position == "system":
         parts = [background, item.task.prompt]
     elif position == "before":

@@ -82,7 +82,56 @@ def markdown(run: str, records: Sequence[dict[str, Any]]) -> str:
     lines += _sampled_and_margin(records, methods)
     lines += _effective_lengths(records, methods)
     lines += floors(records)
+    lines += injection(records)
     return "\n".join(lines) + "\n"
+
+
+def injection(records: Sequence[dict[str, Any]]) -> list[str]:
+    """Position ``user`` (evals.prompts): how often the system's rule held against rules typed
+    into an untrusted user message (kind ``conflicting``), next to the same position without
+    them (any other kind, the control); and each rendering against its ``@raw`` form (no
+    defusing) on the same prompts. Keeping the rule is what is scored; breaking it where the
+    injected text asks for the opposite is the measurable trace of obeying the injection."""
+    at = [r for r in records if r.get("position") == "user"]
+    if not at:
+        return []
+    methods = ordered_methods({r["method"] for r in at})
+    lines = [
+        "",
+        "## Injected rules (position `user`: the rule in the system message; the distractor in "
+        "an untrusted user message, with `<rule>`-typed counter-instructions where the kind is "
+        "`conflicting`)",
+        "",
+        "| method | kind | length | n | rule kept (strict) [95 % Wilson] |",
+        "|---|---|---:|---:|---|",
+    ]
+    for (method, kind, length), cells in table(at, ("method", "kind", "length")).items():
+        c = cells["strict"]
+        lines.append(
+            f"| {method} | {kind} | {length} | {c.n} | {c.rate:.2f} [{c.low:.2f}, {c.high:.2f}] |"
+        )
+    raw = [(m, m.removesuffix("@raw")) for m in methods if m.endswith("@raw")]
+    pairs = [(safe, unsafe) for unsafe, safe in raw if safe in methods]
+    if pairs:
+        lines += [
+            "",
+            "Defused against `@raw` (the same rendering, typed markers left as they are), same "
+            "prompts, rule kept (strict); item-clustered bootstrap, McNemar:",
+            "",
+            "| method | against | kind | length | pairs | difference [95 % CI] | p |",
+            "|---|---|---|---:|---:|---|---:|",
+        ]
+        for safe, unsafe in pairs:
+            for kind in sorted({r["kind"] for r in at}):
+                for length in sorted({r["length"] for r in at}):
+                    cell = [r for r in at if r["kind"] == kind and r["length"] == length]
+                    p = paired(cell, safe, "strict", against=unsafe)
+                    if p.n:
+                        lines.append(
+                            f"| {safe} | {unsafe} | {kind} | {length} | {p.n} | {p.diff:+.2f} "
+                            f"[{p.low:+.2f}, {p.high:+.2f}] | {p.p_mcnemar:.3f} |"
+                        )
+    return lines
 
 
 def grid_lines(records: Sequence[dict[str, Any]], methods: list[str]) -> list[str]:

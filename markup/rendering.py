@@ -24,11 +24,15 @@ every style, whichever markers that style itself uses:
   not as salience's marker.
 
 Marked text (hard and high spans of trusted messages) is the author's own and is left alone.
+
+``render(..., safe=False)`` skips the defusing. It exists to measure what the defusing buys
+(the eval's ``xml@raw`` method, EVAL.md "Injection"); nothing in the service calls it.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from .document import Conversation, Document, Level, Span
 
@@ -80,12 +84,19 @@ def render_notes(target: Document | Conversation, style: str) -> list[str]:
     ]
 
 
-def render(target: Document | Conversation, style: str) -> str | list[dict[str, str]]:
+def _verbatim(text: str) -> str:
+    return text
+
+
+def render(
+    target: Document | Conversation, style: str, *, safe: bool = True
+) -> str | list[dict[str, str]]:
+    """``target`` in ``style``; ``safe=False`` leaves typed markers as they are (see above)."""
     if style not in RENDER_STYLES:
         raise ValueError(f"unknown render style {style!r}; use one of: {', '.join(RENDER_STYLES)}")
     if isinstance(target, Document):
-        return render_document(target, style)
-    return render_conversation(target, style)
+        return render_document(target, style, safe=safe)
+    return render_conversation(target, style, safe=safe)
 
 
 def rules(document: Document) -> list[str]:
@@ -98,22 +109,23 @@ def _rule_list(header: str, items: list[str]) -> str:
     return header + "\n" + "\n".join(f"- {item}" for item in items)
 
 
-def _inline(document: Document, style: str) -> str:
+def _inline(document: Document, style: str, safe: bool = True) -> str:
     """xml/caps/plain: rewrite each span in place; ``system`` removes hard spans (and the space
     the removal would leave doubled: "a <rule>r</rule> b" → "a b", not "a  b"). Text outside
     hard and high spans is defused (no reserved marker survives in it)."""
+    quote = defuse if safe else _verbatim
     text = document.text
     out: list[str] = []
     pos = 0
     cut = False  # the last span was removed
     for span in document.spans:
-        between = defuse(text[pos : span.start])
+        between = quote(text[pos : span.start])
         out.append(_after_cut(out, between) if cut else between)
-        piece = _inline_span(text, span, style)
+        piece = _inline_span(text, span, style, quote)
         cut = piece == "" and span.start != span.end
         out.append(piece)
         pos = span.end
-    rest = defuse(text[pos:])
+    rest = quote(text[pos:])
     out.append(_after_cut(out, rest) if cut else rest)
     return "".join(out)
 
@@ -133,7 +145,7 @@ def _after_cut(out: list[str], following: str) -> str:
     return following
 
 
-def _inline_span(text: str, span: Span, style: str) -> str:
+def _inline_span(text: str, span: Span, style: str, quote: Callable[[str], str]) -> str:
     body = text[span.start : span.end]
     if style == "xml" and span.level is Level.HARD:
         return f"<rule>{body}</rule>"
@@ -145,26 +157,29 @@ def _inline_span(text: str, span: Span, style: str) -> str:
     if style == "system" and span.level is Level.HARD:
         return ""
     if span.level not in (Level.HARD, Level.HIGH):
-        return defuse(body)  # normal and low text is no rule either
+        return quote(body)  # normal and low text is no rule either
     return body
 
 
-def render_document(document: Document, style: str) -> str:
+def render_document(document: Document, style: str, *, safe: bool = True) -> str:
     found = rules(document)
     if style == "echo":
-        body = _inline(document, "plain")
+        body = _inline(document, "plain", safe)
         return body if not found else f"{body.rstrip()}\n\n{_rule_list(ECHO_HEADER, found)}"
     if style == "system":
         if not found:
-            return _inline(document, "plain")
-        rest = _inline(document, "system").strip()
+            return _inline(document, "plain", safe)
+        rest = _inline(document, "system", safe).strip()
         return f"{_rule_list(RULES_HEADER, found)}\n\n{rest}"
-    return _inline(document, style)
+    return _inline(document, style, safe)
 
 
-def render_conversation(conversation: Conversation, style: str) -> list[dict[str, str]]:
+def render_conversation(
+    conversation: Conversation, style: str, *, safe: bool = True
+) -> list[dict[str, str]]:
+    inline = "plain" if style == "echo" else style
     messages = [
-        {"role": m.role, "content": _inline(m.document, style if style != "echo" else "plain")}
+        {"role": m.role, "content": _inline(m.document, inline, safe)}
         for m in conversation.messages
     ]
     found = [r for m in conversation.messages for r in rules(m.document)]

@@ -63,7 +63,7 @@ class LocalModel:
     def prompt(self, conversation: Conversation, method: Method | None = None) -> Prompt:
         """The token ids the model sees under ``method`` (text renderings rewrite the messages)."""
         if method is not None and method.render is not None:
-            rendered = render(conversation, method.render)
+            rendered = render(conversation, method.render, safe=method.safe)
             assert isinstance(rendered, list)
             conversation = parse_messages(rendered, trusted_roles=(), format="plain")
         return build_prompt(self.tokenizer, conversation)

@@ -13,7 +13,9 @@ learned  the fitted ImportanceBias file (per level, layer and head)
 spa      Selective Prompt Anchoring: logits + ω·(logits − logits with the marked text masked)
 
 A parameter can ride in the name: ``uniform@0.75`` is uniform with β = 0.75, ``spa@2`` is spa
-with ω = 2 (so an eval grid can compare strengths side by side).
+with ω = 2 (so an eval grid can compare strengths side by side). A text rendering takes ``@raw``:
+``xml@raw`` renders without defusing the rule markers typed in unmarked or untrusted text (an
+ablation, to measure what the defusing buys against injected rules; EVAL.md "Injection").
 """
 
 from __future__ import annotations
@@ -45,6 +47,9 @@ class MethodError(SalienceError, ValueError):
     code = "bad-method"
 
 
+_AT_ONLY = "only uniform@β, spa@ω and a rendering's @raw (xml@raw) go in the name, not {name!r}"
+
+
 @dataclass
 class Method:
     name: str
@@ -54,18 +59,21 @@ class Method:
     spa_omega: float | None = None
     layers: set[int] | None = None  # layers a bias runs on (default: those with non-zero β)
     options: dict[str, Any] = field(default_factory=dict)
+    safe: bool = True  # a rendering defuses typed rule markers (False: ``xml@raw`` and kin)
 
 
 def check_name(name: str) -> None:
     """Raise ``MethodError`` (a ValueError too) unless ``name`` names a method, ``uniform@β`` and
-    ``spa@ω`` included: the check ``resolve`` makes, without a model."""
+    ``spa@ω`` and ``xml@raw`` included: the check ``resolve`` makes, without a model."""
     base, at, value = name.partition("@")
     base = "none" if base == "plain" else base
     if base not in METHODS:
         raise MethodError(f"unknown method {name!r} (use {', '.join(METHODS)})")
     if at:
+        if base in TEXT_METHODS and value == "raw":
+            return
         if base not in ("uniform", "spa"):
-            raise MethodError(f"only uniform@β and spa@ω take a value in the name, not {name!r}")
+            raise MethodError(_AT_ONLY.format(name=name))
         try:
             float(value)
         except ValueError:
@@ -78,9 +86,11 @@ def resolve(name: str, n_layers: int, n_heads: int, **options: Any) -> Method:
     name = "none" if name == "plain" else name
     if "@" in name:
         base, _, value = name.partition("@")
+        if base in TEXT_METHODS and value == "raw":
+            return Method(name, render=base, safe=False)
         key = {"uniform": "beta", "spa": "omega"}.get(base)
         if key is None:
-            raise MethodError(f"only uniform@β and spa@ω take a value in the name, not {name!r}")
+            raise MethodError(_AT_ONLY.format(name=name))
         try:
             options = {**options, key: float(value)}
         except ValueError:

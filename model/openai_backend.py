@@ -88,13 +88,14 @@ class OpenAIBackend:
         """The messages sent for ``method``: the clean text, or a text rendering."""
         if method in ("none", "plain"):
             return conversation.to_messages()
-        if method in TEXT_METHODS:
-            rendered = render(conversation, method)
+        base, _, raw = method.partition("@")
+        if base in TEXT_METHODS and raw in ("", "raw"):
+            rendered = render(conversation, base, safe=not raw)
             assert isinstance(rendered, list)
             return rendered
         raise MethodError(
             f"method {method!r} needs the attention bias of a local model; a remote model takes "
-            f"only: none, {', '.join(TEXT_METHODS)}"
+            f"only: none, {', '.join(TEXT_METHODS)} (and their @raw forms)"
         )
 
     def generate(

@@ -28,8 +28,11 @@ from .common import (
 
 DEFAULT_DB = "evals.sqlite3"
 KINDS = ("prose", "similar", "conflicting", "noise")  # evals.distractors.KINDS (tested)
-POSITIONS = ("system", "before", "after", "both")  # evals.prompts.POSITIONS (tested)
-METHOD_HELP = "comma-separated: none, xml, caps, echo, system, uniform, pasta, learned, spa"
+POSITIONS = ("system", "before", "after", "both", "user")  # evals.prompts.POSITIONS (tested)
+METHOD_HELP = (
+    "comma-separated: none, xml, caps, echo, system, uniform, pasta, learned, spa; "
+    "uniform@β, spa@ω; xml@raw (and caps/echo/system@raw): a rendering without defusing"
+)
 
 
 def _family_ids() -> tuple[str, ...]:
@@ -63,7 +66,8 @@ def register(commands: Any) -> None:
     )
     r.add_argument(
         "--positions", type=names(POSITIONS, "position"), default="before",
-        help=f"where the rule sits: {', '.join(POSITIONS)}",
+        help=f"where the rule sits: {', '.join(POSITIONS)} (user: the rule in the system message, "
+        "the distractor in an untrusted user message; with kind conflicting, an injection)",
     )  # fmt: skip
     r.add_argument("--methods", type=methods, default="none,uniform", help=METHOD_HELP)
     r.add_argument("--seed", type=int, default=0, help="item draw and generation seed")

@@ -63,6 +63,11 @@ def test_positions_place_the_rule(position: str) -> None:
     assert hard == [item.rule] * (2 if position == "both" else 1)
     user = conv.messages[-1].document
     assert user.text.endswith(item.task.prompt)
+    if position == "user":  # untrusted: the counter-instructions are typed as rules, not parsed
+        assert conv.messages[0].role == "system" and conv.messages[0].trusted
+        assert not conv.messages[-1].trusted and user.spans == ()
+        assert "<rule>" in user.text and "<low>" not in user.text
+        return
     assert any(s.level is Level.LOW for s in user.spans)  # the conflicting instructions
     if position == "system":
         assert conv.messages[0].role == "system"

@@ -49,3 +49,27 @@ def test_effective_length() -> None:
     assert effective_length({0: 0.8, 256: 0.3, 512: 0.8}) == 0
     assert effective_length({256: 0.5}) is None
     assert effective_length({0: 0.0, 256: 0.0}) is None
+
+
+def test_the_injection_section_compares_each_rendering_with_its_raw_form() -> None:
+    from evals.report import injection, markdown
+
+    records = []
+    for i in range(12):
+        for kind in ("conflicting", "prose"):
+            phash = f"{kind}{i}"
+            for method, kept in (
+                ("none", kind == "prose" or i < 3),
+                ("xml", kind == "prose" or i < 9),
+                ("xml@raw", kind == "prose" or i < 4),
+            ):
+                r = record(f"i{i}", phash, method, strict=kept)
+                r |= {"kind": kind, "length": 512, "position": "user", "model": "m", "split": "t"}
+                records.append(r)
+    lines = injection(records)
+    row = next(line for line in lines if line.startswith("| xml | xml@raw | conflicting |"))
+    assert "| 12 | +0.42 [" in row  # 9 kept defused − 4 kept raw, of 12
+    assert any(line.startswith("| xml | xml@raw | prose | 512 | 12 | +0.00 [") for line in lines)
+    assert any(line.startswith("| xml@raw | conflicting | 512 | 12 | 0.33 [") for line in lines)
+    assert "## Injected rules" in markdown("run", records)
+    assert injection([{**r, "position": "before"} for r in records]) == []
