@@ -29,6 +29,7 @@ from .errors import (
     MessageError,
     MismatchedTagError,
     SalienceError,
+    TooManyElementsError,
     UnclosedTagError,
     UnexpectedCloseTagError,
 )
@@ -58,6 +59,7 @@ __all__ = [
     "Source",
     "Span",
     "TokenizedDocument",
+    "TooManyElementsError",
     "UnclosedTagError",
     "UnexpectedCloseTagError",
     "available_encodings",

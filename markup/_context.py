@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .document import Document, Format, Level, ParseWarning, Source, Span
-from .errors import MarkupError
+from .errors import MarkupError, TooManyElementsError
 
 
 @dataclass(slots=True)
@@ -72,6 +72,10 @@ class ParseContext:
     marks: list[Mark] = field(default_factory=list)
     warnings: list[ParseWarning] = field(default_factory=list)
     unlisted: int = 0  # repairs past MAX_WARNINGS
+    # Elements the parsers may open (None: no limit). A caller that serves untrusted
+    # text bounds the work a parse can do per request: each element costs a few µs of Python.
+    limit: int | None = None
+    elements: int = 0  # elements opened so far (in a conversation: by earlier messages too)
     lines: LineIndex = field(init=False)
 
     def __post_init__(self) -> None:
@@ -83,6 +87,21 @@ class ParseContext:
 
     def mark(self, start: int, end: int, level: Level, source: Source) -> None:
         self.marks.append(Mark(start, end, level, source, len(self.marks)))
+
+    def element(self, offset: int) -> None:
+        """Count an element that opens at ``offset``; past the limit, refuse the text."""
+        self.elements += 1
+        if self.limit is not None and self.elements > self.limit:
+            original_offset = self.to_original(offset)
+            line, column = self.lines.line_col(original_offset)
+            raise TooManyElementsError(
+                f"the text has more than {self.limit} importance elements (tags, HTML "
+                "rich-text elements, Markdown emphasis and callouts); this one is past the limit",
+                limit=self.limit,
+                offset=original_offset,
+                line=line,
+                column=column,
+            )
 
     def listing(self) -> bool:
         """Whether a fault now would be raised or listed (not only counted): callers that

@@ -76,6 +76,7 @@ def _strong(
     ctx: ParseContext, stripped: str, to_full: Callable[[int], int], a: int, b: int
 ) -> None:
     # A Strong range always starts and ends with exactly two delimiter characters.
+    ctx.element(to_full(a))
     _remove(ctx, to_full, a, a + 2)
     _remove(ctx, to_full, b - 2, b)
     # The content runs from just after the opening delimiter to the closing one, in the full
@@ -93,6 +94,7 @@ def _callout(
 ) -> None:
     # The marker line "> [!WARNING]" goes, and so does the "> " that starts each later line of
     # this quote (at the quote's own column, so an enclosing list or quote keeps its prefix).
+    ctx.element(to_full(a))
     first_newline = stripped.find("\n", a, b)
     marker_end = b if first_newline < 0 else first_newline + 1
     marker_line = stripped.rfind("\n", 0, a) + 1

@@ -88,6 +88,7 @@ class TagStack:
         self.open_by_name: dict[str, int] = {}
 
     def open(self, name: str, level: Level | None, source: Source, start: int, end: int) -> None:
+        self.ctx.element(start)
         self.stack.append(_Open(name, level, source, start, end))
         self.open_by_name[name] = self.open_by_name.get(name, 0) + 1
 

@@ -6,7 +6,8 @@
      │    ├── MismatchedTagError       a closing tag that closes the wrong element
      │    ├── UnexpectedCloseTagError  a closing tag with nothing open to close
      │    ├── MalformedTagError        a known tag that is not well formed (no ``>``, bad quoting)
-     │    └── BadAttributeError        a level attribute that is missing or not a level
+     │    ├── BadAttributeError        a level attribute that is missing or not a level
+     │    └── TooManyElementsError     more elements than the caller's limit (in both modes)
      ├── MessageError                a chat message that is not a message (no role, bad content)
      └── EncodingError               a tokenizer encoding problem
           └── EncodingUnavailableError an encoding whose data is not on this machine
@@ -27,6 +28,7 @@ __all__ = [
     "MessageError",
     "MismatchedTagError",
     "SalienceError",
+    "TooManyElementsError",
     "UnclosedTagError",
     "UnexpectedCloseTagError",
     "line_col",
@@ -99,6 +101,19 @@ class MalformedTagError(MarkupError):
 
 class BadAttributeError(MarkupError):
     code = "bad-attribute"
+
+
+class TooManyElementsError(MarkupError):
+    """The text opens more importance elements (tags, HTML rich-text elements, Markdown emphasis
+    and callouts) than the ``max_elements`` the caller set; raised in lenient mode too, as it is
+    a limit, not a fault to repair. ``offset`` is where the element that passed the limit starts (in
+    Markdown, tags are counted first, then callouts and emphasis)."""
+
+    code = "too-many-elements"
+
+    def __init__(self, message: str, *, limit: int, offset: int, line: int, column: int) -> None:
+        super().__init__(message, offset=offset, line=line, column=column)
+        self.limit = limit
 
 
 class MessageError(SalienceError):

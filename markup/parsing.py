@@ -80,22 +80,41 @@ def detect_format(text: str) -> Format:
     return Format.PLAIN
 
 
-def parse(text: str, format: Format | str = Format.AUTO, strict: bool = False) -> Document:
+def parse(
+    text: str,
+    format: Format | str = Format.AUTO,
+    strict: bool = False,
+    *,
+    max_elements: int | None = None,
+) -> Document:
     """Parse importance markup in ``text``.
 
     Returns the clean text (markup removed, NFC-normalised) with its importance spans. In strict
     mode a markup fault raises a ``MarkupError`` carrying its offset, line and column in ``text``;
-    otherwise it is repaired and reported in ``Document.warnings``.
+    otherwise it is repaired and reported in ``Document.warnings``. ``max_elements`` bounds the
+    importance elements a text may open (importance tags, HTML rich-text elements, Markdown
+    emphasis and callouts; not other HTML elements): past it,
+    ``TooManyElementsError`` is raised in either mode.
     """
+    return _parse(text, format, strict, max_elements)[0]
+
+
+def _parse(
+    text: str, format: Format | str, strict: bool, limit: int | None, before: int = 0
+) -> tuple[Document, int]:
+    """``parse``, and how many elements were opened, counting the ``before`` that earlier
+    messages of a conversation opened."""
     if not isinstance(text, str):
         raise TypeError(f"parse() takes text as str, not {type(text).__name__}")
+    if limit is not None and limit < 0:
+        raise ValueError(f"max_elements must be >= 0, not {limit}")
     fmt = as_format(format)
     normal, to_original = nfc_with_map(text)
     if fmt is Format.AUTO:
         fmt = detect_format(normal)
     if fmt is Format.PLAIN:
-        return Document(normal, (), Format.PLAIN, ())
-    ctx = ParseContext(text, normal, to_original, strict)
+        return Document(normal, (), Format.PLAIN, ()), before
+    ctx = ParseContext(text, normal, to_original, strict, limit=limit, elements=before)
     # A parse allocates many small objects that all live until it returns: the cyclic garbage
     # collector would walk them again and again (a third of the time on a tag-dense MiB) and
     # find nothing. It is paused for the parse and resumed after.
@@ -108,7 +127,7 @@ def parse(text: str, format: Format | str = Format.AUTO, strict: bool = False) -
             parse_markdown(ctx)
         else:
             parse_html(ctx)
-        return ctx.build(fmt)
+        return ctx.build(fmt), ctx.elements
     finally:
         if collecting:
             gc.enable()
@@ -127,6 +146,8 @@ def parse_messages(
     trusted_roles: Iterable[str] = DEFAULT_TRUSTED_ROLES,
     format: Format | str = Format.AUTO,
     strict: bool = False,
+    *,
+    max_elements: int | None = None,
 ) -> Conversation:
     """Parse OpenAI-style chat messages, honouring markup only in trusted roles.
 
@@ -134,15 +155,19 @@ def parse_messages(
     text: a ``<rule>`` pasted into it stays literal text and never raises its level above
     ``normal``. ``content`` may be a string, ``None`` (a tool call) or a list of content parts,
     whose text parts are joined with a line break. Errors carry the ``message_index``.
+    ``max_elements`` bounds the elements of all messages together (see ``parse``).
     """
     trusted = frozenset(role.lower() for role in trusted_roles)
     fmt = as_format(format)
     parsed: list[MessageDocument] = []
+    opened = 0
     for index, message in enumerate(messages):
         role, content = _role_and_content(message, index)
         is_trusted = role.lower() in trusted
         try:
-            document = parse(content, fmt if is_trusted else Format.PLAIN, strict)
+            document, opened = _parse(
+                content, fmt if is_trusted else Format.PLAIN, strict, max_elements, opened
+            )
         except MarkupError as error:
             error.message_index = index
             raise

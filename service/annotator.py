@@ -57,7 +57,9 @@ class Annotator:
     def _text(
         self, request: AnnotateRequest, text: str, encoding: ImportanceEncoding
     ) -> dict[str, Any]:
-        document = parse(text, request.format, request.strict)
+        document = parse(
+            text, request.format, request.strict, max_elements=self.settings.max_markup_elements
+        )
         self._check_limit(_fewest_tokens(document))
         tokens = tokenize(document, encoding)
         self._check_limit(len(tokens))
@@ -92,7 +94,13 @@ class Annotator:
             if request.trusted_roles is not None
             else self.settings.trusted_roles
         )
-        conversation: Conversation = parse_messages(plain, roles, request.format, request.strict)
+        conversation: Conversation = parse_messages(
+            plain,
+            roles,
+            request.format,
+            request.strict,
+            max_elements=self.settings.max_markup_elements,
+        )
         out = []
         total = 0
         fewest = 0

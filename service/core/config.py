@@ -28,6 +28,11 @@ class Settings(BaseSettings):
     )
     max_prompt_tokens: int = Field(32_768, ge=1, description="tokens per prompt (all messages)")
     max_messages: int = Field(256, ge=1)
+    max_markup_elements: int = Field(
+        20_000,
+        ge=0,
+        description="importance elements per prompt (tags, rich-text HTML, emphasis, callouts)",
+    )
     max_batch_size: int = Field(64, ge=1)
     body_timeout_s: float = Field(30.0, gt=0, description="time allowed to receive a body")
     batch_threads: int = Field(2, ge=1, le=64, description="threads that tokenize a batch")

@@ -17,7 +17,13 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from markup import EncodingUnavailableError, MarkupError, MessageError, SalienceError
+from markup import (
+    EncodingUnavailableError,
+    MarkupError,
+    MessageError,
+    SalienceError,
+    TooManyElementsError,
+)
 
 log = logging.getLogger("salience.service")
 PROBLEM_TYPE = "urn:salience:problem:"
@@ -76,6 +82,7 @@ def problem_for(error: Exception) -> dict[str, Any]:
             line=error.line,
             column=error.column,
             message_index=error.message_index,
+            limit=error.limit if isinstance(error, TooManyElementsError) else None,
         )
     if isinstance(error, MessageError):
         return problem_body(

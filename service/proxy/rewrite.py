@@ -46,6 +46,7 @@ class Options:
     method: str = "xml"
     strict: bool = False  # refuse (422) instead of failing open
     trusted_roles: tuple[str, ...] = ("system", "developer")
+    max_elements: int | None = None  # markup elements per request (None: no limit)
 
     def merged(self, body_options: Any, headers: Mapping[str, str] | None = None) -> Options:
         """These options, overridden by the ``X-Salience-Method``/``-Strict`` headers and then
@@ -73,7 +74,7 @@ class Options:
                 message = f"'{OPTIONS_FIELD}.strict' must be a boolean"
                 raise RewriteError(message, code="bad-options")
             strict = raw_strict
-        return Options(method.strip().lower(), strict, self.trusted_roles)
+        return Options(method.strip().lower(), strict, self.trusted_roles, self.max_elements)
 
 
 def _flag(value: str | None, default: bool) -> bool:
@@ -168,7 +169,9 @@ def rewrite(body: Any, options: Options, styles: Iterable[str] = TEXT_METHODS) -
     if not flat:
         return Rewrite(out, method, False, seconds=time.perf_counter() - start)
     try:
-        conversation = parse_messages(flat, options.trusted_roles, strict=True)
+        conversation = parse_messages(
+            flat, options.trusted_roles, strict=True, max_elements=options.max_elements
+        )
     except MarkupError as error:
         if error.message_index is not None:
             error.message_index = pieces[error.message_index][0]

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from markup import Document, Level, load_encoding, parse, tokenize
+from markup import Document, Level, TooManyElementsError, load_encoding, parse, tokenize
+from markup.parsing import _parse
 
 ENC = load_encoding("cl100k_base")
 FORMATS = ["auto", "tags", "markdown", "html", "plain"]
@@ -95,6 +96,26 @@ def test_lenient_parse_never_raises_and_spans_are_sorted_disjoint_inside(
     check_invariants(doc)
     for w in doc.warnings:
         assert 0 <= w.offset <= len(text)
+
+
+@SETTINGS
+@given(text=markupish | with_tags, fmt=st.sampled_from(FORMATS))
+def test_the_element_count_is_bounded_by_the_markup_and_the_limit_is_exact(
+    text: str, fmt: str
+) -> None:
+    # The parsers' step counter: every element opened is counted once, so the work a
+    # limit allows is bounded, and the limit refuses exactly the texts that exceed it.
+    elements = _parse(text, fmt, False, None)[1]
+    openers = text.count("<") + text.count("**") + text.count("__") + text.count("[!")
+    assert 0 <= elements <= openers
+    parse(text, fmt, max_elements=elements)
+    if elements:
+        try:
+            parse(text, fmt, max_elements=elements - 1)
+        except TooManyElementsError as error:
+            assert 0 <= error.offset <= len(text) and error.limit == elements - 1
+        else:
+            raise AssertionError("the limit let one element too many through")
 
 
 @SETTINGS

@@ -10,9 +10,11 @@ from markup import (
     MalformedTagError,
     MarkupError,
     MismatchedTagError,
+    TooManyElementsError,
     UnclosedTagError,
     UnexpectedCloseTagError,
     parse,
+    parse_messages,
 )
 
 from .helpers import marked
@@ -247,3 +249,45 @@ def test_strict_errors_say_what_to_fix_and_lenient_warnings_what_was_repaired(
     assert repair not in raised.value.message  # nothing was repaired: it is an error
     (warning,) = parse(text, "tags").warnings
     assert problem in warning.message and repair in warning.message
+
+
+# --- the element limit: a bound on the work one parse does, in both modes ---
+
+
+@pytest.mark.parametrize(
+    ("text", "fmt", "offset"),
+    [
+        ("<rule>a</rule>" * 3, "tags", 28),  # the third <rule>
+        ("<b>a</b><div><mark>b</mark></div><strong>c</strong>", "html", 33),  # not <div>
+        ("**a** **b** **c**", "markdown", 12),
+        # Markdown counts its tags first, then callouts and emphasis in text order
+        ("> [!WARNING]\n> a\n\n**b** <rule>c</rule>", "markdown", 18),
+    ],
+)
+@pytest.mark.parametrize("strict", [False, True])
+def test_the_element_past_the_limit_is_refused_where_it_opens(
+    text: str, fmt: str, offset: int, strict: bool
+) -> None:
+    assert parse(text, fmt, strict, max_elements=3).spans  # at the limit: parsed
+    with pytest.raises(TooManyElementsError) as caught:
+        parse(text, fmt, strict, max_elements=2)
+    assert (caught.value.offset, caught.value.limit, caught.value.code) == (
+        offset,
+        2,
+        "too-many-elements",
+    )
+    assert isinstance(caught.value, MarkupError)
+
+
+def test_the_element_limit_counts_a_conversation_and_ignores_untrusted_text() -> None:
+    messages = [
+        {"role": "system", "content": "<rule>a</rule> <rule>b</rule>"},
+        {"role": "user", "content": "<rule>typed</rule>" * 50},  # plain text: no elements
+        {"role": "system", "content": "<rule>c</rule>"},
+    ]
+    assert len(parse_messages(messages, max_elements=3).messages) == 3
+    with pytest.raises(TooManyElementsError) as caught:
+        parse_messages(messages, max_elements=2)
+    assert (caught.value.message_index, caught.value.offset) == (2, 0)
+    with pytest.raises(ValueError, match="max_elements"):
+        parse("<rule>a</rule>", max_elements=-1)

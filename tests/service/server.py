@@ -23,6 +23,7 @@ TEST_SETTINGS = {
     "SALIENCE_MAX_PROMPT_TOKENS": "4000",
     "SALIENCE_MAX_BATCH_SIZE": "8",
     "SALIENCE_MAX_MESSAGES": "16",
+    "SALIENCE_MAX_MARKUP_ELEMENTS": "1000",
     "SALIENCE_BODY_TIMEOUT_S": "1.5",
     "SALIENCE_LOG_LEVEL": "warning",
     # eval jobs: tiny grids only, so that fuzzing cannot queue real work

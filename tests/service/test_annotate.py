@@ -130,6 +130,25 @@ def test_too_many_messages_is_422(client: httpx.Client) -> None:
     problem(client.post("/annotate", json={"messages": messages}), 422, "too-many-messages")
 
 
+def test_more_markup_elements_than_the_limit_is_422_where_the_limit_is_passed(
+    client: httpx.Client,
+) -> None:
+    # The server's limit is 1,000 elements; the 1,001st "<rule>" starts at character 6,000.
+    for strict in (False, True):
+        payload = {"text": "<rule>" * 1500, "strict": strict}
+        body = problem(client.post("/annotate", json=payload), 422, "too-many-elements")
+        where = (body["limit"], body["offset"], body["line"], body["column"])
+        assert where == (1000, 6000, 1, 6001)
+    # Across messages the limit holds for the conversation: 600 + 600 fails in the second.
+    messages = [{"role": "system", "content": "<b>" * 600}] * 2
+    conversation = {"messages": messages, "format": "html"}
+    body = problem(client.post("/annotate", json=conversation), 422, "too-many-elements")
+    assert (body["message_index"], body["offset"]) == (1, 400 * 3)
+    # At the limit it is an ordinary (repaired) prompt.
+    body = client.post("/annotate", json={"text": "<rule>x" * 1000, "tokens": False}).json()
+    assert len(body["document"]["warnings"]) > 0 and body["document"]["text"] == "x" * 1000
+
+
 def test_unknown_encoding_is_422_listing_the_available_ones(client: httpx.Client) -> None:
     body = problem(
         client.post("/annotate", json={"text": "x", "encoding": "o200k_base"}),

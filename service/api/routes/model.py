@@ -73,7 +73,9 @@ async def bias(body: BiasRequest, request: Request) -> Any:
     engine: LocalEngine = request.app.state.local
     roles = body.trusted_roles if body.trusted_roles is not None else settings.trusted_roles
     try:
-        conversation = parse_messages(body.messages, roles, body.format)
+        conversation = parse_messages(
+            body.messages, roles, body.format, max_elements=settings.max_markup_elements
+        )
     except SalienceError as error:
         raise ProblemError(422, error.code, "Invalid messages", str(error)) from error
     try:

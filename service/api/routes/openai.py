@@ -224,7 +224,12 @@ async def chat_completions(request: Request) -> Response:
             "is configured (SALIENCE_UPSTREAM_URL)",
             "model_not_found",
         )
-    base = Options(settings.proxy_method, settings.proxy_strict, settings.trusted_roles)
+    base = Options(
+        settings.proxy_method,
+        settings.proxy_strict,
+        settings.trusted_roles,
+        settings.max_markup_elements,
+    )
     strict = settings.proxy_strict
     try:
         options = base.merged(options_of(body), request.headers)
@@ -353,9 +358,9 @@ async def _relay(response: UpstreamResponse) -> AsyncIterator[bytes]:
 async def _local(request: Request, body: Any, method: str, settings: Settings) -> Response:
     engine: LocalEngine = request.app.state.local
     try:
-        options = Options(method, settings.proxy_strict, settings.trusted_roles).merged(
-            options_of(body), request.headers
-        )
+        options = Options(
+            method, settings.proxy_strict, settings.trusted_roles, settings.max_markup_elements
+        ).merged(options_of(body), request.headers)
     except RewriteError as error:
         return openai_error(400, str(error), error.code)
     method = options.method
@@ -365,7 +370,12 @@ async def _local(request: Request, body: Any, method: str, settings: Settings) -
     start = time.perf_counter()
     salience = f"local; method={method}"
     try:
-        conversation = parse_messages(messages, settings.trusted_roles, strict=True)
+        conversation = parse_messages(
+            messages,
+            settings.trusted_roles,
+            strict=True,
+            max_elements=settings.max_markup_elements,
+        )
         spans = sum(len(m.document.spans) for m in conversation.messages)
         salience += f"; spans={spans}"
     except MarkupError as error:
