@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from markup import MarkupError, load_encoding, parse, tokenize
-from service.core.config import Settings
+from markup.parsing import DEFAULT_MAX_ELEMENTS
 
 MIB = 1 << 20
 
@@ -203,7 +203,7 @@ def annotate(text: str, fmt: str, strict: bool) -> None:
 
 
 ENCODING = load_encoding("cl100k_base")
-ELEMENT_LIMIT = Settings().max_markup_elements
+ELEMENT_LIMIT = DEFAULT_MAX_ELEMENTS  # the service's default
 
 
 def timed(fn: Callable[[], None]) -> float:

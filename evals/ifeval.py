@@ -1,77 +1,23 @@
 """Import an IFEval-format dataset (JSONL rows with ``prompt``, ``instruction_id_list`` and
-``kwargs``) and verify responses with salience's own families.
+``kwargs``) and verify responses as IFEval defines each instruction (``evals.instructions``).
 
-Supported instruction ids map onto a family and its parameters; a row with any unsupported id is
-skipped and counted (partial verification would overstate compliance). IFEval's prompts carry
-their instructions as plain text, unmarked: bias methods have nothing to steer there, so such a
-run compares text methods and backends.
+All 25 of IFEval's instruction ids are checked, strict and loose. A row is skipped (and counted,
+with the reason) only when it names an id outside those 25 or gives kwargs that do not fit its
+id: partial verification would overstate compliance. IFEval's prompts carry their instructions
+as plain text, unmarked: bias methods have nothing to steer there, so such a run compares text
+methods and backends.
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .families import BY_ID, Family, Params
-
-Mapper = Callable[[dict[str, Any]], list[tuple[Family, Params]] | None]
-
-
-def _relation(
-    kwargs: dict[str, Any], less: str, least: str, key: str
-) -> list[tuple[Family, Params]] | None:
-    n = kwargs.get(key)
-    relation = kwargs.get("relation")
-    if not isinstance(n, int):
-        return None
-    if relation == "less than":
-        return [(BY_ID[less], {"n": n - 1})]
-    if relation == "at least" and least:
-        return [(BY_ID[least], {"n": n})]
-    return None
-
-
-MAPPERS: dict[str, Mapper] = {
-    "change_case:english_lowercase": lambda k: [(BY_ID["lowercase"], {})],
-    "change_case:english_capital": lambda k: [(BY_ID["uppercase"], {})],
-    "punctuation:no_comma": lambda k: [(BY_ID["no_commas"], {})],
-    "length_constraints:number_words": lambda k: _relation(
-        k, "max_words", "min_words", "num_words"
-    ),
-    "length_constraints:number_sentences": lambda k: _relation(
-        k, "max_sentences", "", "num_sentences"
-    ),
-    "keywords:existence": lambda k: (
-        [(BY_ID["include_keyword"], {"keyword": w}) for w in k.get("keywords") or []] or None
-    ),
-    "keywords:forbidden_words": lambda k: (
-        [(BY_ID["forbidden_word"], {"word": w}) for w in k.get("forbidden_words") or []] or None
-    ),
-    "detectable_format:number_bullet_lists": lambda k: (
-        [(BY_ID["bullet_count"], {"n": k["num_bullets"]})]
-        if isinstance(k.get("num_bullets"), int)
-        else None
-    ),
-    "detectable_format:title": lambda k: [(BY_ID["title"], {})],
-    "startend:end_checker": lambda k: (
-        [(BY_ID["end_phrase"], {"phrase": k["end_phrase"]})]
-        if isinstance(k.get("end_phrase"), str)
-        else None
-    ),
-    "startend:quotation": lambda k: [(BY_ID["quoted"], {})],
-    "detectable_content:postscript": lambda k: (
-        [(BY_ID["postscript"], {})] if k.get("postscript_marker") in ("P.S.", None) else None
-    ),
-    "detectable_content:number_placeholders": lambda k: (
-        [(BY_ID["placeholders"], {"n": k["num_placeholders"]})]
-        if isinstance(k.get("num_placeholders"), int)
-        else None
-    ),
-}
+from .instructions import Instruction, UnknownInstruction, UnsupportedInstruction, instruction
 
 
 @dataclass(frozen=True)
@@ -79,13 +25,14 @@ class Row:
     key: str
     prompt: str
     instruction_ids: tuple[str, ...]
-    checks: tuple[tuple[Family, Params], ...]  # one or more per instruction
+    checks: tuple[Instruction, ...]  # one per instruction id, in order
 
 
 @dataclass
 class Imported:
     rows: list[Row] = field(default_factory=list)
-    skipped: Counter[str] = field(default_factory=Counter)  # unsupported instruction id -> rows
+    # why rows were skipped -> how many: an unknown id, or "<id> (bad kwargs: …)"
+    skipped: Counter[str] = field(default_factory=Counter)
 
     @property
     def skipped_rows(self) -> int:
@@ -98,34 +45,35 @@ def load(path: str | Path) -> Imported:
         if not line.strip():
             continue
         data = json.loads(line)
-        ids = list(data.get("instruction_id_list") or [])
+        ids = [str(i) for i in data.get("instruction_id_list") or []]
         kwargs_list = list(data.get("kwargs") or [{}] * len(ids))
-        checks: list[tuple[Family, Params]] = []
-        unsupported = None
-        for instruction, kwargs in zip(ids, kwargs_list, strict=False):
-            mapper = MAPPERS.get(instruction)
-            mapped = (
-                mapper({k: v for k, v in (kwargs or {}).items() if v is not None})
-                if mapper
-                else None
-            )
-            if not mapped:
-                unsupported = instruction
-                break
-            checks.extend(mapped)
-        if unsupported is not None or not ids:
-            out.skipped[unsupported or "(no instructions)"] += 1
+        if not ids:
+            out.skipped["(no instructions)"] += 1
             continue
-        out.rows.append(
-            Row(str(data.get("key", n)), str(data["prompt"]), tuple(ids), tuple(checks))
-        )
+        if len(kwargs_list) != len(ids):
+            out.skipped["(kwargs and instruction ids differ in number)"] += 1
+            continue
+        checks: list[Instruction] = []
+        for instruction_id, kwargs in zip(ids, kwargs_list, strict=True):
+            try:
+                checks.append(instruction(instruction_id, kwargs))
+            except UnknownInstruction:
+                out.skipped[instruction_id] += 1
+                break
+            except UnsupportedInstruction as error:
+                out.skipped[f"{instruction_id} (bad kwargs: {error})"] += 1
+                break
+        else:
+            out.rows.append(
+                Row(str(data.get("key", n)), str(data["prompt"]), tuple(ids), tuple(checks))
+            )
     return out
 
 
 def verify(row: Row, response: str) -> dict[str, Any]:
     """Prompt-level and instruction-level results, strict and loose."""
-    strict = [family.strict(response, params) for family, params in row.checks]
-    loose = [family.loose(response, params) for family, params in row.checks]
+    strict = [check.strict(response) for check in row.checks]
+    loose = [check.loose(response) for check in row.checks]
     return {
         "strict": all(strict),
         "loose": all(loose),

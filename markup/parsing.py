@@ -32,6 +32,9 @@ from .document import Conversation, Document, Format, MessageDocument
 from .errors import MarkupError, MessageError
 
 DEFAULT_TRUSTED_ROLES: frozenset[str] = frozenset({"system", "developer"})
+# The element limit a server puts on untrusted requests (``SALIENCE_MAX_MARKUP_ELEMENTS``):
+# ~0.1 s of parsing at most. ``parse`` itself has no limit unless given one.
+DEFAULT_MAX_ELEMENTS = 20_000
 
 _BLOCK_NAMES = r"(?:p|div|ul|ol|li|table|tr|td|h[1-6]|section|article|br|blockquote|pre)"
 _HTML_LEADING = re.compile(rf"\s*<(?:!doctype\b|html\b|body\b|head\b|{_BLOCK_NAMES}[\s/>])", re.I)

@@ -14,6 +14,8 @@ from typing import Annotated, Any
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from markup.parsing import DEFAULT_MAX_ELEMENTS
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SALIENCE_", frozen=True, extra="ignore")
@@ -29,7 +31,7 @@ class Settings(BaseSettings):
     max_prompt_tokens: int = Field(32_768, ge=1, description="tokens per prompt (all messages)")
     max_messages: int = Field(256, ge=1)
     max_markup_elements: int = Field(
-        20_000,
+        DEFAULT_MAX_ELEMENTS,
         ge=0,
         description="importance elements per prompt (tags, rich-text HTML, emphasis, callouts)",
     )
