@@ -45,10 +45,13 @@ class Family:
     unit: str  # repeated to fill the size; a callable builds the text itself
     format: str = "auto"
     build: Callable[[int], str] | None = None
+    detect: bool = False  # parse with detect_rules=True (the rule detector's own families)
 
     def text(self, size: int) -> str:
         if self.build is not None:
-            return self.build(size)
+            # a generator may overshoot (nested callouts grow with the square of their depth):
+            # the text is cut to the size asked for, as the body limit would cut it
+            return self.build(size)[:size]
         return self.unit * max(1, size // len(self.unit))
 
 
@@ -181,22 +184,28 @@ FAMILIES: tuple[Family, ...] = (
     Family("mixture", "", build=_mixture),
     Family("mixture (html)", "", "html", build=_mixture),
     Family("mixture (markdown)", "", "markdown", build=_mixture),
+    Family("rule detection: cue words, one line", "must never only exactly ", "plain", detect=True),
+    Family("rule detection: short rules", "Never do x. Answer in JSON.\n", "plain", detect=True),
+    Family("rule detection: cues and dots", "must. e.g. 3.5 ", "plain", detect=True),
+    Family("rule detection: mixture + tags", "", build=_mixture, detect=True),
 )
 
 
-def parse_only(text: str, fmt: str, strict: bool, max_elements: int | None = None) -> None:
+def parse_only(
+    text: str, fmt: str, strict: bool, max_elements: int | None = None, detect: bool = False
+) -> None:
     """The parser: format detection, markup, repairs (strict mode may stop at a fault)."""
     try:
-        parse(text, fmt, strict=strict, max_elements=max_elements)
+        parse(text, fmt, strict=strict, max_elements=max_elements, detect_rules=detect)
     except MarkupError:
         return
 
 
-def annotate(text: str, fmt: str, strict: bool) -> None:
+def annotate(text: str, fmt: str, strict: bool, detect: bool = False) -> None:
     """What ``POST /annotate`` does: parse, then tokenize. (The service refuses a prompt past
     its token limit, 32k by default, so it never tokenizes a hostile MiB in full.)"""
     try:
-        document = parse(text, fmt, strict=strict)
+        document = parse(text, fmt, strict=strict, detect_rules=detect)
     except MarkupError:
         return
     tokenize(document, ENCODING)
@@ -218,11 +227,12 @@ def measure(family: Family, size: int, repeats: int, strict: bool) -> dict[str, 
     t_large: list[float] = []
     t_annotate: list[float] = []
     t_limited: list[float] = []
+    fmt, detect = family.format, family.detect
     for _ in range(repeats):  # interleaved, so that noise hits both sizes alike
-        t_small.append(timed(lambda: parse_only(small, family.format, strict)))
-        t_large.append(timed(lambda: parse_only(large, family.format, strict)))
-        t_annotate.append(timed(lambda: annotate(large, family.format, strict)))
-        t_limited.append(timed(lambda: parse_only(large, family.format, strict, ELEMENT_LIMIT)))
+        t_small.append(timed(lambda: parse_only(small, fmt, strict, None, detect)))
+        t_large.append(timed(lambda: parse_only(large, fmt, strict, None, detect)))
+        t_annotate.append(timed(lambda: annotate(large, fmt, strict, detect)))
+        t_limited.append(timed(lambda: parse_only(large, fmt, strict, ELEMENT_LIMIT, detect)))
     small_s, large_s = min(t_small), min(t_large)
     mib = len(large.encode("utf-8")) / MIB
     # A floor under the small time: below ~0.2 ms, timer noise dominates the ratio. The ratio is

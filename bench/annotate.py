@@ -9,7 +9,8 @@ times, and the medians are compared:
     salience tokenize(parse(marked_text), encoding)   # markers, levels and offsets included
 
 ratio = raw time / salience time (best of N; the ratio of medians is shown too): 1.0 means
-salience tokenizes as fast as bare tiktoken.
+salience tokenizes as fast as bare tiktoken. ``+detect`` is the time of the same parse+tokenize
+with ``detect_rules=True`` (the rule detector, ``markup._rules``), as a share added on top.
 
     .venv/bin/python bench/annotate.py [--repeats N] [--json]
 """
@@ -81,8 +82,8 @@ def marked_prompt(
     return " ".join(out)
 
 
-def annotate(marked: str, enc: ImportanceEncoding) -> TokenizedDocument:
-    return tokenize(parse(marked), enc)
+def annotate(marked: str, enc: ImportanceEncoding, detect: bool = False) -> TokenizedDocument:
+    return tokenize(parse(marked, detect_rules=detect), enc)
 
 
 def timed(fn: Callable[[], object]) -> float:
@@ -109,15 +110,19 @@ def run(repeats: int) -> list[dict[str, Any]]:
         raw_fn = partial(enc.encoding.encode_ordinary, clean)
         ours_fn = partial(annotate, marked, enc)
         parse_fn = partial(parse, marked)
+        detect_fn = partial(annotate, marked, enc, True)
         raw_fn()
         ours_fn()  # warm
+        detect_fn()
         raw_times: list[float] = []
         ours_times: list[float] = []
         parse_times: list[float] = []
+        detect_times: list[float] = []
         for _ in range(repeats):  # interleaved, so that noise hits both alike
             raw_times.append(timed(raw_fn))
             ours_times.append(timed(ours_fn))
             parse_times.append(timed(parse_fn))
+            detect_times.append(timed(detect_fn))
         # The best of many interleaved runs: on a shared, noisy machine the minimum is the
         # estimate least disturbed by other work; the median ratio is printed beside it.
         raw, ours, parse_only = (min(t) for t in (raw_times, ours_times, parse_times))
@@ -131,6 +136,11 @@ def run(repeats: int) -> list[dict[str, Any]]:
                 "salience_ms": ours * 1e3,
                 "parse_ms": parse_only * 1e3,
                 "ratio": raw / ours,
+                "detect_ms": min(detect_times) * 1e3,
+                "detect_added": min(detect_times) / ours - 1,
+                "detected": sum(
+                    1 for sp in parse(marked, detect_rules=True).spans if sp.source == "detected"
+                ),
                 "median_ratio": median_ratio,
                 "raw_tok_per_s": n_tokens / raw,
                 "salience_tok_per_s": n_tokens / ours,
@@ -151,8 +161,9 @@ def main() -> int:
         json.dump(rows, sys.stdout, indent=2)
         print()
         return 0
-    header = ("prompt", "tokens", "spans", "raw ms", "salience ms", "(parse)", "ratio", "median")
-    widths = (22, 8, 7, 9, 13, 9, 8, 8)
+    header = ("prompt", "tokens", "spans", "raw ms", "salience ms", "(parse)", "ratio", "median",
+              "+detect", "found")  # fmt: skip
+    widths = (22, 8, 7, 9, 13, 9, 8, 8, 9, 7)
     print(
         header[0].ljust(widths[0])
         + "".join(h.rjust(w) for h, w in zip(header[1:], widths[1:], strict=False))
@@ -160,12 +171,17 @@ def main() -> int:
     for r in rows:
         cells = [f"{r['tokens']}", f"{r['spans']}", f"{r['raw_ms']:.2f}", f"{r['salience_ms']:.2f}"]
         cells += [f"{r['parse_ms']:.2f}", f"{r['ratio']:.2f}", f"{r['median_ratio']:.2f}"]
+        cells += [f"{r['detect_added']:+.0%}", f"{r['detected']}"]
         print(
             r["prompt"].ljust(widths[0])
             + "".join(c.rjust(w) for c, w in zip(cells, widths[1:], strict=False))
         )
     print("ratio = raw encode_ordinary time / parse+tokenize time, best of N interleaved runs")
     print("median = the same ratio from the medians; goal at 10k tokens: >= 0.7")
+    print("+detect = time added by detect_rules=True; found = detected rule spans")
+    worst = max((r for r in rows if "10k" in r["prompt"]), key=lambda r: r["detect_added"])
+    print(f"rule detection: worst {worst['detect_added']:+.0%} on parse+tokenize at 10k tokens "
+          f"({worst['prompt']}); goal <= +50%")  # fmt: skip
     return 0
 
 

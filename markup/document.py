@@ -45,6 +45,7 @@ class Source(StrEnum):
     TAG = "tag"
     MARKDOWN = "markdown"
     HTML = "html"
+    DETECTED = "detected"  # a rule sentence found by the rule detector (``detect_rules``)
 
 
 class Format(StrEnum):

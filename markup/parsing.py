@@ -27,6 +27,7 @@ from ._context import ParseContext
 from ._html import parse_html
 from ._markdown import parse_markdown
 from ._normalize import nfc_with_map
+from ._rules import with_detected_rules
 from ._tags import IMPORTANCE_TAGS, scan_tags
 from .document import Conversation, Document, Format, MessageDocument
 from .errors import MarkupError, MessageError
@@ -89,6 +90,7 @@ def parse(
     strict: bool = False,
     *,
     max_elements: int | None = None,
+    detect_rules: bool = False,
 ) -> Document:
     """Parse importance markup in ``text``.
 
@@ -97,9 +99,12 @@ def parse(
     otherwise it is repaired and reported in ``Document.warnings``. ``max_elements`` bounds the
     importance elements a text may open (importance tags, HTML rich-text elements, Markdown
     emphasis and callouts; not other HTML elements): past it,
-    ``TooManyElementsError`` is raised in either mode.
+    ``TooManyElementsError`` is raised in either mode. ``detect_rules`` adds the sentences
+    that state a rule as ``hard`` spans with source ``detected`` (``markup._rules``), where no
+    explicit mark lies.
     """
-    return _parse(text, format, strict, max_elements)[0]
+    document = _parse(text, format, strict, max_elements)[0]
+    return with_detected_rules(document) if detect_rules else document
 
 
 def _parse(
@@ -151,6 +156,7 @@ def parse_messages(
     strict: bool = False,
     *,
     max_elements: int | None = None,
+    detect_rules: bool = False,
 ) -> Conversation:
     """Parse OpenAI-style chat messages, honouring markup only in trusted roles.
 
@@ -159,6 +165,8 @@ def parse_messages(
     ``normal``. ``content`` may be a string, ``None`` (a tool call) or a list of content parts,
     whose text parts are joined with a line break. Errors carry the ``message_index``.
     ``max_elements`` bounds the elements of all messages together (see ``parse``).
+    ``detect_rules`` detects rule sentences in trusted messages only: text in an untrusted role
+    never becomes a rule, marked or not.
     """
     trusted = frozenset(role.lower() for role in trusted_roles)
     fmt = as_format(format)
@@ -174,6 +182,8 @@ def parse_messages(
         except MarkupError as error:
             error.message_index = index
             raise
+        if detect_rules and is_trusted:
+            document = with_detected_rules(document)
         parsed.append(MessageDocument(index, role, is_trusted, document))
     return Conversation(tuple(parsed))
 

@@ -58,7 +58,11 @@ class Annotator:
         self, request: AnnotateRequest, text: str, encoding: ImportanceEncoding
     ) -> dict[str, Any]:
         document = parse(
-            text, request.format, request.strict, max_elements=self.settings.max_markup_elements
+            text,
+            request.format,
+            request.strict,
+            max_elements=self.settings.max_markup_elements,
+            detect_rules=request.detect_rules,
         )
         self._check_limit(_fewest_tokens(document))
         tokens = tokenize(document, encoding)
@@ -100,6 +104,7 @@ class Annotator:
             request.format,
             request.strict,
             max_elements=self.settings.max_markup_elements,
+            detect_rules=request.detect_rules,
         )
         out = []
         total = 0

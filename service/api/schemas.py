@@ -12,7 +12,7 @@ SCHEMA_VERSION: Literal["1"] = "1"
 RenderStyle = Literal["plain", "xml", "caps", "echo", "system"]
 assert set(RenderStyle.__args__) == set(RENDER_STYLES)  # type: ignore[attr-defined]
 LevelName = Literal["hard", "high", "normal", "low"]
-SourceName = Literal["tag", "markdown", "html"]
+SourceName = Literal["tag", "markdown", "html", "detected"]
 
 EXAMPLE_TEXT = "Summarise the report. <rule>Answer in at most three bullet points.</rule>"
 
@@ -66,6 +66,11 @@ class AnnotateRequest(BaseModel):
     )
     format: Format = Field(Format.AUTO, description="markup format; auto detects it")
     strict: bool = Field(False, description="markup faults are 422 errors instead of repairs")
+    detect_rules: bool = Field(
+        False,
+        description="also mark the sentences that state a rule as hard (source 'detected'), "
+        "in the text or in trusted messages only, where no explicit mark lies",
+    )
     encoding: str | None = Field(None, description="tiktoken base encoding (default: the server's)")
     trusted_roles: list[str] | None = Field(
         None, description="roles whose markup is honoured (default: the server's)"

@@ -61,6 +61,12 @@ def register(commands: Any) -> None:
         help="markup dialect (auto: detected from the text)",
     )
     p.add_argument("--strict", action="store_true", help="markup faults are errors, not repairs")
+    p.add_argument(
+        "--detect-rules",
+        action="store_true",
+        help="also mark sentences that state a rule as hard (source detected), where no "
+        "explicit mark lies; in trusted messages only",
+    )
     p.add_argument("--encoding", default="cl100k_base", help="tiktoken base encoding")
     p.add_argument("--messages", action="store_true", help="input is JSON chat messages")
     p.add_argument(
@@ -95,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.messages:
             return _run_messages(args, name, text)
-        document = parse(text, args.format, strict=args.strict)
+        document = parse(text, args.format, strict=args.strict, detect_rules=args.detect_rules)
         _print_warnings(name, text, document)
         if args.render:
             for note in render_notes(document, args.render):
@@ -135,7 +141,9 @@ def _run_messages(args: argparse.Namespace, name: str, text: str) -> int:
         return EXIT_INPUT
     roles = [r.strip() for r in args.trusted_roles.split(",") if r.strip()]
     try:
-        conversation = parse_messages(messages, roles, args.format, args.strict)
+        conversation = parse_messages(
+            messages, roles, args.format, args.strict, detect_rules=args.detect_rules
+        )
     except MarkupError as error:
         index = error.message_index or 0
         content = messages[index].get("content") if isinstance(messages[index], dict) else ""
@@ -175,6 +183,7 @@ def _print_api_json(args: argparse.Namespace, body: dict[str, Any]) -> None:
                 **body,
                 "format": args.format,
                 "strict": args.strict,
+                "detect_rules": args.detect_rules,
                 "encoding": args.encoding,
                 "trusted_roles": roles,
             }

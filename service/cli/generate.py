@@ -34,6 +34,11 @@ def register(commands: Any) -> None:
     p.add_argument("--method", type=methods, default="none", help=METHOD_HELP)
     p.add_argument("--messages", action="store_true", help="input is JSON chat messages")
     p.add_argument("--system", default=None, help="a system message to put first")
+    p.add_argument(
+        "--detect-rules",
+        action="store_true",
+        help="mark sentences that state a rule as hard (trusted messages; explicit marks win)",
+    )
     p.add_argument("--max-new-tokens", type=at_least(1), default=64, help="answer budget")
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
     p.add_argument("--temperature", type=float, default=0.0, help="0: greedy")
@@ -66,13 +71,17 @@ def run(args: argparse.Namespace) -> int:
             if not isinstance(messages, list):
                 print(f"{name}: error: expected a list of messages", file=sys.stderr)
                 return 1
-            conversation = parse_messages(messages)
+            conversation = parse_messages(messages, detect_rules=args.detect_rules)
         else:
             # a prompt file's final newline is the file's, not the prompt's
             messages = [{"role": "user", "content": text.rstrip("\n")}]
             if args.system:
                 messages.insert(0, {"role": "system", "content": args.system})
-            conversation = parse_messages(messages, trusted_roles={"system", "developer", "user"})
+            conversation = parse_messages(
+                messages,
+                trusted_roles={"system", "developer", "user"},
+                detect_rules=args.detect_rules,
+            )
     except (MarkupError, SalienceError, json.JSONDecodeError) as error:
         print(f"{name}: error: {error}", file=sys.stderr)
         return 1

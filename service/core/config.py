@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     upstream_max_connections: int = Field(100, ge=1, description="connections to the upstream")
     proxy_method: str = Field("xml", description="text method for upstream requests, or off")
     proxy_strict: bool = Field(False, description="malformed markup → 422 instead of fail-open")
+    proxy_detect_rules: bool = Field(
+        False, description="mark rule sentences of trusted messages as hard (rule detector)"
+    )
     local_model: str = Field("salience-local", description="model name served in process")
     local_method: str = Field("learned", description="steering method of the local model")
     local_max_tokens: int = Field(512, ge=1, description="new tokens per local generation")

@@ -47,22 +47,24 @@ class Options:
     strict: bool = False  # refuse (422) instead of failing open
     trusted_roles: tuple[str, ...] = ("system", "developer")
     max_elements: int | None = None  # markup elements per request (None: no limit)
+    detect_rules: bool = False  # mark rule sentences of trusted messages as hard
 
     def merged(self, body_options: Any, headers: Mapping[str, str] | None = None) -> Options:
-        """These options, overridden by the ``X-Salience-Method``/``-Strict`` headers and then
-        by the body's ``salience`` object."""
-        method, strict = self.method, self.strict
+        """These options, overridden by the ``X-Salience-Method``/``-Strict``/``-Detect-Rules``
+        headers and then by the body's ``salience`` object."""
+        method, strict, detect = self.method, self.strict, self.detect_rules
         if headers is not None:
             method = headers.get("x-salience-method", method)
             strict = _flag(headers.get("x-salience-strict"), strict)
+            detect = _flag(headers.get("x-salience-detect-rules"), detect)
         if body_options is not None:
             if not isinstance(body_options, Mapping):
                 raise RewriteError(f"'{OPTIONS_FIELD}' must be an object", code="bad-options")
-            unknown = set(body_options) - {"method", "render", "strict"}
+            unknown = set(body_options) - {"method", "render", "strict", "detect_rules"}
             if unknown:
                 raise RewriteError(
                     f"unknown '{OPTIONS_FIELD}' option(s): {', '.join(sorted(unknown))}; "
-                    "use method (or render) and strict",
+                    "use method (or render), strict and detect_rules",
                     code="bad-options",
                 )
             chosen = body_options.get("method", body_options.get("render", method))
@@ -74,7 +76,14 @@ class Options:
                 message = f"'{OPTIONS_FIELD}.strict' must be a boolean"
                 raise RewriteError(message, code="bad-options")
             strict = raw_strict
-        return Options(method.strip().lower(), strict, self.trusted_roles, self.max_elements)
+            raw_detect = body_options.get("detect_rules", detect)
+            if not isinstance(raw_detect, bool):
+                message = f"'{OPTIONS_FIELD}.detect_rules' must be a boolean"
+                raise RewriteError(message, code="bad-options")
+            detect = raw_detect
+        return Options(
+            method.strip().lower(), strict, self.trusted_roles, self.max_elements, detect
+        )
 
 
 def _flag(value: str | None, default: bool) -> bool:
@@ -170,7 +179,11 @@ def rewrite(body: Any, options: Options, styles: Iterable[str] = TEXT_METHODS) -
         return Rewrite(out, method, False, seconds=time.perf_counter() - start)
     try:
         conversation = parse_messages(
-            flat, options.trusted_roles, strict=True, max_elements=options.max_elements
+            flat,
+            options.trusted_roles,
+            strict=True,
+            max_elements=options.max_elements,
+            detect_rules=options.detect_rules,
         )
     except MarkupError as error:
         if error.message_index is not None:

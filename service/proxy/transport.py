@@ -30,8 +30,10 @@ __all__ = ["AsyncSalienceTransport", "SalienceTransport"]
 
 
 class _Rewriter:
-    def __init__(self, method: str, strict: bool, trusted_roles: Iterable[str]) -> None:
-        self.options = Options(method, strict, tuple(trusted_roles))
+    def __init__(
+        self, method: str, strict: bool, trusted_roles: Iterable[str], detect_rules: bool
+    ) -> None:
+        self.options = Options(method, strict, tuple(trusted_roles), detect_rules=detect_rules)
 
     def prepare(self, request: httpx.Request) -> tuple[httpx.Request, str] | httpx.Response:
         """The request to send and the X-Salience value, or a refusal (strict)."""
@@ -94,9 +96,10 @@ class SalienceTransport(httpx.BaseTransport):
         method: str = "xml",
         strict: bool = False,
         trusted_roles: Iterable[str] = ("system", "developer"),
+        detect_rules: bool = False,
     ) -> None:
         self.inner = transport if transport is not None else httpx.HTTPTransport()
-        self.rewriter = _Rewriter(method, strict, trusted_roles)
+        self.rewriter = _Rewriter(method, strict, trusted_roles, detect_rules)
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         prepared = self.rewriter.prepare(request)
@@ -120,9 +123,10 @@ class AsyncSalienceTransport(httpx.AsyncBaseTransport):
         method: str = "xml",
         strict: bool = False,
         trusted_roles: Iterable[str] = ("system", "developer"),
+        detect_rules: bool = False,
     ) -> None:
         self.inner = transport if transport is not None else httpx.AsyncHTTPTransport()
-        self.rewriter = _Rewriter(method, strict, trusted_roles)
+        self.rewriter = _Rewriter(method, strict, trusted_roles, detect_rules)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         prepared = self.rewriter.prepare(request)

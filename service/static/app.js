@@ -49,6 +49,7 @@ function requestBody() {
   const body = {
     format: $("#format").value,
     strict: $("#strict").checked,
+    detect_rules: $("#detect").checked,
     encoding: $("#encoding").value,
     tokens: true,
     offsets: true,

@@ -106,6 +106,33 @@ def test_an_untrusted_marker_never_goes_upstream_as_one(
             assert sent[0]["content"] == "Be kind. <rule>Answer in French.</rule>"
 
 
+def test_detect_rules_by_body_and_header_renders_plain_rules_of_trusted_messages(
+    echo: tuple[Server, Behaviour],
+) -> None:
+    server, upstream = echo
+    messages = [
+        {"role": "system", "content": "You are a helpful assistant. Answer in at most 20 words."},
+        {"role": "user", "content": "Hi. Answer in at most 20 words."},
+    ]
+    chat(server, {"model": "m", "messages": messages})
+    assert upstream.received[-1]["messages"] == messages  # nothing marked, nothing detected
+    for extra, headers in (
+        ({"salience": {"detect_rules": True}}, {}),
+        ({}, {"x-salience-detect-rules": "1"}),
+    ):
+        r = chat(server, {"model": "m", "messages": messages, **extra}, **headers)
+        assert r.status_code == 200, r.text
+        sent = upstream.received[-1]["messages"]
+        assert sent[0]["content"] == (
+            "You are a helpful assistant. <rule>Answer in at most 20 words.</rule>"
+        )
+        assert sent[1]["content"] == "Hi. Answer in at most 20 words."  # untrusted: as written
+    bad = {"model": "m", "messages": messages, "salience": {"detect_rules": "yes"}}
+    r = chat(server, bad)  # fails open: sent as written, the header says why
+    assert r.headers["x-salience"] == "fail-open; error=bad-options"
+    assert upstream.received[-1]["messages"] == messages
+
+
 def test_method_by_header_by_body_and_off(echo: tuple[Server, Behaviour]) -> None:
     server, upstream = echo
     r = chat(server, {"model": "m", "messages": MESSAGES}, **{"x-salience-method": "caps"})

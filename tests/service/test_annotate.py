@@ -149,6 +149,27 @@ def test_more_markup_elements_than_the_limit_is_422_where_the_limit_is_passed(
     assert len(body["document"]["warnings"]) > 0 and body["document"]["text"] == "x" * 1000
 
 
+def test_detect_rules_marks_plain_rule_sentences_in_trusted_text_only(client: httpx.Client) -> None:
+    rule = "Answer in at most 20 words."
+    messages = [
+        {"role": "system", "content": f"You are a helpful assistant. {rule}"},
+        {"role": "user", "content": f"Hello. {rule}"},
+    ]
+    body = client.post("/annotate", json={"messages": messages, "detect_rules": True}).json()
+    system, user = body["messages"]
+    [span] = system["spans"]
+    assert span["source"] == "detected" and span["level"] == "hard"
+    assert system["text"][span["start"] : span["end"]] == rule
+    assert user["spans"] == []
+    tokens = system["tokens"]
+    assert sum(tokens["markers"]) == 2  # the span's opening and closing importance tokens
+    assert {lvl for lvl, m in zip(tokens["levels"], tokens["markers"], strict=True) if m} == {
+        "hard"
+    }
+    body = client.post("/annotate", json={"messages": messages}).json()
+    assert body["messages"][0]["spans"] == []  # off unless asked
+
+
 def test_unknown_encoding_is_422_listing_the_available_ones(client: httpx.Client) -> None:
     body = problem(
         client.post("/annotate", json={"text": "x", "encoding": "o200k_base"}),

@@ -97,6 +97,19 @@ def test_typed_markup_is_highlighted_by_level(page: Page) -> None:
     expect(page.locator("#tokens .tok").first).to_have_attribute("title", re.compile("^id "))
 
 
+def test_detected_rules_are_drawn_as_detected_and_only_when_asked(page: Page) -> None:
+    prompt = "You are a helpful assistant. Answer in at most 20 words.\nThe sky is blue."
+    annotate(page, prompt)
+    expect(page.locator("#messages mark")).to_have_count(0)
+    page.check("#detect")
+    annotate(page, prompt)
+    detected = page.locator('#messages mark[data-source="detected"]')
+    expect(detected).to_have_count(1)
+    expect(detected).to_have_text(re.compile(r"Answer in at most 20 words\.$"))
+    expect(detected).to_have_class(re.compile("lvl-hard"))
+    expect(detected).to_have_css("border-top-style", "dashed")
+
+
 def test_a_strict_error_points_at_the_character(page: Page) -> None:
     page.check("#strict")
     annotate(page, "Line one\n<rule>never closed")

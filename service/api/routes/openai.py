@@ -229,6 +229,7 @@ async def chat_completions(request: Request) -> Response:
         settings.proxy_strict,
         settings.trusted_roles,
         settings.max_markup_elements,
+        settings.proxy_detect_rules,
     )
     strict = settings.proxy_strict
     try:
@@ -359,7 +360,11 @@ async def _local(request: Request, body: Any, method: str, settings: Settings) -
     engine: LocalEngine = request.app.state.local
     try:
         options = Options(
-            method, settings.proxy_strict, settings.trusted_roles, settings.max_markup_elements
+            method,
+            settings.proxy_strict,
+            settings.trusted_roles,
+            settings.max_markup_elements,
+            settings.proxy_detect_rules,
         ).merged(options_of(body), request.headers)
     except RewriteError as error:
         return openai_error(400, str(error), error.code)
@@ -375,6 +380,7 @@ async def _local(request: Request, body: Any, method: str, settings: Settings) -
             settings.trusted_roles,
             strict=True,
             max_elements=settings.max_markup_elements,
+            detect_rules=options.detect_rules,
         )
         spans = sum(len(m.document.spans) for m in conversation.messages)
         salience += f"; spans={spans}"
