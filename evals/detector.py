@@ -35,7 +35,7 @@ from .distractors import prose_sentences
 from .families import FAMILIES
 from .split import Split, phrasings, split_of, tasks
 
-DATA_VERSION = "detector-data-2"
+DATA_VERSION = "detector-data-3"
 THRESHOLD = 0.5
 SYSTEM_PROMPTS = Path(__file__).parent / "data" / "system-prompts.jsonl"
 
@@ -207,6 +207,19 @@ GENERAL_NON_RULES = (
     "Tables can be exported to spreadsheets.",
     "The title of each article is chosen by the editor.",
     "Bold text is used for warnings in the manual.",
+    # requests for content: the task, not a rule about the answer
+    "Write a short story about a lighthouse keeper.",
+    "Write an essay on the causes of the French Revolution.",
+    "Write a letter to a friend who moved abroad.",
+    "Write a product review for a pair of running shoes.",
+    "Give me a recipe for banana bread.",
+    "Create a workout plan for a beginner.",
+    "Draft an email inviting the team to a picnic.",
+    "Compose a song about autumn.",
+    "Make a list of things to pack for a beach holiday.",
+    "Write a limerick about a cat.",
+    "Plan a three-day trip to Lisbon.",
+    "Write a cover letter for a job at a library.",
 )
 
 

@@ -28,7 +28,8 @@ INJECTED = {"<low>": "<rule>", "</low>": "</rule>"}  # a soft instruction, typed
 def conversation(item: Item, distractor: Distractor, position: str) -> Conversation:
     if position not in POSITIONS:
         raise ValueError(f"unknown position {position!r}; use one of {', '.join(POSITIONS)}")
-    rule = f"<rule>{item.rule}</rule>"
+    # a dataset row in which no rule was found has none to place (evals.ifeval)
+    rule = f"<rule>{item.rule}</rule>" if item.rule.strip() else ""
     background = f"Background:\n{distractor.text}" if distractor.text else ""
     parts: list[str]
     if position == "user":
@@ -36,6 +37,8 @@ def conversation(item: Item, distractor: Distractor, position: str) -> Conversat
             background = background.replace(typed, injected)
         untrusted = "\n\n".join(p for p in (background, item.task.prompt) if p)
         messages = [{"role": "system", "content": rule}, {"role": "user", "content": untrusted}]
+        if not rule:
+            messages = messages[1:]
         return parse_messages(messages, trusted_roles={"system"}, format="tags")
     if position == "system":
         parts = [background, item.task.prompt]
@@ -46,7 +49,7 @@ def conversation(item: Item, distractor: Distractor, position: str) -> Conversat
     else:
         parts = [rule, background, rule, item.task.prompt]
     messages = [{"role": "user", "content": "\n\n".join(p for p in parts if p)}]
-    if position == "system":
+    if position == "system" and rule:
         messages.insert(0, {"role": "system", "content": rule})
     return parse_messages(messages, trusted_roles=TRUSTED, format="tags")
 

@@ -42,6 +42,9 @@ if TYPE_CHECKING:
     from model.local import LocalModel
 
 from . import distractors, prompts, split
+from .ifeval import DatasetFamily
+from .ifeval import items as dataset_items
+from .ifeval import load as load_dataset
 from .store import Store
 from .tasks import quality
 
@@ -109,6 +112,7 @@ class Grid:
     samples: int = 0  # measure (b): sampled answers per prompt (0: greedy only)
     temperature: float = 0.7  # of the sampled answers
     families: Sequence[str] | None = None  # only items of these families
+    dataset: str | None = None  # an IFEval-format file whose rows are the items (evals.ifeval)
 
     def __post_init__(self) -> None:
         if self.design not in DESIGNS:
@@ -214,7 +218,7 @@ def plan(grid: Grid, backend: Backend) -> list[_Planned]:
     lengths = capped_lengths(grid, backend)
     ids = {m: method_id(backend, m) for m in grid.methods}
     seen: set[str] = set()
-    chosen = split.items(grid.split, grid.items, grid.seed, grid.families)  # type: ignore[arg-type]
+    chosen = grid_items(grid)
     for index, item in enumerate(chosen):
         for kind, position in grid.conditions(index):
             for length in lengths:
@@ -253,10 +257,21 @@ def plan(grid: Grid, backend: Backend) -> list[_Planned]:
                         "model": backend.model,
                         "prompt_hash": phash,
                     }
+                    if isinstance(item.family, DatasetFamily):
+                        factors["dataset"] = grid.dataset
+                        factors["instructions"] = [c.id for c in item.family.checks]
+                        factors["rules_source"] = item.family.rules_source
                     if key not in seen:  # at length 0, kinds and positions can coincide
                         seen.add(key)
                         out.append(_Planned(key, item, conv, factors))
     return out
+
+
+def grid_items(grid: Grid) -> list[split.Item]:
+    """The grid's items: drawn from its split, or the first ``items`` rows of its dataset."""
+    if grid.dataset is not None:
+        return dataset_items(load_dataset(grid.dataset), grid.items)
+    return split.items(grid.split, grid.items, grid.seed, grid.families)  # type: ignore[arg-type]
 
 
 PROMPT_ROOM = 256  # tokens kept for the template, the rule and the task around a distractor
@@ -288,7 +303,7 @@ def unit(grid: Grid, p: _Planned, references: References | None) -> Unit:
 def verdicts(item: split.Item, response: str) -> dict[str, Any]:
     q = quality(item.task, response, item.rule)
     strict = item.family.strict(response, item.params)
-    return {
+    out: dict[str, Any] = {
         "strict": strict,
         "loose": item.family.loose(response, item.params),
         "quality": q.ok,
@@ -297,6 +312,10 @@ def verdicts(item: split.Item, response: str) -> dict[str, Any]:
         "echoed": q.echoed,
         "degenerate": q.degenerate,
     }
+    if isinstance(item.family, DatasetFamily):  # IFEval's instruction-level verdicts too
+        out["instructions_strict"] = [c.strict(response) for c in item.family.checks]
+        out["instructions_loose"] = [c.loose(response) for c in item.family.checks]
+    return out
 
 
 def result_of(grid: Grid, p: _Planned, outcome: Outcome) -> dict[str, Any]:

@@ -49,7 +49,7 @@ class Item:
     """One task with one rule: the unit the evaluation scores."""
 
     id: str
-    split: Split
+    split: Split | Literal["dataset"]  # "dataset": a row of an imported file (evals.ifeval)
     task: Task
     family: Family
     params: Params

@@ -114,7 +114,13 @@ def register(commands: Any) -> None:
         default=16,
         help="local model: rows per forward pass (1: one prompt at a time)",
     )
-    r.add_argument("--dataset", default=None, help="an IFEval-format JSONL file to run instead")
+    r.add_argument(
+        "--dataset",
+        default=None,
+        help="an IFEval-format JSONL file: its first --items rows are the items, run through "
+        "the whole grid (rule sentences from each row's 'rules', else detected; --split and "
+        "--families do not apply)",
+    )
     r.add_argument("--jsonl", default=None, help="also export the records to this JSONL file")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.set_defaults(run=run_eval)
@@ -185,16 +191,32 @@ def run_eval(args: argparse.Namespace) -> int:
             samples=args.samples,
             temperature=args.temperature,
             families=args.families,
+            dataset=args.dataset,
         )
-        split.items(grid.split, 1, grid.seed, grid.families)  # type: ignore[arg-type]
+        if not args.dataset:
+            split.items(grid.split, 1, grid.seed, grid.families)  # type: ignore[arg-type]
     except ValueError as error:
         raise CliError(f"bad grid: {error}", 2) from None
     if args.base_url and not args.remote_model:
         raise CliError("--base-url needs --remote-model (the server's model name)", 2)
     if not args.base_url:
         check_model_path(args.model)
-    if args.dataset and not Path(args.dataset).is_file():
-        raise CliError(f"--dataset {args.dataset}: no such file (an IFEval-format JSONL file)", 2)
+    imported = None
+    if args.dataset:
+        from evals.ifeval import load
+
+        if not Path(args.dataset).is_file():
+            raise CliError(
+                f"--dataset {args.dataset}: no such file (an IFEval-format JSONL file)", 2
+            )
+        try:
+            imported = load(args.dataset)
+        except (ValueError, KeyError, UnicodeDecodeError) as error:
+            raise CliError(
+                f"--dataset {args.dataset}: not an IFEval-format file ({error})", 2
+            ) from None
+        if not imported.rows:
+            raise CliError(f"--dataset {args.dataset}: no row can be verified", 2)
     writable_file(args.db, "--db")
     if args.jsonl:
         writable_file(args.jsonl, "--jsonl")
@@ -211,22 +233,9 @@ def run_eval(args: argparse.Namespace) -> int:
         concurrency = 1
     name = args.name or grid.identity(backend.name, backend.model)
     store = Store(args.db)
-    if args.dataset:
-        from evals.ifeval import load, run_dataset
-
-        imported = load(args.dataset)
-        try:
-            new = run_dataset(
-                imported, grid.methods, backend, store, name, grid.max_new_tokens, grid.seed
-            )
-        finally:
-            store.close()
+    if imported is not None:
         skipped = ", ".join(f"{k}: {v}" for k, v in imported.skipped.most_common()) or "none"
-        print(
-            f"run {name}: {len(imported.rows)} rows verified ({new} new samples); "
-            f"skipped rows: {skipped}"
-        )
-        return 0
+        print(f"dataset: {len(imported.rows)} rows can be verified; skipped rows: {skipped}")
     try:
         stats = run(
             grid,
@@ -304,12 +313,14 @@ def _report(
 ) -> int:
     """The Markdown summary (and plots with --out) of ``records``, from a database run or a
     records file alike."""
-    if "instructions_strict" in records[0]:
+    dataset_lines = ""
+    if any("instructions_strict" in r for r in records):
         from evals.ifeval import summary as dataset_summary
 
-        print(f"# Run {name} (IFEval-format dataset)\n")
-        print(dataset_summary(records), end="")
-        return 0
+        dataset_lines = (
+            "\n## IFEval scores (prompt- and instruction-level, strict and loose; Wilson 95 %)\n\n"
+            + dataset_summary(records)
+        )
     if args.complete:
         kept = complete(records)
         print(
@@ -317,7 +328,7 @@ def _report(
             file=sys.stderr,
         )
         records = kept
-    summary = markdown(name, records)
+    summary = markdown(name, records) + dataset_lines
     if args.headline:
         import json
 

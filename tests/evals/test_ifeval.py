@@ -268,7 +268,7 @@ ROWS = [
     },
     {
         "key": 2,
-        "prompt": "Write fewer than 6 words, no commas.",
+        "prompt": "Describe Rome. Write fewer than 6 words. Do not use any commas.",
         "instruction_id_list": ["length_constraints:number_words", "punctuation:no_comma"],
         "kwargs": [{"relation": "less than", "num_words": 6}, {}],
     },
@@ -287,28 +287,76 @@ ROWS = [
 ]
 
 
-def test_a_dataset_runs_through_a_remote_server_and_reports(tmp_path: Path) -> None:
+def test_a_dataset_runs_the_whole_grid_through_a_remote_server_and_reports(
+    tmp_path: Path,
+) -> None:
     import subprocess
     import sys
 
+    from evals.store import Store
     from tests.fakes.openai_server import Behaviour, fake_openai
 
     path = tmp_path / "ifeval.jsonl"
-    path.write_text("\n".join(json.dumps(r) for r in ROWS) + "\n")
+    rows = [*ROWS]
+    rows[0] = {**rows[0], "rules": ["in lowercase"]}  # the row's own rule span
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     db = str(tmp_path / "d.sqlite3")
     root = Path(__file__).resolve().parents[2]
     with fake_openai(Behaviour()) as url:
         out = subprocess.run(
             [sys.executable, "-m", "service.cli", "eval", "run", "--dataset", str(path), "--db", db,
              "--name", "d", "--base-url", url, "--remote-model", "m", "--methods", "none,xml",
-             "--quiet"],
+             "--lengths", "0,64", "--kinds", "prose", "--positions", "before,after",
+             "--items", "3", "--quiet"],
             cwd=root, capture_output=True, text=True, timeout=120,
         )  # fmt: skip
     assert out.returncode == 0, out.stderr
-    assert "3 rows verified (6 new samples); skipped rows: detectable_format:haiku: 1" in out.stdout
+    assert "3 rows can be verified; skipped rows: detectable_format:haiku: 1" in out.stdout
+    store = Store(db)
+    records = list(store.records("d"))
+    store.close()
+    # 3 rows × 2 lengths × 2 positions × 2 methods, less the prompts that coincide: at length
+    # 0 the positions do (3 prompts), and the row without a rule has one prompt at 64 (5)
+    assert len(records) == (3 + 5) * 2
+    assert {r["length"] for r in records} == {0, 64}
+    assert {r["method"] for r in records} == {"none", "xml"}
+    by_row = {r["task"]: r for r in records}
+    assert by_row["row-1"]["rules_source"] == "row"
+    assert by_row["row-2"]["rules_source"] == "detected"
+    assert by_row["row-2"]["instructions"] == [
+        "length_constraints:number_words",
+        "punctuation:no_comma",
+    ]
+    assert all(len(r["instructions_strict"]) == len(r["instructions"]) for r in records)
+    assert all(r["split"] == "dataset" and r["dataset"] == str(path) for r in records)
     report = subprocess.run(
         [sys.executable, "-m", "service.cli", "eval", "report", "d", "--db", db],
         cwd=root, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert report.returncode == 0, report.stderr
-    assert "| none | 3 |" in report.stdout and "| xml | 3 |" in report.stdout
+    assert "## IFEval scores" in report.stdout
+    # at 64 tokens, 3 rows × 2 positions, but the row with no rule found has one prompt for both
+    assert "| none | 64 | 5 |" in report.stdout and "| xml | 0 | 3 |" in report.stdout
+    assert by_row["row-4"]["rules_source"] == "none"
+
+
+def test_dataset_rows_become_items_with_their_rules_placed_apart_from_the_task() -> None:
+    from evals.ifeval import Imported, Row, items
+
+    prompt = "Write a poem about the sea. Your entire response must be in lowercase letters."
+    check = instruction("change_case:english_lowercase", {})
+    detected, given = items(
+        Imported(
+            rows=[
+                Row("1", prompt, ("change_case:english_lowercase",), (check,)),
+                Row("2", prompt, ("change_case:english_lowercase",), (check,), ((0, 27),)),
+            ]
+        )
+    )
+    assert detected.rule == "Your entire response must be in lowercase letters."
+    assert detected.task.prompt == "Write a poem about the sea."
+    assert detected.family.rules_source == "detected"  # type: ignore[attr-defined]
+    assert given.rule == "Write a poem about the sea."
+    assert given.family.rules_source == "row"  # type: ignore[attr-defined]
+    assert detected.family.strict("a calm grey sea.", {})
+    assert not detected.family.strict("A calm grey sea.", {})
