@@ -27,6 +27,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from functools import cache
+from itertools import pairwise
 from pathlib import Path
 
 from .document import Document, Level, Source, Span
@@ -54,6 +55,7 @@ _STRONG_CUES = (
 )  # fmt: skip
 _MAX_SENTENCE = 500  # characters: a longer "sentence" is not a rule, and is not scored
 _SENTENCE_END = re.compile(r"[.!?](?=[\"')\]]*\s+[\"'(\[*]?[A-Z0-9])|\n")
+_LEAD_CHARS = frozenset(" \t-*+•0123456789")
 _LEAD = re.compile(r"\s*(?:(?:[-*+•]|\d{1,3}[.)])\s+)?")
 
 
@@ -108,119 +110,107 @@ _PAST = _set("was were had did became")
 _EDGES = _set("begin begins beginning start starts starting end ends ending finish close open")
 
 
-def _has(text: str, *phrases: str) -> bool:
-    return any(f" {p} " in text for p in phrases)
+FEATURE_NAMES: tuple[str, ...] = (
+    "must", "must_not", "never", "always", "do_not", "should", "only", "exactly", "bound",
+    "comparative", "under_no", "required", "ensure", "avoid", "your_output", "you", "unit",
+    "number", "format_noun", "case_noun", "language", "start_end", "phrase", "quoted", "colon",
+    "imperative", "please", "you_will", "you_must", "modal_subject", "not_allowed",
+    "conditional", "safety", "hedge", "question", "question_start", "descriptive", "past",
+    "task_verb", "code_like", "short", "long",
+)  # fmt: skip
+_F = {name: i for i, name in enumerate(FEATURE_NAMES)}
+
+# Words and phrases (of two or three words) that switch a feature on: a sentence's features are
+# read with one dictionary lookup per word, pair and triple of words.
+_BY_WORD: dict[str, list[int]] = {}
+_BY_PHRASE: dict[str, list[int]] = {}
+for _name, _entries in {
+    "must": "must",
+    "must_not": "mustn't|must not",
+    "never": "never",
+    "always": "always",
+    "do_not": "don't|doesn't|can't|cannot|do not|does not",
+    "should": "should|shall",
+    "only": "only",
+    "exactly": "exactly",
+    "bound": "at most|at least|or fewer|or less|or more|no more than|no fewer than|no less than",
+    "comparative": "fewer than|less than|more than",
+    "under_no": "under no circumstances|under no circumstance|in no case|no matter what",
+    "required": "|".join(_REQUIRED),
+    "ensure": "ensure|make sure|be sure",
+    "avoid": "|".join(_AVOID),
+    "you": "you|your|yours|yourself",
+    "unit": "|".join(_UNITS),
+    "number": "|".join(_NUMBERS),
+    "format_noun": "|".join(_FORMAT)
+    + "|code block|quotation marks|quotation mark|bullet points|p s",
+    "case_noun": "|".join(_CASE) + "|lower case|upper case",
+    "language": "|".join(_LANGUAGE),
+    "phrase": "keyword|keywords|the word|the words|the phrase|the exact",
+    "you_will": "you will|you are to|you need to|you have to|you may not|are required to",
+    "you_must": "you must|you should|you shall",
+    "not_allowed": "not allowed|not permitted",
+    "safety": "|".join(_SAFETY) + "|system prompt|personal data",
+    "hedge": "|".join(_HEDGE_WORDS) + "|feel free|you may|you might|you could|you can|if you like"
+    "|if you want|if you wish|if you prefer|it can help|it may help|it might help|try to"
+    "|where possible|if possible",
+    "past": "|".join(_PAST) + "|used to",
+}.items():
+    for _entry in _entries.split("|"):
+        (_BY_PHRASE if " " in _entry else _BY_WORD).setdefault(_entry, []).append(_F[_name])
 
 
-def _feature_values(sentence: str) -> dict[str, bool]:
+def features(sentence: str) -> list[float]:
+    """The feature vector of one sentence, in ``FEATURE_NAMES`` order."""
     s = sentence.strip()
     words = _WORD.findall(s.lower())
-    w = set(words)
-    t = " " + " ".join(words) + " "  # phrases match whole words only
-    lead = words[1:] if words and words[0] in _LEAD_WORDS else words
-    first = lead[0] if lead else ""
-    you = bool(w & {"you", "your", "yours", "yourself"})
-    return {
-        "must": "must" in w,
-        "must_not": _has(t, "must not") or "mustn't" in w,
-        "never": "never" in w,
-        "always": "always" in w,
-        "do_not": _has(t, "do not", "does not", "cannot")
-        or bool(w & {"don't", "doesn't", "can't"}),
-        "should": bool(w & {"should", "shall"}),
-        "only": "only" in w,
-        "exactly": "exactly" in w,
-        "bound": _has(
-            t,
-            "at most",
-            "at least",
-            "no more than",
-            "no fewer than",
-            "no less than",
-            "or fewer",
-            "or less",
-            "or more",
-        ),
-        "comparative": _has(t, "fewer than", "less than", "more than"),
-        "under_no": _has(
-            t, "under no circumstances", "under no circumstance", "in no case", "no matter what"
-        ),
-        "required": bool(w & _REQUIRED),
-        "ensure": "ensure" in w or _has(t, "make sure", "be sure"),
-        "avoid": bool(w & _AVOID),
-        "your_output": "your" in w and bool(w & _OUTPUT),
-        "you": you,
-        "unit": bool(w & _UNITS),
-        "number": bool(w & _NUMBERS) or any(x.isdigit() for x in words),
-        "format_noun": bool(w & _FORMAT)
-        or _has(t, "code block", "quotation marks", "quotation mark", "bullet points", "p s"),
-        "case_noun": bool(w & _CASE) or _has(t, "lower case", "upper case"),
-        "language": bool(w & _LANGUAGE),
-        "start_end": bool(w & _EDGES) and bool(w & {"with", "by", "your"}),
-        "phrase": bool(w & {"keyword", "keywords"})
-        or _has(t, "the word", "the words", "the phrase", "the exact"),
-        "quoted": _QUOTED.search(s) is not None,
-        "colon": ":" in s,
-        "imperative": first in _IMPERATIVE,
-        "please": bool(words) and words[0] == "please",
-        "you_will": _has(
-            t,
-            "you will",
-            "you are to",
-            "you need to",
-            "you have to",
-            "you are required to",
-            "you may not",
-        ),
-        "you_must": _has(
-            t, "you must", "you should", "you shall", "you always must", "you never should"
-        ),
-        "modal_subject": bool(set(words[1:5]) & _MODALS),
-        "not_allowed": _has(t, "not allowed", "not permitted"),
-        "conditional": first in _CONDITIONAL
-        and "," in s
-        and bool(set(_WORD.findall(s.split(",", 1)[1].lower())[:1]) & _IMPERATIVE),
-        "safety": bool(w & _SAFETY) or _has(t, "system prompt", "personal data"),
-        "hedge": bool(w & _HEDGE_WORDS)
-        or _has(
-            t,
-            "feel free",
-            "you may",
-            "you might",
-            "you could",
-            "you can",
-            "if you like",
-            "if you want",
-            "if you wish",
-            "if you prefer",
-            "it can help",
-            "it may help",
-            "it might help",
-            "try to",
-            "where possible",
-            "if possible",
-        ),
-        "question": s.endswith("?"),
-        "question_start": bool(words) and (words[0] in _QUESTION or _has(t[:9], "do you")),
-        "descriptive": bool(words) and words[0] in _DESCRIPTIVE,
-        "past": bool(w & _PAST) or _has(t, "used to"),
-        "task_verb": first in _TASK,
-        "code_like": _CODE_LIKE.search(s) is not None,
-        "short": len(words) <= _SHORT,
-        "long": len(words) >= _LONG,
-    }
+    v = [0.0] * len(FEATURE_NAMES)
+    by_word, by_phrase = _BY_WORD, _BY_PHRASE
+    for w in words:
+        for i in by_word.get(w, ()):
+            v[i] = 1.0
+        if w.isdigit():
+            v[_F["number"]] = 1.0
+    for pair in map(" ".join, pairwise(words)):
+        for i in by_phrase.get(pair, ()):
+            v[i] = 1.0
+    for triple in map(" ".join, zip(words, words[1:], words[2:], strict=False)):
+        for i in by_phrase.get(triple, ()):
+            v[i] = 1.0
+    present = set(words)
+    if "your" in present and not present.isdisjoint(_OUTPUT):
+        v[_F["your_output"]] = 1.0
+    if not present.isdisjoint(_EDGES) and not present.isdisjoint(("with", "by", "your")):
+        v[_F["start_end"]] = 1.0
+    if not _MODALS.isdisjoint(words[1:5]):
+        v[_F["modal_subject"]] = 1.0
+    if words:
+        head = words[1:] if words[0] in _LEAD_WORDS else words
+        first = head[0] if head else ""
+        v[_F["imperative"]] = float(first in _IMPERATIVE)
+        v[_F["task_verb"]] = float(first in _TASK)
+        v[_F["please"]] = float(words[0] == "please")
+        v[_F["question_start"]] = float(
+            words[0] in _QUESTION or (words[0] == "do" and words[1:2] == ["you"])
+        )
+        v[_F["descriptive"]] = float(words[0] in _DESCRIPTIVE)
+        if first in _CONDITIONAL and "," in s:
+            after = _WORD.search(s.split(",", 1)[1].lower())
+            v[_F["conditional"]] = float(after is not None and after.group() in _IMPERATIVE)
+    v[_F["quoted"]] = float(_QUOTED.search(s) is not None)
+    v[_F["code_like"]] = float(_CODE_LIKE.search(s) is not None)
+    v[_F["colon"]] = float(":" in s)
+    v[_F["question"]] = float(s.endswith("?"))
+    v[_F["short"]] = float(len(words) <= _SHORT)
+    v[_F["long"]] = float(len(words) >= _LONG)
+    return v
 
 
 _WORD = re.compile(r"[a-z0-9']+")
 _QUOTED = re.compile(r"[\"'“‘][^\"'”’]{1,40}[\"'”’]")
 _CODE_LIKE = re.compile(r"[(){}\[\]=_]|\w\.\w")
 _SHORT, _LONG = 4, 40  # words: features for very short and very long sentences
-FEATURE_NAMES: tuple[str, ...] = tuple(_feature_values("x"))
-
-
-def features(sentence: str) -> list[float]:
-    """The feature vector of one sentence, in ``FEATURE_NAMES`` order."""
-    return [1.0 if v else 0.0 for v in _feature_values(sentence).values()]
+_LEADS = ("please ", "important: ", "important ", "note: ", "rule: ")
 
 
 def _word_char(c: str) -> bool:
@@ -239,17 +229,13 @@ def _cue_positions(text: str, low: str) -> list[int]:
             if (i == 0 or not _word_char(low[i - 1])) and (j == n or not _word_char(low[j])):
                 found.append(i)
             i = low.find(cue, j)
+    leads = _LEADS
     for starter in _sentence_starts(low):
-        m = _WORD.match(low, starter)
-        if m is None:
-            continue
-        word = m.group()
-        if word in _LEAD_WORDS:  # "Please use…", "Important: never…"
-            nxt = _WORD.search(low, m.end(), m.end() + 40)
-            if nxt is None or nxt.start() - m.end() > 2:
-                continue
-            word = nxt.group()
-        if word in _IMPERATIVE:
+        at = starter
+        if low.startswith(leads, at):  # "Please use…", "Important: never…"
+            at = low.index(" ", at) + 1
+        m = _WORD.match(low, at, at + 16)
+        if m is not None and m.group() in _IMPERATIVE:
             found.append(starter)
     found.sort()
     return found
@@ -263,9 +249,13 @@ def _sentence_starts(low: str) -> list[int]:
             starts.append(i + len(sep))
             i = low.find(sep, i + 1)
     out = []
+    n = len(low)
     for i in starts:  # past white space and a list marker
-        m = _LEAD.match(low, i, i + 12)
-        out.append(m.end() if m is not None else i)
+        if i < n and low[i] in _LEAD_CHARS:
+            m = _LEAD.match(low, i, i + 12)
+            if m is not None:
+                i = m.end()
+        out.append(i)
     return out
 
 
