@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+from ._styles import DEFAULT_STYLE_LEVELS, StyleLevels
 from .document import (
     LEVELS,
     Conversation,
@@ -38,6 +39,7 @@ from .rendering import RENDER_STYLES, render, render_notes
 from .tokens import TokenizedDocument, tokenize
 
 __all__ = [
+    "DEFAULT_STYLE_LEVELS",
     "DEFAULT_TRUSTED_ROLES",
     "LEVELS",
     "RENDER_STYLES",
@@ -58,6 +60,7 @@ __all__ = [
     "SalienceError",
     "Source",
     "Span",
+    "StyleLevels",
     "TokenizedDocument",
     "TooManyElementsError",
     "UnclosedTagError",

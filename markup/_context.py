@@ -18,8 +18,9 @@ import itertools
 import re
 from bisect import bisect_right
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from ._styles import DEFAULT_STYLE_LEVELS, StyleLevels
 from .document import Document, Format, Level, ParseWarning, Source, Span
 from .errors import MarkupError, TooManyElementsError
 
@@ -31,6 +32,9 @@ class Mark:
     level: Level
     source: Source
     seq: int
+    via: str | None = None
+    signals: frozenset[str] = frozenset()  # rich-text signals (markup._styles), inherited ones too
+    css: frozenset[str] = frozenset()  # those of the signals that came from inline CSS
 
 
 # Repairs listed one by one per document; past this, they are counted in one last warning. A
@@ -76,6 +80,7 @@ class ParseContext:
     # text bounds the work a parse can do per request: each element costs a few µs of Python.
     limit: int | None = None
     elements: int = 0  # elements opened so far (in a conversation: by earlier messages too)
+    style_levels: StyleLevels = DEFAULT_STYLE_LEVELS  # rich-text signals → levels (HTML)
     lines: LineIndex = field(init=False)
 
     def __post_init__(self) -> None:
@@ -85,8 +90,17 @@ class ParseContext:
         if end > start or replacement:
             self.edits.append((start, end, replacement))
 
-    def mark(self, start: int, end: int, level: Level, source: Source) -> None:
-        self.marks.append(Mark(start, end, level, source, len(self.marks)))
+    def mark(
+        self,
+        start: int,
+        end: int,
+        level: Level,
+        source: Source,
+        via: str | None = None,
+        signals: frozenset[str] = frozenset(),
+        css: frozenset[str] = frozenset(),
+    ) -> None:
+        self.marks.append(Mark(start, end, level, source, len(self.marks), via, signals, css))
 
     def element(self, offset: int) -> None:
         """Count an element that opens at ``offset``; past the limit, refuse the text."""
@@ -139,7 +153,10 @@ class ParseContext:
 
     def build(self, fmt: Format) -> Document:
         clean, to_clean = _apply(self.text, self.edits)
-        spans = _paint(self.marks, to_clean)
+        marks = self.marks
+        if any(m.css for m in marks):
+            marks = _without_dominant_css(marks, to_clean, clean, self.style_levels)
+        spans = _paint(marks, to_clean)
         warnings = self.warnings
         if self.unlisted:
             last = warnings[-1]
@@ -198,6 +215,59 @@ def _apply(text: str, edits: list[tuple[int, int, str]]) -> tuple[str, Callable[
     return "".join(pieces), to_clean
 
 
+# A CSS signal over this share of a document's text is its style, not emphasis; documents
+# shorter than DOCUMENT characters (a pasted sentence or two) are taken at face value.
+DOMINANT = 0.9
+DOCUMENT = 200
+_PROPERTIES = {
+    "bold": ("font-weight",),
+    "underline": ("text-decoration",),
+    "color": ("color",),
+    "highlight": ("background",),
+    "larger": ("font-size",),
+    "uppercase": ("text-transform",),
+}
+
+
+def _without_dominant_css(
+    marks: list[Mark], to_clean: Callable[[int], int], clean: str, levels: StyleLevels
+) -> list[Mark]:
+    """Editor chrome is not importance: a signal that inline CSS puts on (nearly) the whole
+    text — one bold span around a pasted document, a default colour — is taken out of every
+    mark's signals, and the marks are levelled again (dropped where nothing is left)."""
+    content = len(clean.strip())
+    if content < DOCUMENT:
+        return marks
+    dominant = set()
+    for signal in {s for m in marks for s in m.css}:
+        ranges = sorted((to_clean(m.start), to_clean(m.end)) for m in marks if signal in m.css)
+        covered, reach = 0, 0
+        for a, b in ranges:
+            a = max(a, reach)
+            if b > a:
+                covered += b - a
+                reach = b
+        if covered >= DOMINANT * content:
+            dominant.add(signal)
+    if not dominant:
+        return marks
+    out = []
+    dropped = tuple(p for signal in dominant for p in _PROPERTIES.get(signal, ()))
+    for m in marks:
+        if m.via is None or not m.signals & dominant:  # an explicit level is never re-levelled
+            out.append(m)
+            continue
+        level = levels.level(m.signals - frozenset(dominant))
+        if level is not None:
+            causes = [
+                "; ".join(d for d in part.split("; ") if not d.startswith(dropped))
+                for part in m.via.split(" + ")
+            ]
+            via = " + ".join(c for c in causes if c) or None
+            out.append(replace(m, level=level, signals=m.signals - frozenset(dominant), via=via))
+    return out
+
+
 def _identity(offset: int) -> int:
     return offset
 
@@ -208,41 +278,53 @@ def _paint(marks: list[Mark], to_clean: Callable[[int], int]) -> list[Span]:
     for m in marks:
         a, b = to_clean(m.start), to_clean(m.end)
         if b > a:
-            placed.append(((m.start, -m.end, m.seq), a, b, m.level, m.source))
+            placed.append(((m.start, -m.end, m.seq), a, b, m.level, m.source, m.via))
     if not placed:
         return []
     placed.sort(key=lambda p: p[1])
     if all(placed[k][2] <= placed[k + 1][1] for k in range(len(placed) - 1)):
         return _disjoint(placed)  # the common case: no nesting at all
     points = sorted({p[1] for p in placed} | {p[2] for p in placed})
-    heap: list[tuple[tuple[int, int, int], int, Level, Source]] = []
+    heap: list[tuple[tuple[int, int, int], int, Level, Source, str | None]] = []
     spans: list[Span] = []
     i = 0
     for x, y in itertools.pairwise(points):
         while i < len(placed) and placed[i][1] <= x:
-            key, _, end, level, source = placed[i]
-            heapq.heappush(heap, ((-key[0], -key[1], -key[2]), end, level, source))
+            key, _, end, level, source, via = placed[i]
+            heapq.heappush(heap, ((-key[0], -key[1], -key[2]), end, level, source, via))
             i += 1
         while heap and heap[0][1] <= x:
             heapq.heappop(heap)
         if not heap:
             continue
-        _, _, level, source = heap[0]
-        _extend(spans, x, y, level, source)
+        _, _, level, source, via = heap[0]
+        _extend(spans, x, y, level, source, via)
     return spans
 
 
-def _disjoint(placed: list[tuple[tuple[int, int, int], int, int, Level, Source]]) -> list[Span]:
+_Placed = tuple[tuple[int, int, int], int, int, Level, Source, str | None]
+
+
+def _disjoint(placed: list[_Placed]) -> list[Span]:
     spans: list[Span] = []
-    for _, a, b, level, source in placed:
-        _extend(spans, a, b, level, source)
+    for _, a, b, level, source, via in placed:
+        _extend(spans, a, b, level, source, via)
     return spans
 
 
-def _extend(spans: list[Span], a: int, b: int, level: Level, source: Source) -> None:
-    """Append ``[a, b)``, merged into the last span if they touch with one level and source."""
+def _extend(
+    spans: list[Span], a: int, b: int, level: Level, source: Source, via: str | None
+) -> None:
+    """Append ``[a, b)``, merged into the last span if they touch with one level, source and
+    cause."""
     last = spans[-1] if spans else None
-    if last is not None and last.end == a and last.level is level and last.source is source:
-        spans[-1] = Span(last.start, b, level, source)
+    if (
+        last is not None
+        and last.end == a
+        and last.level is level
+        and last.source is source
+        and last.via == via
+    ):
+        spans[-1] = Span(last.start, b, level, source, via)
     else:
-        spans.append(Span(a, b, level, source))
+        spans.append(Span(a, b, level, source, via))

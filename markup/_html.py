@@ -29,6 +29,7 @@ import html
 import re
 
 from ._context import ParseContext
+from ._styles import STYLE_TAGS, effect
 from ._tags import HTML_TAGS, IMPORTANCE_TAGS, MAX_TAG_CHARS, TagStack, level_of, parse_attributes
 from .document import Level, Source
 
@@ -55,6 +56,24 @@ _BARE_TAG = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9]*)>")
 # failed match costs one pass over its window.
 _TAG_REST = re.compile(r"""(?:[^>"']++|"[^"]*+"|'[^']*+')*+>""")
 _REFERENCE = re.compile(r"&(?:#[0-9]{1,10};?|#[xX][0-9a-fA-F]{1,8};?|[a-zA-Z][a-zA-Z0-9]{0,31};?)")
+
+
+_STYLE_ATTRIBUTE = re.compile(r"\bstyle\s*=", re.IGNORECASE)
+
+
+def _matching_close(text: str, tag: str, start: int) -> int:
+    """Where the element whose content starts at ``start`` ends: past its closing tag, counting
+    nested elements of the same name; the end of the text when it never closes. One pass."""
+    pattern = re.compile(rf"<(/?){re.escape(tag)}(?=[\s/>])[^>]{{0,{MAX_TAG_CHARS}}}>", re.I)
+    depth = 1
+    for m in pattern.finditer(text, start):
+        if m.group(1):
+            depth -= 1
+            if depth == 0:
+                return m.end()
+        elif not m.group().endswith("/>"):
+            depth += 1
+    return len(text)
 
 
 class _Finder:
@@ -154,7 +173,7 @@ def parse_html(ctx: ParseContext) -> None:
             remove(i, end, "\n" if newline else "")
             if tag in _CODE and code_depth:
                 code_depth -= 1
-            if tag in _VOCABULARY:
+            if tag in _VOCABULARY or stack.open_by_name.get(tag):
                 stack.close(tag, i, end)
             continue
         remove(i, end, "\n" if tag == "br" else "")
@@ -177,15 +196,37 @@ def parse_html(ctx: ParseContext) -> None:
         if tag in _CODE:
             code_depth += 1
         rule_source = _VOCABULARY.get(tag)
-        if rule_source is None:
+        styled = tag in STYLE_TAGS or _STYLE_ATTRIBUTE.search(attributes_raw) is not None
+        if rule_source is None and not styled:
             continue
-        rule, source = rule_source
-        # Level is a str enum: only a rule that names an attribute reads the attributes.
-        if rule is None or isinstance(rule, Level):
-            level = rule
-        else:
-            attributes = parse_attributes(attributes_raw)
-            attributes = {k: html.unescape(v) for k, v in attributes.items()}
-            level, _ = level_of(ctx, tag, rule, attributes, i)
-        stack.open(tag, None if code_depth else level, source, i, end)
+        attributes = parse_attributes(attributes_raw) if attributes_raw else {}
+        found = effect(tag, attributes) if styled else None
+        if found is not None and found.hidden:
+            # display:none: the element and all it holds never reach the clean text
+            hidden_end = _matching_close(text, tag, end)
+            remove(end, hidden_end)
+            pos = hidden_end
+            continue
+        parent = stack.stack[-1] if stack.stack else None
+        signals = parent.signals if parent is not None else frozenset()
+        css = parent.css if parent is not None else frozenset()
+        if found is not None:
+            signals, css = found.apply(signals, css)
+        level: Level | None = None
+        source, via = Source.HTML, None
+        if rule_source is not None and tag not in STYLE_TAGS:
+            # an explicit importance (the importance tags, <small>, <span data-importance>)
+            rule, source = rule_source
+            if rule is None or isinstance(rule, Level):
+                level = rule
+            else:
+                attributes = {k: html.unescape(v) for k, v in attributes.items()}
+                level, _ = level_of(ctx, tag, rule, attributes, i)
+        if level is None and found is not None:
+            level = ctx.style_levels.level(signals)
+            source = Source.STYLE if found.css else Source.HTML
+            # what made the level: the inherited causes too, where they count
+            causes = [parent.via] if parent is not None and parent.via and parent.signals else []
+            via = " + ".join([*causes, found.via]) if found.via else (causes[0] if causes else None)
+        stack.open(tag, None if code_depth else level, source, i, end, via, signals, css)
     stack.finish(n)

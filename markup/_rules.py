@@ -30,7 +30,7 @@ from functools import cache
 from itertools import pairwise
 from pathlib import Path
 
-from .document import Document, Level, Source, Span
+from .document import Document, Level, ParseWarning, Source, Span
 
 __all__ = [
     "FEATURE_NAMES",
@@ -311,10 +311,24 @@ class RuleDetector:
         z = self.bias + sum(w * x for w, x in zip(self.weights, features(sentence), strict=True))
         return 1.0 / (1.0 + math.exp(-z))
 
-    def detect(self, text: str) -> list[tuple[int, int]]:
-        """``[start, end)`` of every rule sentence in ``text``."""
+    def detect(self, text: str, limit: int | None = None) -> list[tuple[int, int]]:
+        """``[start, end)`` of every rule sentence in ``text``; with ``limit``, only among the
+        first ``limit`` candidate sentences."""
+        return self.detect_limited(text, limit)[0]
+
+    def detect_limited(
+        self, text: str, limit: int | None = None
+    ) -> tuple[list[tuple[int, int]], int | None]:
+        """The rule sentences among the first ``limit`` candidates, and where the text's
+        candidates went past ``limit`` (None when they did not)."""
         threshold = self.threshold
-        return [(a, b) for a, b in sentences_with_cues(text) if self.score(text[a:b]) >= threshold]
+        found: list[tuple[int, int]] = []
+        for n, (a, b) in enumerate(sentences_with_cues(text)):
+            if limit is not None and n >= limit:
+                return found, a
+            if self.score(text[a:b]) >= threshold:
+                found.append((a, b))
+        return found, None
 
 
 @cache
@@ -330,11 +344,27 @@ def load_detector(path: str | None = None) -> RuleDetector:
     return RuleDetector(tuple(data["weights"]), float(data["bias"]), float(data["threshold"]))
 
 
-def with_detected_rules(document: Document, detector: RuleDetector | None = None) -> Document:
+def with_detected_rules(
+    document: Document, detector: RuleDetector | None = None, limit: int | None = None
+) -> Document:
     """``document`` with its detected rule sentences added as ``hard`` spans (source
     ``detected``) wherever no explicit span lies: explicit marks win, and a low or normal mark
-    keeps detection out of what it covers. Linear in the number of spans."""
-    found = (detector or load_detector()).detect(document.text)
+    keeps detection out of what it covers. Linear in the number of spans. With ``limit``, at
+    most that many candidate sentences are scored (each costs a few µs); past it detection
+    stops, and a ``detection-limit`` warning says where (in the clean text)."""
+    found, stopped = (detector or load_detector()).detect_limited(document.text, limit)
+    if stopped is not None:
+        line = document.text.count("\n", 0, stopped) + 1
+        column = stopped - (document.text.rfind("\n", 0, stopped) + 1) + 1
+        warning = ParseWarning(
+            "detection-limit",
+            f"rule detection stopped after {limit} candidate sentences, at character "
+            f"{stopped} of the clean text; no rule is detected after it",
+            stopped,
+            line,
+            column,
+        )
+        document = replace(document, warnings=(*document.warnings, warning))
     if not found:
         return document
     explicit = document.spans

@@ -75,6 +75,9 @@ class _Open:
     source: Source
     start: int  # where the opening tag starts
     end: int  # where it ends: the content starts here
+    via: str | None = None  # rich text: what made its level (markup._styles)
+    signals: frozenset[str] = frozenset()  # rich text: its signals, inherited ones included
+    css: frozenset[str] = frozenset()  # those of them that came from inline CSS
 
 
 class TagStack:
@@ -87,9 +90,19 @@ class TagStack:
         # stray without a walk down the stack (which made stray closers quadratic).
         self.open_by_name: dict[str, int] = {}
 
-    def open(self, name: str, level: Level | None, source: Source, start: int, end: int) -> None:
+    def open(
+        self,
+        name: str,
+        level: Level | None,
+        source: Source,
+        start: int,
+        end: int,
+        via: str | None = None,
+        signals: frozenset[str] = frozenset(),
+        css: frozenset[str] = frozenset(),
+    ) -> None:
         self.ctx.element(start)
-        self.stack.append(_Open(name, level, source, start, end))
+        self.stack.append(_Open(name, level, source, start, end, via, signals, css))
         self.open_by_name[name] = self.open_by_name.get(name, 0) + 1
 
     def close(self, name: str, start: int, end: int) -> None:
@@ -155,7 +168,15 @@ class TagStack:
 
     def _emit(self, element: _Open, content_end: int) -> None:
         if element.level is not None:
-            self.ctx.mark(element.end, content_end, element.level, element.source)
+            self.ctx.mark(
+                element.end,
+                content_end,
+                element.level,
+                element.source,
+                element.via,
+                element.signals,
+                element.css,
+            )
 
 
 def level_of(

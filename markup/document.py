@@ -45,6 +45,7 @@ class Source(StrEnum):
     TAG = "tag"
     MARKDOWN = "markdown"
     HTML = "html"
+    STYLE = "style"  # inline CSS in HTML (``Span.via`` names the declarations)
     DETECTED = "detected"  # a rule sentence found by the rule detector (``detect_rules``)
 
 
@@ -58,20 +59,25 @@ class Format(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Span:
-    """Characters ``[start, end)`` of a document's clean text, with one level and one source."""
+    """Characters ``[start, end)`` of a document's clean text, with one level and one source;
+    ``via`` says what made a rich-text span ("<u>", "font-weight:700; color:#c00")."""
 
     start: int
     end: int
     level: Level
     source: Source
+    via: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "start": self.start,
             "end": self.end,
             "level": self.level.value,
             "source": self.source.value,
         }
+        if self.via is not None:
+            out["via"] = self.via
+        return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,8 @@ wins:
    line ``> [!…]``, a fence line, an ATX heading, a list item, or an inline code span. Markdown
    also honours the importance tags and inline HTML rich text.
 3. ``html`` — an inline HTML rich-text element that carries importance: ``<strong>``, ``<b>``,
-   ``<mark>``, ``<small>``, ``<span data-importance…>``.
+   ``<mark>``, ``<small>``, ``<u>``, ``<ins>``, ``<font>``, ``<span data-importance…>`` or
+   ``<span style…>`` (rich text pasted from an editor; ``markup._styles``).
 4. ``tags`` — an importance tag (``<rule>``, ``<important>``, ``<background>``, …).
 5. ``plain`` — otherwise.
 """
@@ -28,6 +29,7 @@ from ._html import parse_html
 from ._markdown import parse_markdown
 from ._normalize import nfc_with_map
 from ._rules import with_detected_rules
+from ._styles import DEFAULT_STYLE_LEVELS, StyleLevels
 from ._tags import IMPORTANCE_TAGS, scan_tags
 from .document import Conversation, Document, Format, MessageDocument
 from .errors import MarkupError, MessageError
@@ -61,7 +63,8 @@ def _has_markdown(text: str) -> bool:
 # The attribute search is bounded (as a tag is, in _tags.MAX_TAG_CHARS): "<span " repeated
 # without a '>' would otherwise make this one check quadratic.
 _HTML_RICH = re.compile(
-    r"<(?:strong|b|mark|small)[\s>]|<span\b[^<>]{0,2048}?\bdata-importance\b", re.I
+    r"<(?:strong|b|mark|small|u|ins|font)[\s>]|<span\b[^<>]{0,2048}?\b(?:data-importance|style)\b",
+    re.I,
 )
 _IMPORTANCE_TAG = re.compile(r"</?(?:" + "|".join(IMPORTANCE_TAGS) + r")(?=[\s/>])", re.IGNORECASE)
 
@@ -91,6 +94,7 @@ def parse(
     *,
     max_elements: int | None = None,
     detect_rules: bool = False,
+    style_levels: StyleLevels | None = None,
 ) -> Document:
     """Parse importance markup in ``text``.
 
@@ -99,16 +103,22 @@ def parse(
     otherwise it is repaired and reported in ``Document.warnings``. ``max_elements`` bounds the
     importance elements a text may open (importance tags, HTML rich-text elements, Markdown
     emphasis and callouts; not other HTML elements): past it,
-    ``TooManyElementsError`` is raised in either mode. ``detect_rules`` adds the sentences
-    that state a rule as ``hard`` spans with source ``detected`` (``markup._rules``), where no
-    explicit mark lies.
+    ``TooManyElementsError`` is raised in either mode. ``style_levels`` maps rich-text
+    signals (bold, underline, colour… in HTML) to levels (``markup._styles``).
+    ``detect_rules`` adds the sentences that state a rule as ``hard`` spans with source
+    ``detected`` (``markup._rules``), where no explicit mark lies.
     """
-    document = _parse(text, format, strict, max_elements)[0]
-    return with_detected_rules(document) if detect_rules else document
+    document = _parse(text, format, strict, max_elements, 0, style_levels)[0]
+    return with_detected_rules(document, limit=max_elements) if detect_rules else document
 
 
 def _parse(
-    text: str, format: Format | str, strict: bool, limit: int | None, before: int = 0
+    text: str,
+    format: Format | str,
+    strict: bool,
+    limit: int | None,
+    before: int = 0,
+    style_levels: StyleLevels | None = None,
 ) -> tuple[Document, int]:
     """``parse``, and how many elements were opened, counting the ``before`` that earlier
     messages of a conversation opened."""
@@ -122,7 +132,15 @@ def _parse(
         fmt = detect_format(normal)
     if fmt is Format.PLAIN:
         return Document(normal, (), Format.PLAIN, ()), before
-    ctx = ParseContext(text, normal, to_original, strict, limit=limit, elements=before)
+    ctx = ParseContext(
+        text,
+        normal,
+        to_original,
+        strict,
+        limit=limit,
+        elements=before,
+        style_levels=style_levels or DEFAULT_STYLE_LEVELS,
+    )
     # A parse allocates many small objects that all live until it returns: the cyclic garbage
     # collector would walk them again and again (a third of the time on a tag-dense MiB) and
     # find nothing. It is paused for the parse and resumed after.
@@ -157,6 +175,7 @@ def parse_messages(
     *,
     max_elements: int | None = None,
     detect_rules: bool = False,
+    style_levels: StyleLevels | None = None,
 ) -> Conversation:
     """Parse OpenAI-style chat messages, honouring markup only in trusted roles.
 
@@ -177,13 +196,18 @@ def parse_messages(
         is_trusted = role.lower() in trusted
         try:
             document, opened = _parse(
-                content, fmt if is_trusted else Format.PLAIN, strict, max_elements, opened
+                content,
+                fmt if is_trusted else Format.PLAIN,
+                strict,
+                max_elements,
+                opened,
+                style_levels,
             )
         except MarkupError as error:
             error.message_index = index
             raise
         if detect_rules and is_trusted:
-            document = with_detected_rules(document)
+            document = with_detected_rules(document, limit=max_elements)
         parsed.append(MessageDocument(index, role, is_trusted, document))
     return Conversation(tuple(parsed))
 

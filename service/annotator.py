@@ -17,6 +17,7 @@ from markup import (
     Document,
     ImportanceEncoding,
     Level,
+    StyleLevels,
     load_encoding,
     parse,
     parse_messages,
@@ -54,6 +55,14 @@ class Annotator:
         self.metrics.tokens.inc(body["token_count"])
         return body
 
+    def _style_levels(self, request: AnnotateRequest) -> StyleLevels:
+        if request.style_levels is None:
+            return StyleLevels.parse(self.settings.style_levels)
+        try:
+            return StyleLevels.parse(request.style_levels)
+        except ValueError as error:
+            raise ProblemError(422, "bad-style-levels", "Bad style levels", str(error)) from None
+
     def _text(
         self, request: AnnotateRequest, text: str, encoding: ImportanceEncoding
     ) -> dict[str, Any]:
@@ -63,6 +72,7 @@ class Annotator:
             request.strict,
             max_elements=self.settings.max_markup_elements,
             detect_rules=request.detect_rules,
+            style_levels=self._style_levels(request),
         )
         self._check_limit(_fewest_tokens(document))
         tokens = tokenize(document, encoding)
@@ -105,6 +115,7 @@ class Annotator:
             request.strict,
             max_elements=self.settings.max_markup_elements,
             detect_rules=request.detect_rules,
+            style_levels=self._style_levels(request),
         )
         out = []
         total = 0

@@ -12,7 +12,7 @@ SCHEMA_VERSION: Literal["1"] = "1"
 RenderStyle = Literal["plain", "xml", "caps", "echo", "system"]
 assert set(RenderStyle.__args__) == set(RENDER_STYLES)  # type: ignore[attr-defined]
 LevelName = Literal["hard", "high", "normal", "low"]
-SourceName = Literal["tag", "markdown", "html", "detected"]
+SourceName = Literal["tag", "markdown", "html", "style", "detected"]
 
 EXAMPLE_TEXT = "Summarise the report. <rule>Answer in at most three bullet points.</rule>"
 
@@ -71,6 +71,12 @@ class AnnotateRequest(BaseModel):
         description="also mark the sentences that state a rule as hard (source 'detected'), "
         "in the text or in trusted messages only, where no explicit mark lies",
     )
+    style_levels: dict[str, LevelName | None] | None = Field(
+        None,
+        description="HTML rich text: the level each style signal gives (bold, underline, color, "
+        "highlight, larger, uppercase, heading; null ignores it) and 'combined', the level of "
+        "two or more together (default: the server's; each signal high, combined hard)",
+    )
     encoding: str | None = Field(None, description="tiktoken base encoding (default: the server's)")
     trusted_roles: list[str] | None = Field(
         None, description="roles whose markup is honoured (default: the server's)"
@@ -94,6 +100,9 @@ class SpanOut(BaseModel):
     end: int
     level: LevelName
     source: SourceName
+    via: str | None = Field(
+        None, description="rich text: what made the level (<u>, font-weight:700, …)"
+    )
 
 
 class WarningOut(BaseModel):

@@ -39,6 +39,11 @@ class Settings(BaseSettings):
     body_timeout_s: float = Field(30.0, gt=0, description="time allowed to receive a body")
     batch_threads: int = Field(2, ge=1, le=64, description="threads that tokenize a batch")
 
+    style_levels: str | None = Field(
+        None,
+        description="JSON: rich-text style signals → levels, e.g. "
+        '{"color": null, "combined": "high"} (default: each signal high, two or more hard)',
+    )
     default_encoding: str = "cl100k_base"
     trusted_roles: Annotated[tuple[str, ...], NoDecode] = ("system", "developer")
 
@@ -76,6 +81,14 @@ class Settings(BaseSettings):
     local_max_waiting: int = Field(8, ge=1, description="local generations waiting their turn")
 
     log_level: str = "info"
+
+    @field_validator("style_levels")
+    @classmethod
+    def _style_levels(cls, value: str | None) -> str | None:
+        from markup import StyleLevels
+
+        StyleLevels.parse(value)  # refuse a bad map at start-up, with the reason
+        return value
 
     @field_validator("trusted_roles", mode="before")
     @classmethod

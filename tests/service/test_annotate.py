@@ -170,6 +170,21 @@ def test_detect_rules_marks_plain_rule_sentences_in_trusted_text_only(client: ht
     assert body["messages"][0]["spans"] == []  # off unless asked
 
 
+def test_rich_text_styles_become_spans_that_name_their_style(client: httpx.Client) -> None:
+    text = '<p>Intro <span style="font-weight:700">never share keys</span> rest</p>'
+    body = client.post("/annotate", json={"text": text, "tokens": False}).json()
+    assert body["document"]["spans"] == [
+        {"start": 6, "end": 22, "level": "high", "source": "style", "via": "font-weight:700"}
+    ]
+    both = "<p><b><u>Never share keys.</u></b></p>"
+    body = client.post("/annotate", json={"text": both, "tokens": False}).json()
+    assert body["document"]["spans"][0]["level"] == "hard"
+    quiet = {"text": both, "tokens": False, "style_levels": {"combined": "high"}}
+    assert client.post("/annotate", json=quiet).json()["document"]["spans"][0]["level"] == "high"
+    bad = {"text": both, "style_levels": {"sparkle": "high"}}
+    problem(client.post("/annotate", json=bad), 422, "bad-style-levels")
+
+
 def test_unknown_encoding_is_422_listing_the_available_ones(client: httpx.Client) -> None:
     body = problem(
         client.post("/annotate", json={"text": "x", "encoding": "o200k_base"}),

@@ -81,6 +81,7 @@ def test_health_answers_while_a_big_annotate_runs() -> None:
     with running_server(
         SALIENCE_MAX_BODY_BYTES=str(16 << 20),
         SALIENCE_MAX_PROMPT_TOKENS="10000000",
+        SALIENCE_MAX_MARKUP_ELEMENTS="1000000",
         SALIENCE_BODY_TIMEOUT_S="60",
     ) as server:
         result: dict[str, Any] = {}
