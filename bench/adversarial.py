@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from markup import MarkupError, load_encoding, parse, tokenize
+from markup.documents import DocumentError, parse_document
 from markup.parsing import DEFAULT_MAX_ELEMENTS
 
 MIB = 1 << 20
@@ -46,6 +47,7 @@ class Family:
     format: str = "auto"
     build: Callable[[int], str] | None = None
     detect: bool = False  # parse with detect_rules=True (the rule detector's own families)
+    document: bool = False  # an RTF document (markup.documents), read and then parsed
 
     def text(self, size: int) -> str:
         if self.build is not None:
@@ -188,27 +190,54 @@ FAMILIES: tuple[Family, ...] = (
     Family("rule detection: short rules", "Never do x. Answer in JSON.\n", "plain", detect=True),
     Family("rule detection: cues and dots", "must. e.g. 3.5 ", "plain", detect=True),
     Family("rule detection: mixture + tags", "", build=_mixture, detect=True),
+    Family(
+        "rtf: control words",
+        "",
+        build=lambda n: _rtf(n, "\\b x\\b0 \\ul y\\ulnone "),
+        document=True,
+    ),
+    Family("rtf: groups", "", build=lambda n: _rtf(n, "{\\cf1 a}{\\highlight3 b}"), document=True),
+    Family("rtf: escapes", "", build=lambda n: _rtf(n, "\\'e9\\u8364?\\par "), document=True),
+    Family("rtf: deep groups", "", build=lambda n: _rtf(n, "{"), document=True),
 )
 
 
+def _rtf(size: int, unit: str) -> str:
+    head = "{\\rtf1\\ansi{\\colortbl;\\red200\\green0\\blue0;}"
+    return head + unit * max(1, (size - len(head) - 1) // len(unit)) + "}"
+
+
 def parse_only(
-    text: str, fmt: str, strict: bool, max_elements: int | None = None, detect: bool = False
+    text: str,
+    fmt: str,
+    strict: bool,
+    max_elements: int | None = None,
+    detect: bool = False,
+    document: bool = False,
 ) -> None:
     """The parser: format detection, markup, repairs (strict mode may stop at a fault)."""
     try:
-        parse(text, fmt, strict=strict, max_elements=max_elements, detect_rules=detect)
-    except MarkupError:
+        if document:
+            parse_document(text.encode("latin-1"), strict=strict, max_elements=max_elements)
+        else:
+            parse(text, fmt, strict=strict, max_elements=max_elements, detect_rules=detect)
+    except (MarkupError, DocumentError):
         return
 
 
-def annotate(text: str, fmt: str, strict: bool, detect: bool = False) -> None:
+def annotate(
+    text: str, fmt: str, strict: bool, detect: bool = False, document: bool = False
+) -> None:
     """What ``POST /annotate`` does: parse, then tokenize. (The service refuses a prompt past
     its token limit, 32k by default, so it never tokenizes a hostile MiB in full.)"""
     try:
-        document = parse(text, fmt, strict=strict, detect_rules=detect)
-    except MarkupError:
+        if document:
+            parsed = parse_document(text.encode("latin-1"), strict=strict)
+        else:
+            parsed = parse(text, fmt, strict=strict, detect_rules=detect)
+    except (MarkupError, DocumentError):
         return
-    tokenize(document, ENCODING)
+    tokenize(parsed, ENCODING)
 
 
 ENCODING = load_encoding("cl100k_base")
@@ -227,12 +256,12 @@ def measure(family: Family, size: int, repeats: int, strict: bool) -> dict[str, 
     t_large: list[float] = []
     t_annotate: list[float] = []
     t_limited: list[float] = []
-    fmt, detect = family.format, family.detect
+    fmt, detect, doc = family.format, family.detect, family.document
     for _ in range(repeats):  # interleaved, so that noise hits both sizes alike
-        t_small.append(timed(lambda: parse_only(small, fmt, strict, None, detect)))
-        t_large.append(timed(lambda: parse_only(large, fmt, strict, None, detect)))
-        t_annotate.append(timed(lambda: annotate(large, fmt, strict, detect)))
-        t_limited.append(timed(lambda: parse_only(large, fmt, strict, ELEMENT_LIMIT, detect)))
+        t_small.append(timed(lambda: parse_only(small, fmt, strict, None, detect, doc)))
+        t_large.append(timed(lambda: parse_only(large, fmt, strict, None, detect, doc)))
+        t_annotate.append(timed(lambda: annotate(large, fmt, strict, detect, doc)))
+        t_limited.append(timed(lambda: parse_only(large, fmt, strict, ELEMENT_LIMIT, detect, doc)))
     small_s, large_s = min(t_small), min(t_large)
     mib = len(large.encode("utf-8")) / MIB
     # A floor under the small time: below ~0.2 ms, timer noise dominates the ratio. The ratio is

@@ -29,6 +29,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import tinycss2
@@ -115,6 +116,17 @@ class Effect:
 
 def effect(tag: str, attributes: Mapping[str, str]) -> Effect | None:
     """The signals an element adds and removes, or None when it has nothing to say."""
+    return _effect(
+        tag,
+        attributes.get("style", "")[:MAX_STYLE_CHARS],
+        attributes.get("color", "") if tag == "font" else "",
+        attributes.get("size", "") if tag == "font" else "",
+    )
+
+
+@lru_cache(maxsize=4096)
+def _effect(tag: str, style: str, font_color: str, font_size: str) -> Effect | None:
+    # Editors repeat a handful of style strings thousands of times: each is read once.
     add: set[str] = set()
     remove: set[str] = set()
     via: list[str] = []
@@ -123,13 +135,12 @@ def effect(tag: str, attributes: Mapping[str, str]) -> Effect | None:
         add.add(signal)
         via.append(f"<{tag}>")
     if tag == "font":
-        if _salient_colour(attributes.get("color", "")):
+        if _salient_colour(font_color):
             add.add("color")
-            via.append(f'<font color="{attributes["color"]}">')
-        if _font_size_larger(attributes.get("size", "")):
+            via.append(f'<font color="{font_color}">')
+        if _font_size_larger(font_size):
             add.add("larger")
-            via.append(f'<font size="{attributes["size"]}">')
-    style = attributes.get("style", "")[:MAX_STYLE_CHARS]
+            via.append(f'<font size="{font_size}">')
     css: set[str] = set()
     hidden = False
     if style.strip():

@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Any, TextIO
 
 from markup import (
@@ -90,7 +91,13 @@ def register(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    name, text = _read_input(args.file)
+    text: str | None
+    rich = _read_document(args.file)
+    if rich is not None:  # .docx or RTF: read as the HTML rich text it amounts to
+        name, text = rich
+        args.format = "html"
+    else:
+        name, text = _read_input(args.file)
     if text is None:
         print(
             "salience annotate: no input. Pass a FILE, or pipe text in: "
@@ -121,6 +128,27 @@ def run(args: argparse.Namespace) -> int:
         print(f"{name}: error: {error}", file=sys.stderr)
         return EXIT_INPUT
     return EXIT_OK
+
+
+def _read_document(path: str | None) -> tuple[str, str] | None:
+    """(name, HTML) of a .docx or RTF file; None for any other input."""
+    if path is None or path == "-" or not Path(path).is_file():
+        return None
+    from markup.documents import DocumentError, document_html
+
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(8)
+            if not (head.startswith(b"{\\rtf") or head.startswith(b"PK\x03\x04")):
+                return None
+            data = head + handle.read()
+    except OSError:
+        return None  # read_text reports it, with the reason
+    try:
+        source = document_html(data, path)
+    except DocumentError as error:
+        raise CliError(f"{path}: {error}") from None
+    return None if source is None else (path, source)
 
 
 def _read_input(path: str | None) -> tuple[str, str | None]:

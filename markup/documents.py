@@ -1,0 +1,351 @@
+"""Documents people write rules in: .docx and RTF, read into the HTML rich text salience parses.
+
+A document's formatting becomes the inline CSS and tags that ``markup._styles`` reads, so a
+bold and underlined rule in Word is ``hard`` exactly as it would be pasted from the clipboard,
+and every span names what made it. The clean text is the document's text, one paragraph per
+line; span offsets are into it (a document has no character offsets of its own to keep).
+
+- **.docx** with python-docx (pure Python on lxml, well kept, reads only the package's own
+  parts: nothing external is fetched). Runs: bold, underline, colour, highlight, size, all
+  caps; paragraph styles named ``Heading …`` count as headings, and a paragraph style named
+  ``Rule`` (or ``Must``/``Important``) marks its paragraph as the matching importance tag.
+  The archive is checked before it is opened: at most ``MAX_PARTS`` parts and
+  ``MAX_UNPACKED`` bytes unpacked, and no part compressed more than ``MAX_RATIO`` times (zip
+  bombs are refused with the reason).
+- **RTF** with a reader of salience's own (a single pass, linear; groups nest at most
+  ``MAX_DEPTH`` deep): ``\\b``, ``\\ul``, ``\\cf`` (colour table), ``\\highlight``,
+  ``\\cb``, ``\\fs``, ``\\caps``, ``\\par``/``\\line``, ``\\'hh`` and ``\\uN`` escapes;
+  destinations (font and style tables, pictures, ``{\\*…}``) are skipped.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import re
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+
+from .document import Document
+from .errors import SalienceError
+from .parsing import parse
+
+__all__ = [
+    "DocumentError",
+    "document_format",
+    "document_html",
+    "docx_to_html",
+    "parse_document",
+    "rtf_to_html",
+]
+
+MAX_PARTS = 2_000
+MAX_UNPACKED = 64 << 20  # bytes, all parts together
+MAX_RATIO = 200  # uncompressed / compressed, per part
+MAX_DEPTH = 512  # RTF group nesting
+
+
+class DocumentError(SalienceError):
+    """A document salience cannot read: not the format it claims, damaged, or hostile."""
+
+    code = "bad-document"
+
+
+def document_format(data: bytes, name: str = "") -> str | None:
+    """``"docx"``, ``"rtf"``, or None for anything else (read as text)."""
+    if data.startswith(b"{\\rtf"):
+        return "rtf"
+    if data.startswith(b"PK\x03\x04") and (name.lower().endswith(".docx") or _has_word_part(data)):
+        return "docx"
+    return None
+
+
+def document_html(data: bytes, name: str = "", max_runs: int | None = None) -> str | None:
+    """The HTML of a .docx or RTF document, or None when ``data`` is neither. ``max_runs``
+    bounds the formatted runs read (each becomes an element of the HTML)."""
+    kind = document_format(data, name)
+    if kind == "docx":
+        return docx_to_html(data, max_runs)
+    if kind == "rtf":
+        return rtf_to_html(data, max_runs)
+    return None
+
+
+def parse_document(data: bytes, name: str = "", **options: object) -> Document:
+    """The ``Document`` of a .docx or RTF file (``options`` go to ``markup.parse``)."""
+    limit = options.get("max_elements")
+    source = document_html(data, name, limit if isinstance(limit, int) else None)
+    if source is None:
+        raise DocumentError(f"{name or 'the input'} is neither a .docx nor an RTF document")
+    document = parse(source, "html", **options)  # type: ignore[arg-type]
+    return replace(document, warnings=())  # offsets of repairs would point into our HTML
+
+
+# --- .docx -------------------------------------------------------------------------------
+
+
+def _has_word_part(data: bytes) -> bool:
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            return "word/document.xml" in archive.namelist()
+    except zipfile.BadZipFile:
+        return False
+
+
+def _check_archive(data: bytes) -> None:
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile as error:
+        raise DocumentError(f"not a readable .docx (a damaged zip archive: {error})") from None
+    with archive:
+        parts = archive.infolist()
+        if len(parts) > MAX_PARTS:
+            raise DocumentError(f"the .docx has {len(parts)} parts; the limit is {MAX_PARTS}")
+        total = 0
+        for part in parts:
+            total += part.file_size
+            if part.compress_size and part.file_size / part.compress_size > MAX_RATIO:
+                raise DocumentError(
+                    f"part {part.filename} unpacks {part.file_size // part.compress_size}× its "
+                    f"size (more than {MAX_RATIO}×): refused as a zip bomb"
+                )
+        if total > MAX_UNPACKED:
+            raise DocumentError(f"the .docx unpacks to {total} bytes; the limit is {MAX_UNPACKED}")
+        if "word/document.xml" not in archive.namelist():
+            raise DocumentError("not a .docx: the archive has no word/document.xml")
+
+
+_RULE_STYLES = {"rule": "rule", "must": "must", "important": "important"}
+
+
+def docx_to_html(data: bytes, max_runs: int | None = None) -> str:
+    """The document body as HTML: a ``<p>`` per paragraph, a styled ``<span>`` per run."""
+    _check_archive(data)
+    import docx
+    from docx.enum.text import WD_COLOR_INDEX
+
+    try:
+        word = docx.Document(io.BytesIO(data))
+    except Exception as error:  # python-docx raises many kinds on a damaged package
+        raise DocumentError(f"not a readable .docx ({type(error).__name__}: {error})") from None
+    out: list[str] = []
+    runs_read = 0
+    for paragraph in word.paragraphs:
+        style = (paragraph.style.name if paragraph.style is not None else "") or ""
+        runs = []
+        for run in paragraph.runs:
+            text = run.text
+            if not text:
+                continue
+            runs_read += 1
+            _check_runs(runs_read, max_runs)
+            css = []
+            font = run.font
+            if run.bold:
+                css.append("font-weight:bold")
+            if run.underline:
+                css.append("text-decoration:underline")
+            if font.color is not None and font.color.type is not None and font.color.rgb:
+                css.append(f"color:#{font.color.rgb}")
+            if font.highlight_color not in (None, WD_COLOR_INDEX.AUTO):
+                css.append("background-color:yellow")
+            if font.size is not None:
+                css.append(f"font-size:{font.size.pt:g}pt")
+            if font.all_caps:
+                css.append("text-transform:uppercase")
+            escaped = html.escape(text).replace("\n", "<br>")
+            runs.append(f'<span style="{";".join(css)}">{escaped}</span>' if css else escaped)
+        body = "".join(runs)
+        lowered = style.strip().lower()
+        if lowered.startswith("heading"):
+            out.append(f"<h2>{body}</h2>")
+        elif lowered in _RULE_STYLES:
+            tag = _RULE_STYLES[lowered]
+            out.append(f"<p><{tag}>{body}</{tag}></p>")
+        else:
+            out.append(f"<p>{body}</p>")
+    return "".join(out)
+
+
+# --- RTF ---------------------------------------------------------------------------------
+
+_TOKEN = re.compile(
+    r"\\([a-zA-Z]{1,32})(-?\d{1,10})? ?|\\'([0-9a-fA-F]{2})|\\(.)|([{}])|([^\\{}\r\n]+)|[\r\n]+",
+    re.S,
+)
+_SKIP = frozenset(
+    {"fonttbl", "colortbl", "stylesheet", "info", "pict", "object", "header", "footer",
+     "headerl", "headerr", "footerl", "footerr", "footnote", "field", "fldinst", "themedata",
+     "colorschememapping", "latentstyles", "datastore", "listtable", "listoverridetable",
+     "rsidtbl", "generator", "xmlnstbl", "mmathPr", "pgdsctbl", "filetbl", "revtbl"}
+)  # fmt: skip
+_HIGHLIGHTS = {0: None, 8: None}  # \highlight0 is none, 8 is white-ish; others are colours
+
+
+@dataclass
+class _State:
+    bold: bool = False
+    underline: bool = False
+    colour: str | None = None
+    highlight: bool = False
+    size: float | None = None  # points
+    caps: bool = False
+    skip: bool = False
+    uc: int = 1  # characters to skip after \uN
+
+    def css(self) -> str:
+        out = []
+        if self.bold:
+            out.append("font-weight:bold")
+        if self.underline:
+            out.append("text-decoration:underline")
+        if self.colour:
+            out.append(f"color:{self.colour}")
+        if self.highlight:
+            out.append("background-color:yellow")
+        if self.size is not None:
+            out.append(f"font-size:{self.size:g}pt")
+        if self.caps:
+            out.append("text-transform:uppercase")
+        return ";".join(out)
+
+
+def _check_runs(n: int, limit: int | None) -> None:
+    if limit is not None and n > limit:
+        raise DocumentError(f"the document has more than {limit} formatted runs (the limit)")
+
+
+def rtf_to_html(data: bytes, max_runs: int | None = None) -> str:
+    """The RTF body as HTML. Linear: one pass over the tokens."""
+    text = data.decode("latin-1")  # RTF is 7-bit with escapes; latin-1 maps bytes 1:1
+    if not text.startswith("{\\rtf"):
+        raise DocumentError("not an RTF document (it must start with {\\rtf)")
+    colours = _colour_table(text)
+    stack: list[_State] = []
+    state = _State()
+    paragraphs: list[list[str]] = [[]]
+    pending_skip = 0  # characters of \uN's fallback still to drop
+    pieces: list[tuple[str, str]] = []  # (css, text) of the current paragraph
+
+    def emit(chars: str) -> None:
+        if not state.skip and chars:
+            pieces.append((state.css(), chars))
+
+    runs = 0
+
+    def end_paragraph() -> None:
+        nonlocal runs
+        paragraphs[-1] = [_span(css, t) for css, t in _merge(pieces)]
+        runs += len(paragraphs[-1])
+        _check_runs(runs, max_runs)
+        pieces.clear()
+        paragraphs.append([])
+
+    for m in _TOKEN.finditer(text):
+        word, number, hexa, symbol, brace, plain = m.groups()
+        if brace == "{":
+            if len(stack) >= MAX_DEPTH:
+                raise DocumentError(f"RTF groups nest more than {MAX_DEPTH} deep")
+            stack.append(replace(state))
+            continue
+        if brace == "}":
+            if not stack:
+                break  # the end of the document's outer group
+            state = stack.pop()
+            continue
+        if plain is not None:
+            if pending_skip:
+                cut = min(pending_skip, len(plain))
+                plain, pending_skip = plain[cut:], pending_skip - cut
+            emit(plain)
+            continue
+        if hexa is not None:
+            if pending_skip:
+                pending_skip -= 1
+                continue
+            emit(bytes([int(hexa, 16)]).decode("cp1252", errors="replace"))
+            continue
+        if symbol is not None:
+            if symbol == "*":
+                state.skip = True  # {\*\destination …}: not text
+            elif symbol in "\\{}":
+                emit(symbol)
+            elif symbol == "~":
+                emit("\u00a0")
+            elif symbol in "\n\r":
+                end_paragraph()
+            continue
+        if word is None:
+            continue  # a bare line break in the source: not text
+        value = int(number) if number is not None else None
+        if word in _SKIP:
+            state.skip = True
+        elif word in ("par", "line", "sect", "page"):
+            if not state.skip:
+                end_paragraph()
+        elif word == "tab":
+            emit("\t")
+        elif word == "b":
+            state.bold = value != 0
+        elif word == "ul":
+            state.underline = value != 0
+        elif word in ("ulnone", "ul0"):
+            state.underline = False
+        elif word == "cf":
+            state.colour = colours.get(value or 0)
+        elif word in ("highlight", "cb", "chcbpat"):
+            state.highlight = value is not None and value > 0 and value not in _HIGHLIGHTS
+        elif word == "fs":
+            state.size = (value or 24) / 2
+        elif word == "caps":
+            state.caps = value != 0
+        elif word == "plain":
+            skip, uc = state.skip, state.uc
+            state = _State(skip=skip, uc=uc)
+        elif word == "uc":
+            state.uc = max(0, value or 0)
+        elif word == "u" and value is not None:
+            emit(chr(value % 65536))
+            pending_skip = state.uc
+        elif word in ("emdash", "endash", "bullet", "lquote", "rquote", "ldblquote", "rdblquote"):
+            emit({"emdash": "—", "endash": "–", "bullet": "•", "lquote": "‘", "rquote": "’",
+                  "ldblquote": "“", "rdblquote": "”"}[word])  # fmt: skip
+    end_paragraph()
+    return "".join(f"<p>{''.join(p)}</p>" for p in paragraphs if p)
+
+
+def _merge(pieces: list[tuple[str, str]]) -> Iterator[tuple[str, str]]:
+    css: str | None = None
+    buffer: list[str] = []
+    for piece_css, chars in pieces:
+        if piece_css != css and buffer:
+            yield css or "", "".join(buffer)
+            buffer = []
+        css = piece_css
+        buffer.append(chars)
+    if buffer:
+        yield css or "", "".join(buffer)
+
+
+def _span(css: str, chars: str) -> str:
+    escaped = html.escape(chars)
+    return f'<span style="{css}">{escaped}</span>' if css else escaped
+
+
+_COLOUR_TABLE = re.compile(r"\{\\colortbl\s*;?([^{}]*)\}")
+_COLOUR = re.compile(r"\\red(\d+)\\green(\d+)\\blue(\d+)")
+
+
+def _colour_table(text: str) -> dict[int, str]:
+    """Colour numbers (1-based; 0 is the default) to CSS colours."""
+    m = _COLOUR_TABLE.search(text, 0, 1 << 20)
+    if m is None:
+        return {}
+    table: dict[int, str] = {}
+    for i, entry in enumerate(m.group(1).split(";"), 1):
+        c = _COLOUR.search(entry)
+        if c is not None:
+            r, g, b = (min(255, int(x)) for x in c.groups())
+            table[i] = f"#{r:02x}{g:02x}{b:02x}"
+    return table
