@@ -185,6 +185,39 @@ def test_rich_text_styles_become_spans_that_name_their_style(client: httpx.Clien
     problem(client.post("/annotate", json=bad), 422, "bad-style-levels")
 
 
+def test_a_document_uploaded_as_multipart_gives_the_spans_it_gives_the_library(
+    client: httpx.Client,
+) -> None:
+    import io
+
+    import docx
+
+    from markup.documents import parse_document
+
+    d = docx.Document()
+    paragraph = d.add_paragraph("You help customers of a bank. ")
+    run = paragraph.add_run("Never ask for a PIN.")
+    run.bold = run.underline = True
+    buffer = io.BytesIO()
+    d.save(buffer)
+    data = buffer.getvalue()
+    r = client.post("/annotate", files={"file": ("rules.docx", data)}, data={"tokens": "false"})
+    assert r.status_code == 200, r.text
+    expected = [s.to_dict() for s in parse_document(data).spans]
+    assert r.json()["document"]["spans"] == expected
+    assert expected[0]["level"] == "hard" and expected[0]["source"] == "style"
+    assert "tokens" not in r.json()["document"]  # a form field is a request field
+    # plain UTF-8 text uploads too, with its own format
+    r = client.post("/annotate", files={"file": ("p.txt", b"<rule>Be brief.</rule>")})
+    assert r.json()["document"]["spans"][0]["level"] == "hard"
+    problem(client.post("/annotate", files={"other": ("x", b"x")}), 422, "missing-file")
+    damaged = {"file": ("bad.docx", b"PK\x03\x04 damaged")}
+    body = problem(client.post("/annotate", files=damaged), 422, "bad-document")
+    assert "damaged zip archive" in body["detail"]
+    too_big = {"file": ("big.txt", b"x" * 70_000)}  # the test server's limit is 64 KiB
+    problem(client.post("/annotate", files=too_big), 413, "body-too-large")
+
+
 def test_unknown_encoding_is_422_listing_the_available_ones(client: httpx.Client) -> None:
     body = problem(
         client.post("/annotate", json={"text": "x", "encoding": "o200k_base"}),

@@ -34,6 +34,9 @@ _INLINE_CHARS = 20_000
     response_model=AnnotateResponse,
     responses=PROBLEM_RESPONSES,
     summary="Parse a prompt's importance markup into spans and importance tokens",
+    description="JSON, or a multipart/form-data upload: a part named `file` (.docx, RTF or "
+    "UTF-8 text) and any other field of the JSON request as a form field.",
+    openapi_extra={"x-salience-documents": True},
 )
 async def annotate(body: AnnotateRequest, request: Request, annotator: AnnotatorDep) -> Response:
     from ...annotator import to_json
