@@ -75,7 +75,7 @@ function requestBody() {
 // that a script (or a test) can wait for the answer to *its* request rather than any answer.
 let annotateSeq = 0;
 
-async function annotate() {
+async function annotate(file = null) {
   const seq = ++annotateSeq;
   const status = $("#status");
   const finish = (text) => {
@@ -96,11 +96,21 @@ async function annotate() {
   lastRequest = body;
   let response, data;
   try {
-    response = await fetch("/annotate", {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify(body),
-    });
+    if (file) {
+      // a document (.docx, .rtf) or a text file: a multipart upload with the same options
+      const form = new FormData();
+      form.append("file", file, file.name);
+      for (const key of ["strict", "detect_rules", "encoding", "tokens", "offsets", "trusted_roles"]) {
+        form.append(key, JSON.stringify(body[key]));
+      }
+      response = await fetch("/annotate", { method: "POST", body: form });
+    } else {
+      response = await fetch("/annotate", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
+    }
     data = await response.json();
   } catch (err) {
     if (seq !== annotateSeq) return;
@@ -172,7 +182,7 @@ function render(data) {
         el("tr", { "data-level": span.level },
           el("td", { text: String(doc.index) }),
           el("td", {}, levelLabel(span.level)),
-          el("td", { text: span.source }),
+          el("td", { text: span.via ? `${span.source}: ${span.via}` : span.source }),
           el("td", { text: `${span.start}–${span.end}` }),
           el("td", { class: "text", text })));
     }
@@ -199,7 +209,8 @@ function cleanText(doc) {
       class: `span lvl-${span.level}`,
       "data-level": span.level,
       "data-source": span.source,
-      title: `${span.level} · from ${span.source} · characters ${span.start}–${span.end}`,
+      "data-via": span.via ?? "",
+      title: `${span.level} · from ${span.source}${span.via ? ` (${span.via})` : ""} · characters ${span.start}–${span.end}`,
       "aria-label": `${span.level} span from ${span.source}: ${doc.text.slice(span.start, span.end)}`,
       tabindex: "0",
     });
@@ -258,6 +269,21 @@ async function loadEncodings() {
 $("#annotate-form").addEventListener("submit", (e) => {
   e.preventDefault();
   annotate();
+});
+// Rich text pasted from an editor (Google Docs, Word, a web page) arrives as text/html: the
+// prompt takes its HTML, so that the styles that mark importance are kept, and is annotated.
+$("#prompt").addEventListener("paste", (e) => {
+  const html = e.clipboardData?.getData("text/html");
+  if (!html || mode() !== "text") return;
+  e.preventDefault();
+  const box = $("#prompt");
+  box.setRangeText(html, box.selectionStart, box.selectionEnd, "end");
+  $("#format").value = "html";
+  annotate();
+});
+$("#file").addEventListener("change", () => {
+  const file = $("#file").files[0];
+  if (file) annotate(file);
 });
 $("#prompt").addEventListener("keydown", (e) => {
   if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) {

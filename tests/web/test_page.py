@@ -110,6 +110,60 @@ def test_detected_rules_are_drawn_as_detected_and_only_when_asked(page: Page) ->
     expect(detected).to_have_css("border-top-style", "dashed")
 
 
+GOOGLE_DOCS_FRAGMENT = (
+    '<meta charset="utf-8"><b style="font-weight:normal;" id="docs-internal-guid-1a2b">'
+    '<p dir="ltr"><span style="font-size:11pt;color:#000000;font-weight:400;">You answer '
+    'billing questions. </span><span style="font-size:11pt;color:#000000;font-weight:700;">'
+    "Never quote a price.</span></p></b>"
+)
+
+
+def test_rich_text_pasted_from_an_editor_keeps_its_styles(page: Page) -> None:
+    page.fill("#prompt", "")
+    status = page.locator("#status")
+    before = int(status.get_attribute("data-seq") or "0")
+    page.evaluate(
+        """html => {
+            const data = new DataTransfer();
+            data.setData("text/html", html);
+            data.setData("text/plain", "You answer billing questions. Never quote a price.");
+            const box = document.querySelector("#prompt");
+            box.focus();
+            box.dispatchEvent(new ClipboardEvent("paste", {clipboardData: data, bubbles: true,
+                                                           cancelable: true}));
+        }""",
+        GOOGLE_DOCS_FRAGMENT,
+    )
+    expect(status).to_have_attribute("data-seq", str(before + 1))
+    expect(page.locator("#format")).to_have_value("html")
+    styled = page.locator('#messages mark[data-source="style"]')
+    expect(styled).to_have_count(1)
+    expect(styled).to_have_text(re.compile(r"Never quote a price\.$"))
+    expect(styled).to_have_attribute("data-via", "font-weight:700")
+    expect(page.locator("#messages")).to_contain_text("You answer billing questions.")
+
+
+def test_a_docx_chosen_in_the_file_picker_is_annotated_with_its_formatting(
+    page: Page, tmp_path: Path
+) -> None:
+    import docx
+
+    d = docx.Document()
+    paragraph = d.add_paragraph("You help customers of a bank. ")
+    run = paragraph.add_run("Never ask for a PIN.")
+    run.bold = run.underline = True
+    path = tmp_path / "rules.docx"
+    d.save(str(path))
+    status = page.locator("#status")
+    before = int(status.get_attribute("data-seq") or "0")
+    page.set_input_files("#file", str(path))
+    expect(status).to_have_attribute("data-seq", str(before + 1))
+    hard = page.locator("#messages mark.lvl-hard")
+    expect(hard).to_have_count(1)
+    expect(hard).to_have_text(re.compile(r"Never ask for a PIN\.$"))
+    expect(hard).to_have_attribute("data-source", "style")
+
+
 def test_a_strict_error_points_at_the_character(page: Page) -> None:
     page.check("#strict")
     annotate(page, "Line one\n<rule>never closed")
