@@ -15,6 +15,8 @@ Used by the proxy route and by the in-process httpx transports alike.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -145,8 +147,11 @@ def rewrite(body: Any, options: Options, styles: Iterable[str] = TEXT_METHODS) -
         raise RewriteError("'messages' must be a non-empty array", code="bad-messages")
 
     # one pseudo-message per text piece: a string content, or each text part of a list content
+    # (and each .docx/RTF file part of a trusted message, read as the rich text it holds)
     pieces: list[tuple[int, int | None]] = []  # (message index, part index or None)
     flat: list[dict[str, str]] = []
+    documents: set[int] = set()  # pieces that were file parts
+    trusted = {r.lower() for r in options.trusted_roles}
     for i, message in enumerate(messages):
         if not isinstance(message, dict):
             raise RewriteError("a message must be an object", code="bad-messages", message_index=i)
@@ -169,6 +174,16 @@ def rewrite(body: Any, options: Options, styles: Iterable[str] = TEXT_METHODS) -
                         )
                     pieces.append((i, j))
                     flat.append({"role": role, "content": text})
+                elif (
+                    isinstance(part, dict)
+                    and part.get("type") == "file"
+                    and role.lower() in trusted
+                ):
+                    source = _document_part(part, i, options.max_elements)
+                    if source is not None:
+                        documents.add(len(pieces))
+                        pieces.append((i, j))
+                        flat.append({"role": role, "content": source})
         elif content is not None:
             raise RewriteError(
                 "'content' must be a string, an array of parts or null",
@@ -191,7 +206,7 @@ def rewrite(body: Any, options: Options, styles: Iterable[str] = TEXT_METHODS) -
         raise
     spans = sum(len(m.document.spans) for m in conversation.messages)
     n_rules = sum(len(rules(m.document)) for m in conversation.messages)
-    if spans == 0 and not any(RESERVED.search(m["content"]) for m in flat):
+    if spans == 0 and not documents and not any(RESERVED.search(m["content"]) for m in flat):
         # nothing marked and nothing that looks like a marker: the prompt goes as it came
         # (markup-free text is not even normalised)
         return Rewrite(out, method, False, seconds=time.perf_counter() - start)
@@ -203,6 +218,11 @@ def rewrite(body: Any, options: Options, styles: Iterable[str] = TEXT_METHODS) -
     new_messages = [dict(m) if isinstance(m, dict) else m for m in messages]
     for k, ((i, part), new) in enumerate(zip(pieces, rendered, strict=True)):
         document = conversation.messages[k].document
+        if k in documents:  # a file part goes on as the text it holds, rendered
+            parts = list(new_messages[i]["content"])
+            parts[part] = {"type": "text", "text": new["content"]}  # type: ignore[index]
+            new_messages[i]["content"] = parts
+            continue
         text = _keep_original(flat[k]["content"], document.text, new["content"], document.spans)
         if part is None:
             new_messages[i]["content"] = text
@@ -213,6 +233,30 @@ def rewrite(body: Any, options: Options, styles: Iterable[str] = TEXT_METHODS) -
     out["messages"] = [*inserted, *new_messages]
     changed = out["messages"] != messages
     return Rewrite(out, method, changed, spans, n_rules, time.perf_counter() - start)
+
+
+def _document_part(part: dict[str, Any], index: int, max_runs: int | None) -> str | None:
+    """The HTML rich text of an OpenAI-style file part holding a .docx or RTF document
+    (``{"type": "file", "file": {"filename": …, "file_data": "data:…;base64,…"}}``); None
+    for any other file, which goes on untouched."""
+    from markup.documents import DocumentError, document_html
+
+    file = part.get("file")
+    if not isinstance(file, dict) or not isinstance(file.get("file_data"), str):
+        return None
+    header, _, encoded = file["file_data"].partition(",")
+    if not header.startswith("data:") or not header.endswith(";base64"):
+        return None
+    try:
+        data = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        raise RewriteError(
+            "a file part's file_data is not valid base64", code="bad-document", message_index=index
+        ) from None
+    try:
+        return document_html(data, str(file.get("filename") or ""), max_runs)
+    except DocumentError as error:
+        raise RewriteError(str(error), code=error.code, message_index=index) from None
 
 
 def _keep_original(original: str, clean: str, rendered: str, spans: Any) -> str:
