@@ -52,8 +52,10 @@ class Family:
     def text(self, size: int) -> str:
         if self.build is not None:
             # a generator may overshoot (nested callouts grow with the square of their depth):
-            # the text is cut to the size asked for, as the body limit would cut it
-            return self.build(size)[:size]
+            # the text is cut to the size asked for, as the body limit would cut it (not a
+            # document: a .docx cut short is no archive)
+            text = self.build(size)
+            return text if self.document else text[:size]
         return self.unit * max(1, size // len(self.unit))
 
 
@@ -199,7 +201,45 @@ FAMILIES: tuple[Family, ...] = (
     Family("rtf: groups", "", build=lambda n: _rtf(n, "{\\cf1 a}{\\highlight3 b}"), document=True),
     Family("rtf: escapes", "", build=lambda n: _rtf(n, "\\'e9\\u8364?\\par "), document=True),
     Family("rtf: deep groups", "", build=lambda n: _rtf(n, "{"), document=True),
+    Family("docx: runs and paragraphs", "", build=lambda n: _docx(n), document=True),
 )
+
+
+def _docx(size: int) -> str:
+    """A .docx of about ``size`` bytes: paragraphs of short runs, alternately bold, underlined
+    and coloured, with varied words so that it compresses like a real document (a repetitive
+    one is refused as a zip bomb at once). As latin-1 text, which maps its bytes one to one."""
+    import io
+    import zipfile
+
+    import docx
+
+    rng = random.Random(size)
+    words = ["rule", "never", "answer", "brief", "bank", "customer", "keys", "share", "always"]
+    template = io.BytesIO()
+    docx.Document().save(template)
+    runs = []
+    props = ["<w:b/>", '<w:u w:val="single"/>', '<w:color w:val="C00000"/>', ""]
+    target = size * 5  # deflate packs word runs about five to one
+    total = 0
+    while total < target:
+        text = " ".join(rng.choice(words) + str(rng.randrange(1000)) for _ in range(3))
+        run = f"<w:r><w:rPr>{rng.choice(props)}</w:rPr><w:t>{text} </w:t></w:r>"
+        if rng.random() < 0.2:
+            run = f"</w:p><w:p>{run}"
+        runs.append(run)
+        total += len(run)
+    body = (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+        '<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main">'
+        "<w:body><w:p>" + "".join(runs) + "</w:p></w:body></w:document>"
+    )
+    out = io.BytesIO()
+    with zipfile.ZipFile(template) as source, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        for item in source.infolist():
+            data = body.encode() if item.filename == "word/document.xml" else source.read(item)
+            z.writestr(item.filename, data)
+    return out.getvalue().decode("latin-1")
 
 
 def _rtf(size: int, unit: str) -> str:
