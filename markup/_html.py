@@ -210,8 +210,14 @@ def parse_html(ctx: ParseContext) -> None:
         parent = stack.stack[-1] if stack.stack else None
         signals = parent.signals if parent is not None else frozenset()
         css = parent.css if parent is not None else frozenset()
+        # what set each signal (one entry per signal, so that deep nesting stays linear)
+        causes = dict(parent.causes) if parent is not None else {}
         if found is not None:
             signals, css = found.apply(signals, css)
+            for signal in found.remove:
+                causes.pop(signal, None)
+            for signal in found.add:
+                causes[signal] = found.via
         level: Level | None = None
         source, via = Source.HTML, None
         if rule_source is not None and tag not in STYLE_TAGS:
@@ -225,8 +231,18 @@ def parse_html(ctx: ParseContext) -> None:
         if level is None and found is not None:
             level = ctx.style_levels.level(signals)
             source = Source.STYLE if found.css else Source.HTML
-            # what made the level: the inherited causes too, where they count
-            causes = [parent.via] if parent is not None and parent.via and parent.signals else []
-            via = " + ".join([*causes, found.via]) if found.via else (causes[0] if causes else None)
-        stack.open(tag, None if code_depth else level, source, i, end, via, signals, css)
+            # what made the level: the inherited causes too, each named once
+            named = dict.fromkeys(cause for signal, cause in causes.items() if signal in signals)
+            via = " + ".join(named) or None
+        stack.open(
+            tag,
+            None if code_depth else level,
+            source,
+            i,
+            end,
+            via,
+            signals,
+            css,
+            tuple(causes.items()),
+        )
     stack.finish(n)

@@ -78,6 +78,7 @@ class _Open:
     via: str | None = None  # rich text: what made its level (markup._styles)
     signals: frozenset[str] = frozenset()  # rich text: its signals, inherited ones included
     css: frozenset[str] = frozenset()  # those of them that came from inline CSS
+    causes: tuple[tuple[str, str], ...] = ()  # (signal, what set it): at most one per signal
 
 
 class TagStack:
@@ -100,9 +101,10 @@ class TagStack:
         via: str | None = None,
         signals: frozenset[str] = frozenset(),
         css: frozenset[str] = frozenset(),
+        causes: tuple[tuple[str, str], ...] = (),
     ) -> None:
         self.ctx.element(start)
-        self.stack.append(_Open(name, level, source, start, end, via, signals, css))
+        self.stack.append(_Open(name, level, source, start, end, via, signals, css, causes))
         self.open_by_name[name] = self.open_by_name.get(name, 0) + 1
 
     def close(self, name: str, start: int, end: int) -> None:

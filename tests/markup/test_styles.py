@@ -223,3 +223,12 @@ def test_styled_trees_keep_their_text_and_give_sorted_disjoint_spans(tree: tuple
         assert previous <= span.start < span.end <= len(doc.text)
         assert span.source in (Source.HTML, Source.STYLE)
         previous = span.end
+
+
+def test_deep_nesting_names_each_cause_once() -> None:
+    # What made a span is kept per signal, not per ancestor: a hostile nest of styled elements
+    # keeps every mark's cause short (it grew with the depth before: quadratic in the text).
+    html = "<u>" + "<b>" * 5_000 + '<span style="color:#c00000">' * 5_000 + "x"
+    doc = parse(html, "html")
+    assert {s.via for s in doc.spans} == {"<u> + <b> + color:#c00000"}
+    assert doc.spans[0].level is Level.HARD
