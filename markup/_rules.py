@@ -24,11 +24,12 @@ from __future__ import annotations
 import json
 import math
 import re
+from bisect import bisect_left
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from functools import cache
-from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
 from .document import Document, Level, ParseWarning, Source, Span
 
@@ -160,55 +161,96 @@ for _name, _entries in {
         (_BY_PHRASE if " " in _entry else _BY_WORD).setdefault(_entry, []).append(_F[_name])
 
 
+_PHRASE_HEADS = frozenset(phrase.split(" ", 1)[0] for phrase in _BY_PHRASE)
+_NUMBER_F = _F["number"]
+
+
 def features(sentence: str) -> list[float]:
     """The feature vector of one sentence, in ``FEATURE_NAMES`` order."""
+    on = active(sentence)
+    return [1.0 if i in on else 0.0 for i in range(len(FEATURE_NAMES))]
+
+
+def active(sentence: str) -> set[int]:
+    """The indexes (into ``FEATURE_NAMES``) of the features a sentence has."""
     s = sentence.strip()
     words = _WORD.findall(s.lower())
-    v = [0.0] * len(FEATURE_NAMES)
+    on: set[int] = set()
     by_word, by_phrase = _BY_WORD, _BY_PHRASE
     for w in words:
-        for i in by_word.get(w, ()):
-            v[i] = 1.0
-        if w.isdigit():
-            v[_F["number"]] = 1.0
-    for pair in map(" ".join, pairwise(words)):
-        for i in by_phrase.get(pair, ()):
-            v[i] = 1.0
-    for triple in map(" ".join, zip(words, words[1:], words[2:], strict=False)):
-        for i in by_phrase.get(triple, ()):
-            v[i] = 1.0
+        found = by_word.get(w)
+        if found:
+            on.update(found)
+        elif w.isdigit():
+            on.add(_NUMBER_F)
+    heads = _PHRASE_HEADS
+    for k, w in enumerate(words):
+        if w not in heads:  # most words start no phrase: no pair or triple is built for them
+            continue
+        pair = f"{w} {words[k + 1]}" if k + 1 < len(words) else ""
+        found = by_phrase.get(pair)
+        if found:
+            on.update(found)
+        if k + 2 < len(words):
+            found = by_phrase.get(f"{pair} {words[k + 2]}")
+            if found:
+                on.update(found)
     present = set(words)
     if "your" in present and not present.isdisjoint(_OUTPUT):
-        v[_F["your_output"]] = 1.0
+        on.add(_F["your_output"])
     if not present.isdisjoint(_EDGES) and not present.isdisjoint(("with", "by", "your")):
-        v[_F["start_end"]] = 1.0
+        on.add(_F["start_end"])
     if not _MODALS.isdisjoint(words[1:5]):
-        v[_F["modal_subject"]] = 1.0
+        on.add(_F["modal_subject"])
     if words:
         head = words[1:] if words[0] in _LEAD_WORDS else words
         first = head[0] if head else ""
-        v[_F["imperative"]] = float(first in _IMPERATIVE)
-        v[_F["task_verb"]] = float(first in _TASK)
-        v[_F["please"]] = float(words[0] == "please")
-        v[_F["question_start"]] = float(
-            words[0] in _QUESTION or (words[0] == "do" and words[1:2] == ["you"])
-        )
-        v[_F["descriptive"]] = float(words[0] in _DESCRIPTIVE)
+        if first in _IMPERATIVE:
+            on.add(_F["imperative"])
+        if first in _TASK:
+            on.add(_F["task_verb"])
+        if words[0] == "please":
+            on.add(_F["please"])
+        if words[0] in _QUESTION or (words[0] == "do" and words[1:2] == ["you"]):
+            on.add(_F["question_start"])
+        if words[0] in _DESCRIPTIVE:
+            on.add(_F["descriptive"])
         if first in _CONDITIONAL and "," in s:
             after = _WORD.search(s.split(",", 1)[1].lower())
-            v[_F["conditional"]] = float(after is not None and after.group() in _IMPERATIVE)
-    v[_F["quoted"]] = float(_QUOTED.search(s) is not None)
-    v[_F["code_like"]] = float(_CODE_LIKE.search(s) is not None)
-    v[_F["colon"]] = float(":" in s)
-    v[_F["question"]] = float(s.endswith("?"))
-    v[_F["short"]] = float(len(words) <= _SHORT)
-    v[_F["long"]] = float(len(words) >= _LONG)
-    return v
+            if after is not None and after.group() in _IMPERATIVE:
+                on.add(_F["conditional"])
+    if ("'" in s or '"' in s or "“" in s or "‘" in s) and _QUOTED.search(s) is not None:
+        on.add(_F["quoted"])
+    if _code_like(s):
+        on.add(_F["code_like"])
+    if ":" in s:
+        on.add(_F["colon"])
+    if s.endswith("?"):
+        on.add(_F["question"])
+    if len(words) <= _SHORT:
+        on.add(_F["short"])
+    if len(words) >= _LONG:
+        on.add(_F["long"])
+    return on
 
 
 _WORD = re.compile(r"[a-z0-9']+")
 _QUOTED = re.compile(r"[\"'“‘][^\"'”’]{1,40}[\"'”’]")
-_CODE_LIKE = re.compile(r"[(){}\[\]=_]|\w\.\w")
+_CODE_CHARS = frozenset("(){}[]=_")
+
+
+def _code_like(s: str) -> bool:
+    """Brackets, ``=``, ``_`` or a dot between word characters (``os.path``, ``3.5``)."""
+    if not _CODE_CHARS.isdisjoint(s):
+        return True
+    i = s.find(".", 1)
+    while 0 < i < len(s) - 1:
+        if s[i - 1].isalnum() and s[i + 1].isalnum():
+            return True
+        i = s.find(".", i + 1)
+    return False
+
+
 _SHORT, _LONG = 4, 40  # words: features for very short and very long sentences
 _LEADS = ("please ", "important: ", "important ", "note: ", "rule: ")
 
@@ -217,81 +259,99 @@ def _word_char(c: str) -> bool:
     return c.isalnum() or c == "_"
 
 
+_STARTERS = ("\n", "\n ", "\n\t", ". ", "! ", "? ", ": ", "\n- ", "\n* ", "\n+ ", "\n• ")
+_LEAD_INS = ("", "please ", "important: ", "important ", "note: ", "rule: ")
+
+
+@cache
+def _automaton() -> Any:
+    """Every cue as one Aho–Corasick automaton, so that all of them are found in one pass
+    over the text: a strong cue anywhere, and ``separator + [lead-in] + verb`` for an
+    imperative that opens a sentence. Values: (where the candidate starts within the match,
+    the match's length)."""
+    import ahocorasick
+
+    automaton = ahocorasick.Automaton()
+    for starter in _STARTERS:
+        for lead in _LEAD_INS:
+            for verb in _IMPERATIVE:
+                key = starter + lead + verb
+                automaton.add_word(key, (len(starter), len(key)))
+    for cue in _STRONG_CUES:
+        automaton.add_word(cue, (-1, len(cue)))
+    automaton.make_automaton()
+    return automaton
+
+
 def _cue_positions(text: str, low: str) -> list[int]:
     """Where a cue starts: a strong cue as a whole word, or an imperative verb that opens a
-    sentence (at the start, after a line break, a bullet, or ". ", "! ", "? ")."""
+    sentence (at the start, after a line break, a bullet, or ". ", "! ", "? ", ": ")."""
     found: list[int] = []
     n = len(low)
-    for cue in _STRONG_CUES:
-        i = low.find(cue)
-        while i >= 0:
-            j = i + len(cue)
-            if (i == 0 or not _word_char(low[i - 1])) and (j == n or not _word_char(low[j])):
-                found.append(i)
-            i = low.find(cue, j)
-    leads = _LEADS
-    for starter in _sentence_starts(low):
-        at = starter
-        if low.startswith(leads, at):  # "Please use…", "Important: never…"
-            at = low.index(" ", at) + 1
-        m = _WORD.match(low, at, at + 16)
-        if m is not None and m.group() in _IMPERATIVE:
-            found.append(starter)
+    for end, (skip, length) in _automaton().iter(low):
+        if end + 1 < n and _word_char(low[end + 1]):
+            continue  # "use" in "user"
+        start = end - length + 1
+        if skip < 0:  # a strong cue: a whole word
+            if start == 0 or not _word_char(low[start - 1]):
+                found.append(start)
+        else:
+            found.append(start + skip)
+    lead = _LEAD.match(low, 0, 12)  # the text's first sentence
+    at = lead.end() if lead is not None else 0
+    if low.startswith(_LEADS, at):
+        at = low.index(" ", at) + 1
+    m = _WORD.match(low, at, at + 16)
+    if m is not None and m.group() in _IMPERATIVE:
+        found.append(0)
     found.sort()
     return found
 
 
-def _sentence_starts(low: str) -> list[int]:
-    starts = [0]
-    for sep in ("\n", ". ", "! ", "? ", ": "):
-        i = low.find(sep)
-        while i >= 0:
-            starts.append(i + len(sep))
-            i = low.find(sep, i + 1)
-    out = []
-    n = len(low)
-    for i in starts:  # past white space and a list marker
-        if i < n and low[i] in _LEAD_CHARS:
-            m = _LEAD.match(low, i, i + 12)
-            if m is not None:
-                i = m.end()
-        out.append(i)
-    return out
+_STOPS = re.compile(r"[.!?\n]")
 
 
 def sentences_with_cues(text: str) -> Iterator[tuple[int, int]]:
     """``[start, end)`` of each sentence of ``text`` that holds a cue, in order, without
     leading bullets or white space and without trailing white space.
 
-    Linear in the text: each cue is found by a C-speed scan, and the sentence around it is
-    looked for within ``_MAX_SENTENCE`` characters on either side, once per sentence."""
+    Linear in the text: one pass finds every cue (``_automaton``), one pass every place a
+    sentence may end; the sentence around a cue is found among those places by bisection,
+    within ``_MAX_SENTENCE`` characters on either side, once per sentence."""
     low = text.lower()
     n = len(text)
+    stops = [m.start() for m in _STOPS.finditer(text)]
     covered = -1  # cues before this offset lie in a sentence already yielded or refused
     for pos in _cue_positions(text, low):
         if pos < covered:
             continue
+        k = bisect_left(stops, pos)
+        # back: the last end before the cue (a line break, or ".!?" the end pattern accepts:
+        # it looks ahead, so it may read a little past ``pos``; an end found there is not one)
         lo = max(0, pos - _MAX_SENTENCE)
-        start = lo
-        line = text.rfind("\n", lo, pos)
-        if line >= 0:
-            start = line + 1
-        # (the end pattern looks ahead past a sentence's end, so the search may run a little
-        # past ``pos``; ends found there are not before the cue)
-        for m in _SENTENCE_END.finditer(text, start, min(n, pos + 8)):
-            if m.end() <= pos:
+        start = -1
+        i = k - 1
+        while i >= 0 and stops[i] >= lo:
+            j = stops[i]
+            if text[j] == "\n":
+                start = j + 1
+                break
+            m = _SENTENCE_END.match(text, j, min(n, pos + 8))
+            if m is not None and m.end() <= pos:
                 start = m.end()
-        end_match = _SENTENCE_END.search(text, pos, min(n, pos + _MAX_SENTENCE))
-        if end_match is None:
-            if pos + _MAX_SENTENCE < n:
-                covered = pos + _MAX_SENTENCE  # too long to be a rule
+                break
+            i -= 1
+        if start < 0:
+            if lo > 0:  # its start lies more than _MAX_SENTENCE back: too long to be a rule
+                end = _next_end(text, stops, k, pos, n)
+                covered = end if end >= 0 else pos + _MAX_SENTENCE
                 continue
-            end = n
-        else:
-            end = end_match.start() if text[end_match.start()] == "\n" else end_match.end()
+            start = 0
+        end = _next_end(text, stops, k, pos, n)
+        if end < 0:
+            covered = pos + _MAX_SENTENCE  # too long to be a rule
+            continue
         covered = end
-        if start == lo and lo > 0 and line < 0:
-            continue  # its start lies more than _MAX_SENTENCE back: too long to be a rule
         lead = _LEAD.match(text, start, end)
         a = lead.end() if lead is not None else start
         b = end
@@ -301,6 +361,21 @@ def sentences_with_cues(text: str) -> Iterator[tuple[int, int]]:
             yield a, b
 
 
+def _next_end(text: str, stops: list[int], k: int, pos: int, n: int) -> int:
+    """Where the sentence holding ``pos`` ends (``stops[k]`` is the first stop at or after it):
+    before a line break, after ".!?" that ends a sentence, or at the end of the text; -1 when
+    that lies more than ``_MAX_SENTENCE`` on."""
+    limit = pos + _MAX_SENTENCE
+    while k < len(stops) and stops[k] < limit:
+        j = stops[k]
+        if text[j] == "\n":
+            return j
+        if _SENTENCE_END.match(text, j) is not None:
+            return j + 1
+        k += 1
+    return n if limit >= n else -1
+
+
 @dataclass(frozen=True)
 class RuleDetector:
     weights: tuple[float, ...]
@@ -308,7 +383,8 @@ class RuleDetector:
     threshold: float  # probability at or above which a sentence is a rule
 
     def score(self, sentence: str) -> float:
-        z = self.bias + sum(w * x for w, x in zip(self.weights, features(sentence), strict=True))
+        weights = self.weights
+        z = self.bias + sum(weights[i] for i in active(sentence))
         return 1.0 / (1.0 + math.exp(-z))
 
     def detect(self, text: str, limit: int | None = None) -> list[tuple[int, int]]:
