@@ -56,9 +56,9 @@ _RESERVED_WORDS = re.compile(
 )
 
 
-RESERVED = re.compile(f"{_RESERVED_TAG.pattern}|{_RESERVED_WORDS.pattern}", re.IGNORECASE)
-"""Any reserved marker (a quick test of whether a text needs ``defuse``; it may over-match: the
-words' case rule is not applied here)."""
+RESERVED = re.compile(f"(?i:{_RESERVED_TAG.pattern})|{_RESERVED_WORDS.pattern}")
+"""Any reserved marker, exactly those ``defuse`` rewrites (a quick test of whether a text needs
+it): the tags in any case, ``IMPORTANT:`` in capitals, the headers in any case."""
 
 
 def defuse(text: str) -> str:
