@@ -126,6 +126,18 @@ def options_of(body: Any) -> Any:
     return body.get(OPTIONS_FIELD) if isinstance(body, dict) else None
 
 
+def requested_strict(body_options: Any, headers: Mapping[str, str] | None, default: bool) -> bool:
+    """Whether the request asked to be refused rather than passed on when it cannot be
+    rewritten, read leniently: a request whose other options are bad still gets the strictness
+    it asked for (``Options.merged`` raises before it would tell)."""
+    strict = default
+    if headers is not None:
+        strict = _flag(headers.get("x-salience-strict"), strict)
+    if isinstance(body_options, Mapping) and isinstance(body_options.get("strict"), bool):
+        strict = body_options["strict"]
+    return strict
+
+
 def rewrite(body: Any, options: Options, styles: Iterable[str] = TEXT_METHODS) -> Rewrite:
     """The body to send upstream under ``options`` (already merged with the request's own)."""
     start = time.perf_counter()

@@ -24,7 +24,7 @@ from collections.abc import Iterable
 import httpx
 import orjson
 
-from .rewrite import Options, fail_open_header, options_of, rewrite
+from .rewrite import Options, fail_open_header, options_of, requested_strict, rewrite
 
 __all__ = ["AsyncSalienceTransport", "SalienceTransport"]
 
@@ -41,9 +41,10 @@ class _Rewriter:
             return request, ""
         if "json" not in request.headers.get("content-type", ""):
             return request, ""
-        strict = self.options.strict
+        strict = requested_strict(None, request.headers, self.options.strict)
         try:
             body = orjson.loads(request.content)
+            strict = requested_strict(options_of(body), request.headers, self.options.strict)
             options = self.options.merged(options_of(body), request.headers)
             strict = options.strict
             result = rewrite(body, options)

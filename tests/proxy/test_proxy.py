@@ -218,6 +218,15 @@ def test_malformed_markup_fails_open_unless_strict(echo: tuple[Server, Behaviour
     assert len(upstream.received) == count  # nothing went upstream
     r = chat(server, {"model": "m", "messages": MESSAGES, "salience": {"method": "uniform"}})
     assert r.headers["x-salience"].startswith("fail-open; error=bad-method")
+    # a request that asks for strict is refused even when its other options are what is wrong
+    count = len(upstream.received)
+    for options, headers in (
+        ({"method": "uniform", "strict": True}, {}),
+        ({"detect_rules": "yes"}, {"x-salience-strict": "1"}),
+    ):
+        r = chat(server, {"model": "m", "messages": MESSAGES, "salience": options}, **headers)
+        assert r.status_code == 422 and r.json()["error"]["code"] in ("bad-method", "bad-options")
+    assert len(upstream.received) == count  # nothing went upstream
 
 
 def test_strict_by_setting(echo: tuple[Server, Behaviour]) -> None:

@@ -83,6 +83,15 @@ def test_fail_open_and_strict(upstream: tuple[str, Behaviour]) -> None:
     assert caught.value.body["code"] == "unclosed-tag"
     assert caught.value.body["offset"] == 0
     assert len(seen.received) == count  # nothing was sent
+    # strict asked for in the body is kept even when another option in it is bad
+    with pytest.raises(openai.UnprocessableEntityError) as caught:
+        client(url).chat.completions.create(
+            model="m",
+            messages=MESSAGES,
+            extra_body={"salience": {"method": "uniform", "strict": True}},
+        )
+    assert caught.value.body["code"] == "bad-method"
+    assert len(seen.received) == count
 
 
 def test_the_async_transport(upstream: tuple[str, Behaviour]) -> None:

@@ -45,6 +45,7 @@ from ...proxy.rewrite import (
     RewriteError,
     fail_open_header,
     options_of,
+    requested_strict,
     rewrite,
 )
 from ...proxy.upstream import Upstream, UpstreamError, UpstreamResponse
@@ -231,7 +232,7 @@ async def chat_completions(request: Request) -> Response:
         settings.max_markup_elements,
         settings.proxy_detect_rules,
     )
-    strict = settings.proxy_strict
+    strict = requested_strict(options_of(body), request.headers, settings.proxy_strict)
     try:
         options = base.merged(options_of(body), request.headers)
         strict = options.strict
