@@ -31,13 +31,14 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from .families import loose_variants
+
 __all__ = [
     "INSTRUCTION_IDS",
     "Instruction",
     "UnknownInstruction",
     "UnsupportedInstruction",
     "instruction",
-    "loose_forms",
 ]
 
 Check = Callable[[str], bool]
@@ -61,19 +62,7 @@ class Instruction:
         return self.check(response)
 
     def loose(self, response: str) -> bool:
-        return any(form.strip() and self.check(form) for form in loose_forms(response))
-
-
-def loose_forms(response: str) -> list[str]:
-    """The eight forms the loose check tries (see the module's docstring)."""
-    lines = response.split("\n")
-    cut = [
-        response,
-        "\n".join(lines[1:]).strip(),
-        "\n".join(lines[:-1]).strip(),
-        "\n".join(lines[1:-1]).strip(),
-    ]
-    return cut + [form.replace("*", "") for form in cut]
+        return any(form.strip() and self.check(form) for form in loose_variants(response))
 
 
 # --- the tools -------------------------------------------------------------------------------

@@ -39,6 +39,7 @@ __all__ = [
     "document_format",
     "document_html",
     "docx_to_html",
+    "may_be_document",
     "parse_document",
     "rtf_to_html",
 ]
@@ -55,11 +56,22 @@ class DocumentError(SalienceError):
     code = "bad-document"
 
 
+_RTF_MAGIC = b"{\\rtf"
+_ZIP_MAGIC = b"PK\x03\x04"
+MAGIC_BYTES = 8  # enough of a file's start for ``may_be_document``
+
+
+def may_be_document(head: bytes) -> bool:
+    """Whether a file starting with ``head`` may be a document (RTF, or a zip that may be a
+    .docx): the rest of it is worth reading as bytes."""
+    return head.startswith((_RTF_MAGIC, _ZIP_MAGIC))
+
+
 def document_format(data: bytes, name: str = "") -> str | None:
     """``"docx"``, ``"rtf"``, or None for anything else (read as text)."""
-    if data.startswith(b"{\\rtf"):
+    if data.startswith(_RTF_MAGIC):
         return "rtf"
-    if data.startswith(b"PK\x03\x04") and (name.lower().endswith(".docx") or _has_word_part(data)):
+    if data.startswith(_ZIP_MAGIC) and (name.lower().endswith(".docx") or _has_word_part(data)):
         return "docx"
     return None
 
@@ -241,7 +253,7 @@ _SKIP = frozenset(
      "colorschememapping", "latentstyles", "datastore", "listtable", "listoverridetable",
      "rsidtbl", "generator", "xmlnstbl", "mmathPr", "pgdsctbl", "filetbl", "revtbl"}
 )  # fmt: skip
-_HIGHLIGHTS = {0: None, 8: None}  # \highlight0 is none, 8 is white-ish; others are colours
+_NO_HIGHLIGHT = frozenset({0, 8})  # \highlight0 is none, 8 is white; the others are colours
 
 
 @dataclass
@@ -358,7 +370,7 @@ def rtf_to_html(data: bytes, max_runs: int | None = None) -> str:
         elif word == "cf":
             state.colour = colours.get(value or 0)
         elif word in ("highlight", "cb", "chcbpat"):
-            state.highlight = value is not None and value > 0 and value not in _HIGHLIGHTS
+            state.highlight = value is not None and value > 0 and value not in _NO_HIGHLIGHT
         elif word == "fs":
             state.size = (value or 24) / 2
         elif word == "caps":

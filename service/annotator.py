@@ -42,6 +42,7 @@ class Annotator:
     def __init__(self, settings: Settings, metrics: Metrics) -> None:
         self.settings = settings
         self.metrics = metrics
+        self.style_levels = StyleLevels.parse(settings.style_levels)  # checked at start-up
 
     def annotate(self, request: AnnotateRequest) -> dict[str, Any]:
         encoding = load_encoding(request.encoding or self.settings.default_encoding)
@@ -55,25 +56,26 @@ class Annotator:
         self.metrics.tokens.inc(body["token_count"])
         return body
 
-    def _style_levels(self, request: AnnotateRequest) -> StyleLevels:
-        if request.style_levels is None:
-            return StyleLevels.parse(self.settings.style_levels)
-        try:
-            return StyleLevels.parse(request.style_levels)
-        except ValueError as error:
-            raise ProblemError(422, "bad-style-levels", "Bad style levels", str(error)) from None
+    def _parse_options(self, request: AnnotateRequest) -> dict[str, Any]:
+        """What ``parse`` and ``parse_messages`` take from the request and the server's limits."""
+        levels = self.style_levels
+        if request.style_levels is not None:
+            try:
+                levels = StyleLevels.parse(request.style_levels)
+            except ValueError as error:
+                raise ProblemError(
+                    422, "bad-style-levels", "Bad style levels", str(error)
+                ) from None
+        return {
+            "max_elements": self.settings.max_markup_elements,
+            "detect_rules": request.detect_rules,
+            "style_levels": levels,
+        }
 
     def _text(
         self, request: AnnotateRequest, text: str, encoding: ImportanceEncoding
     ) -> dict[str, Any]:
-        document = parse(
-            text,
-            request.format,
-            request.strict,
-            max_elements=self.settings.max_markup_elements,
-            detect_rules=request.detect_rules,
-            style_levels=self._style_levels(request),
-        )
+        document = parse(text, request.format, request.strict, **self._parse_options(request))
         self._check_limit(_fewest_tokens(document))
         tokens = tokenize(document, encoding)
         self._check_limit(len(tokens))
@@ -109,13 +111,7 @@ class Annotator:
             else self.settings.trusted_roles
         )
         conversation: Conversation = parse_messages(
-            plain,
-            roles,
-            request.format,
-            request.strict,
-            max_elements=self.settings.max_markup_elements,
-            detect_rules=request.detect_rules,
-            style_levels=self._style_levels(request),
+            plain, roles, request.format, request.strict, **self._parse_options(request)
         )
         out = []
         total = 0

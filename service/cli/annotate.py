@@ -134,12 +134,12 @@ def _read_document(path: str | None) -> tuple[str, str] | None:
     """(name, HTML) of a .docx or RTF file; None for any other input."""
     if path is None or path == "-" or not Path(path).is_file():
         return None
-    from markup.documents import DocumentError, document_html
+    from markup.documents import MAGIC_BYTES, DocumentError, document_html, may_be_document
 
     try:
         with open(path, "rb") as handle:
-            head = handle.read(8)
-            if not (head.startswith(b"{\\rtf") or head.startswith(b"PK\x03\x04")):
+            head = handle.read(MAGIC_BYTES)
+            if not may_be_document(head):
                 return None
             data = head + handle.read()
     except OSError:

@@ -18,11 +18,11 @@ from __future__ import annotations
 import base64
 import binascii
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from markup import RENDER_STYLES, parse_messages, render
+from markup import RENDER_STYLES, Conversation, parse_messages, render
 from markup.errors import MarkupError, SalienceError
 from markup.rendering import RESERVED, rules
 
@@ -50,6 +50,17 @@ class Options:
     trusted_roles: tuple[str, ...] = ("system", "developer")
     max_elements: int | None = None  # markup elements per request (None: no limit)
     detect_rules: bool = False  # mark rule sentences of trusted messages as hard
+
+    def parse(self, messages: Sequence[Mapping[str, Any]]) -> Conversation:
+        """``messages`` parsed as the proxy parses them: strict, with these roles trusted, this
+        element limit and rule detection."""
+        return parse_messages(
+            messages,
+            self.trusted_roles,
+            strict=True,
+            max_elements=self.max_elements,
+            detect_rules=self.detect_rules,
+        )
 
     def merged(self, body_options: Any, headers: Mapping[str, str] | None = None) -> Options:
         """These options, overridden by the ``X-Salience-Method``/``-Strict``/``-Detect-Rules``
@@ -205,13 +216,7 @@ def rewrite(body: Any, options: Options, styles: Iterable[str] = TEXT_METHODS) -
     if not flat:
         return Rewrite(out, method, False, seconds=time.perf_counter() - start)
     try:
-        conversation = parse_messages(
-            flat,
-            options.trusted_roles,
-            strict=True,
-            max_elements=options.max_elements,
-            detect_rules=options.detect_rules,
-        )
+        conversation = options.parse(flat)
     except MarkupError as error:
         if error.message_index is not None:
             error.message_index = pieces[error.message_index][0]

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
+from evals.families import loose_variants
 from evals.ifeval import load, verify
-from evals.instructions import INSTRUCTION_IDS, UnsupportedInstruction, instruction, loose_forms
+from evals.instructions import INSTRUCTION_IDS, UnsupportedInstruction, instruction
 
 CAPITALS = "change_case:capital_word_frequency"
 AT_LEAST = {"capital_frequency": 2, "capital_relation": "at least"}
@@ -159,7 +160,7 @@ def test_each_instruction_strict_and_loose(
 
 
 def test_loose_tries_the_eight_forms_and_a_strict_pass_is_a_loose_pass() -> None:
-    forms = loose_forms("Sure:\n**BODY**\nBye")
+    forms = loose_variants("Sure:\n**BODY**\nBye")
     assert forms == [
         "Sure:\n**BODY**\nBye",
         "**BODY**\nBye",

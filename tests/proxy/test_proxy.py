@@ -137,17 +137,10 @@ def test_a_document_part_of_a_trusted_message_goes_upstream_as_its_rendered_text
     echo: tuple[Server, Behaviour],
 ) -> None:
     import base64
-    import io
 
-    import docx
+    from tests.documents import rules_docx
 
-    d = docx.Document()
-    paragraph = d.add_paragraph("You help customers of a bank. ")
-    run = paragraph.add_run("Never ask for a PIN.")
-    run.bold = run.underline = True
-    buffer = io.BytesIO()
-    d.save(buffer)
-    encoded = base64.b64encode(buffer.getvalue()).decode()
+    encoded = base64.b64encode(rules_docx()).decode()
     part = {
         "type": "file",
         "file": {

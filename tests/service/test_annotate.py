@@ -188,19 +188,10 @@ def test_rich_text_styles_become_spans_that_name_their_style(client: httpx.Clien
 def test_a_document_uploaded_as_multipart_gives_the_spans_it_gives_the_library(
     client: httpx.Client,
 ) -> None:
-    import io
-
-    import docx
-
     from markup.documents import parse_document
+    from tests.documents import rules_docx
 
-    d = docx.Document()
-    paragraph = d.add_paragraph("You help customers of a bank. ")
-    run = paragraph.add_run("Never ask for a PIN.")
-    run.bold = run.underline = True
-    buffer = io.BytesIO()
-    d.save(buffer)
-    data = buffer.getvalue()
+    data = rules_docx()
     r = client.post("/annotate", files={"file": ("rules.docx", data)}, data={"tokens": "false"})
     assert r.status_code == 200, r.text
     expected = [s.to_dict() for s in parse_document(data).spans]

@@ -146,14 +146,10 @@ def test_rich_text_pasted_from_an_editor_keeps_its_styles(page: Page) -> None:
 def test_a_docx_chosen_in_the_file_picker_is_annotated_with_its_formatting(
     page: Page, tmp_path: Path
 ) -> None:
-    import docx
+    from tests.documents import rules_docx
 
-    d = docx.Document()
-    paragraph = d.add_paragraph("You help customers of a bank. ")
-    run = paragraph.add_run("Never ask for a PIN.")
-    run.bold = run.underline = True
     path = tmp_path / "rules.docx"
-    d.save(str(path))
+    path.write_bytes(rules_docx())
     status = page.locator("#status")
     before = int(status.get_attribute("data-seq") or "0")
     page.set_input_files("#file", str(path))

@@ -376,13 +376,7 @@ async def _local(request: Request, body: Any, method: str, settings: Settings) -
     start = time.perf_counter()
     salience = f"local; method={method}"
     try:
-        conversation = parse_messages(
-            messages,
-            settings.trusted_roles,
-            strict=True,
-            max_elements=settings.max_markup_elements,
-            detect_rules=options.detect_rules,
-        )
+        conversation = options.parse(messages)
         spans = sum(len(m.document.spans) for m in conversation.messages)
         salience += f"; spans={spans}"
     except MarkupError as error:
