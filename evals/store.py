@@ -14,7 +14,7 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 SCHEMA = """
 create table if not exists samples (
@@ -55,6 +55,20 @@ drop table samples_key_only;
 
 class RunConflict(ValueError):
     """A run name already holds records made with other settings."""
+
+
+class RecordStore(Protocol):
+    """What the runner writes through: ``Store``, or the service's locked view of one."""
+
+    def done(self, run: str) -> set[str]: ...
+
+    def claim(self, run: str, settings: dict[str, Any], cells: dict[str, Any]) -> None: ...
+
+    def add(self, key: str, run: str, factors: dict[str, Any], result: dict[str, Any]) -> bool: ...
+
+    def reference(self, model: str, item: str, max_new: int) -> dict[str, Any] | None: ...
+
+    def add_reference(self, model: str, item: str, max_new: int, data: dict[str, Any]) -> None: ...
 
 
 class Store:

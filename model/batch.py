@@ -177,7 +177,7 @@ class Batcher:
     def _extend(self, prefix: SharedPrefix, n: int) -> None:
         if n <= prefix.length:
             return
-        ids = prefix.ids[prefix.length : n].unsqueeze(0)
+        ids = prefix.ids[prefix.length : n].unsqueeze(0).to(self.lm.device)
         cache = growing_cache(prefix.kv, n) if prefix.kv is not None else None
         with steering(None), torch.no_grad():
             out = self.model(ids, cache=cache, use_cache=True, logits_to_keep=1)
@@ -217,7 +217,7 @@ class Batcher:
     def _run(
         self, prompt: Prompt, base: KV | None, shared: int, steer: Steering | None
     ) -> tuple[KV, torch.Tensor]:
-        ids = prompt.input_ids[shared:].unsqueeze(0)
+        ids = prompt.input_ids[shared:].unsqueeze(0).to(self.lm.device)
         cache = growing_cache(base, len(prompt)) if base is not None else None
         if steer is not None:
             steer.start = shared
@@ -258,7 +258,9 @@ class Batcher:
         for r, p in enumerate(prompts):
             ids[r, width - len(p) :] = p.input_ids
             mask[r, width - len(p) :] = 1
-        return _Layout(ids, mask, width, torch.tensor([len(p) for p in prompts]))
+        device = self.lm.device
+        lengths = torch.tensor([len(p) for p in prompts], device=device)
+        return _Layout(ids.to(device), mask.to(device), width, lengths)
 
     def _steering(self, steers: Sequence[Steering | None], batch: _Layout) -> Steering | None:
         return _stack(steers, batch.width, batch.lengths)
@@ -300,7 +302,9 @@ class Batcher:
             steers.append(self.lm._spa_mask(row.prompt))
             lengths.append(len(row))
         omegas = [r.method.spa_omega for r in rows]
-        return _Streams(kvs, steers, torch.tensor(lengths), masked_of, omegas)
+        return _Streams(
+            kvs, steers, torch.tensor(lengths, device=self.lm.device), masked_of, omegas
+        )
 
     def _assemble(self, streams: _Streams, room: int) -> tuple[_Running, Steering | None]:
         """Left-pad the streams' caches into one batch with ``room`` more positions."""
@@ -322,7 +326,7 @@ class Batcher:
                 values[r, :, pad:width] = v[0]
             layers.append((keys, values))
         cache = Cache(layers=[_Preallocated(k, v, width) for k, v in layers])
-        mask = torch.zeros(n_rows, width + room, dtype=torch.int64)
+        mask = torch.zeros(n_rows, width + room, dtype=torch.int64, device=self.lm.device)
         for r in range(n_rows):
             mask[r, width - int(lengths[r]) : width] = 1
         steer = _stack(streams.steers, width, lengths)
@@ -338,7 +342,7 @@ class Batcher:
             need *= n
         flat = self._pool.get(slot)
         if flat is None or flat.numel() < need or flat.dtype != dtype:
-            flat = torch.empty(need, dtype=dtype)
+            flat = torch.empty(need, dtype=dtype, device=self.lm.device)
             self._pool[slot] = flat
         return flat[:need].view(shape)
 
@@ -380,7 +384,7 @@ class Batcher:
                 tokens.append(token)
             if all(done):
                 break
-            ids = torch.tensor(streams.expand(tokens)).view(-1, 1)
+            ids = torch.tensor(streams.expand(tokens), device=self.lm.device).view(-1, 1)
             logits = streams.combine(self._forward(run, steer, ids)[:, -1])
         return out
 
@@ -389,9 +393,8 @@ class Batcher:
         end = run.filled + q
         run.mask[:, run.filled : end] = 1
         mask = run.mask[:, :end]
-        positions = (run.lengths.view(-1, 1) + (run.filled - run.width) + torch.arange(q)).view(
-            -1, q
-        )
+        steps = torch.arange(q, device=run.mask.device)
+        positions = (run.lengths.view(-1, 1) + (run.filled - run.width) + steps).view(-1, q)
         with steering(steer):
             out = self.model(
                 ids,
@@ -421,6 +424,7 @@ class Batcher:
         ids = torch.zeros(len(rows), longest - 1, dtype=torch.int64)
         for r, t in enumerate(targets):
             ids[r, : max(0, len(t) - 1)] = torch.tensor(list(t)[:-1], dtype=torch.int64)
+        ids = ids.to(self.lm.device)
         run, steer = self._assemble(streams, longest)
         rest = streams.combine(self._forward(run, steer, streams.expand_ids(ids)))
         logits = torch.cat([first, rest], dim=1)
@@ -433,7 +437,7 @@ class Batcher:
         out = []
         for logits, t in zip(self.continuation_logits(rows, targets), targets, strict=True):
             logprobs = torch.log_softmax(logits.float(), dim=-1)
-            ids = torch.tensor(list(t), dtype=torch.int64).view(-1, 1)
+            ids = torch.tensor(list(t), dtype=torch.int64, device=logprobs.device).view(-1, 1)
             out.append(logprobs.gather(1, ids).squeeze(1) if len(t) else logprobs[:0, 0])
         return out
 
@@ -480,9 +484,10 @@ def _stack(steers: Sequence[Steering | None], width: int, lengths: torch.Tensor)
     first = present[0]
     rows = len(steers)
     n_levels = first.key_levels.shape[-1]
-    levels = torch.zeros(rows, width, n_levels)
+    device = first.key_levels.device
+    levels = torch.zeros(rows, width, n_levels, device=device)
     gated = any(s.gate is not None for s in present)
-    gate = torch.zeros(rows, width, dtype=torch.bool) if gated else None
+    gate = torch.zeros(rows, width, dtype=torch.bool, device=device) if gated else None
     for r, s in enumerate(steers):
         if s is None:
             continue
@@ -545,5 +550,5 @@ def pick(logits: torch.Tensor, temperature: float, generator: torch.Generator) -
     """Greedy (argmax; ties go to the lowest token id) or a seeded sample at ``temperature``."""
     if temperature <= 0:
         return int(torch.argmax(logits))
-    probs = torch.softmax(logits.float() / temperature, dim=-1)
+    probs = torch.softmax(logits.float().cpu() / temperature, dim=-1)  # the generator's device
     return int(torch.multinomial(probs, 1, generator=generator))

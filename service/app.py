@@ -67,7 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             shared.start_loading()  # /readyz says "loading" until it is done
         jobs = None
         if settings.eval_worker:
-            from evals.runner import LocalBackend
+            from evals.backends import LocalBackend
 
             jobs = JobManager(
                 settings.eval_db,

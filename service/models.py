@@ -26,11 +26,18 @@ log = logging.getLogger("salience.models")
 
 class SharedModel:
     def __init__(
-        self, path: str | None, dtype: str = "float32", on_load: Callable[[], None] | None = None
+        self,
+        path: str | None,
+        dtype: str | None = None,
+        on_load: Callable[[], None] | None = None,
+        device: str | None = None,
     ) -> None:
+        """``dtype`` and ``device``: None for the defaults (``$SALIENCE_DEVICE``, else the GPU if
+        there is one; float32 on the CPU, bfloat16 on CUDA)."""
         self.path = path
         self.on_load = on_load  # called once per successful load (the service counts them)
         self.dtype = dtype
+        self.device = device
         self._lock = threading.Lock()
         self._model: LocalModel | None = None
         self._state = "not loaded"
@@ -53,7 +60,7 @@ class SharedModel:
                 try:
                     from model.local import LocalModel
 
-                    self._model = LocalModel.load(self.path, self.dtype)
+                    self._model = LocalModel.load(self.path, self.dtype, self.device)
                 except Exception as error:
                     self._state, self._error = "failed", f"{type(error).__name__}: {error}"
                     log.error("loading the local model failed: %s", self._error)
@@ -86,7 +93,11 @@ class SharedModel:
         """``(ready, detail)`` for ``/readyz``."""
         where = self.path or "the embedded SmolLM2-135M-Instruct"
         if self._model is not None:
-            return True, f"{where}: loaded ({self.dtype}, in {self._load_s:.1f} s)"
+            weights = str(self._model.model.dtype).removeprefix("torch.")
+            return (
+                True,
+                f"{where}: loaded ({weights} on {self._model.device}, in {self._load_s:.1f} s)",
+            )
         if self.path is not None and not os.path.exists(self.path):
             return False, f"{self.path}: missing"
         if self._state == "loading":

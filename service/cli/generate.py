@@ -16,7 +16,7 @@ from typing import Any
 from markup import MarkupError, SalienceError, parse_messages
 
 from .annotate import _read_input
-from .common import CliError, HelpFormatter, at_least, check_model_path, methods
+from .common import CliError, HelpFormatter, at_least, check_model_path, device_name, methods
 
 METHOD_HELP = (
     "none, xml, caps, echo, system, uniform, pasta, learned, spa (comma-separated to compare)"
@@ -50,7 +50,14 @@ def register(commands: Any) -> None:
     p.add_argument("--bias-path", default=None, help="pasta/learned: an ImportanceBias JSON file")
     p.add_argument("--model", default=None, help="a .gguf file or model folder (default: embedded)")
     p.add_argument(
-        "--dtype", default="float32", choices=["float32", "bfloat16"], help="model weights"
+        "--dtype", default=None, choices=["float32", "bfloat16"],
+        help="model weights (default: float32 on the CPU, bfloat16 on CUDA)",
+    )  # fmt: skip
+    p.add_argument(
+        "--device",
+        default=None,
+        type=device_name,
+        help="where the model runs (default: $SALIENCE_DEVICE, else auto: a GPU if there is one)",
     )
     p.add_argument("--json", action="store_true", help="one JSON object per method")
     p.set_defaults(run=run)
@@ -92,10 +99,10 @@ def run(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
     try:
-        lm = LocalModel.load(args.model, args.dtype)
-    except (OSError, ValueError) as error:
+        lm = LocalModel.load(args.model, args.dtype, args.device)
+    except (OSError, ValueError, SalienceError) as error:
         where = args.model or "the embedded model"
-        raise CliError(f"cannot load {where}: {error} (a .gguf file or a model folder)") from None
+        raise CliError(f"cannot load {where}: {error}") from None
     options = {"gate": args.gate}
     if args.beta is not None:
         options["beta"] = args.beta

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from evals.runner import Grid, LocalBackend, plan
+from evals.backends import LocalBackend
+from evals.runner import Grid, plan
 
 ROOT = Path(__file__).resolve().parents[2]
 

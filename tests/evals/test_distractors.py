@@ -3,6 +3,11 @@ the rule where the position says."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from evals.distractors import KINDS, make, prose_sentences
@@ -10,6 +15,7 @@ from evals.prompts import POSITIONS, conversation
 from evals.split import items
 from markup import Level, load_encoding
 
+ROOT = Path(__file__).resolve().parents[2]
 ENC = load_encoding("cl100k_base").encoding
 
 
@@ -36,6 +42,30 @@ def test_prose_records_its_sources_and_is_text_nobody_here_wrote() -> None:
     d = make("prose", 300, count, seed=0)
     assert d.sources and all(s.startswith(("python:", "file:")) for s in d.sources)
     assert len(prose_sentences()) > 500
+
+
+def test_prose_does_not_depend_on_what_else_the_process_imported() -> None:
+    """Importing a package's submodules adds them to its namespace (Ray, uvicorn and the
+    service import email.*, logging.*, asyncio.*): the corpus, and so every prose distractor
+    and every sample key built on one, must not change with them."""
+    probe = (
+        "import sys; {imports}from evals.distractors import prose_sentences; "
+        "print(len(prose_sentences()), hash(prose_sentences()))"
+    )
+    extra = "import email.mime.text, logging.handlers, json.tool, asyncio.subprocess; "
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    outputs = [
+        subprocess.run(
+            [sys.executable, "-c", probe.format(imports=imports)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        ).stdout
+        for imports in ("", extra)
+    ]
+    assert outputs[0] and outputs[0] == outputs[1]
 
 
 def test_similar_excludes_the_items_own_task_and_conflicting_is_marked_low() -> None:

@@ -4,27 +4,20 @@ through the family's transform."""
 
 from __future__ import annotations
 
+from evals.backends import Backend, Outcome, References, Unit, evaluate_one
 from evals.families import BY_ID
-from evals.runner import (
-    Grid,
-    Outcome,
-    References,
-    Unit,
-    _Planned,
-    evaluate_one,
-    reference_pair,
-    result_of,
-)
+from evals.runner import Grid, _Planned, reference_pair, result_of
 from evals.split import Item
 from evals.tasks import BY_ID as TASKS
 from markup import Conversation
 
 
-class LengthScorer:
+class LengthScorer(Backend):
     """Scores a continuation by minus its length: a real number to check the arithmetic on."""
 
     name = "fake"
     model = "fake"
+    scores = True
 
     def count(self, text: str) -> int:
         return len(text)
@@ -96,6 +89,6 @@ def test_lengths_are_capped_by_the_context_window_minus_the_output_budget() -> N
     backend = LengthScorer()
     grid = Grid(lengths=(0, 256, 1024, 4096, 8192), max_new_tokens=64)
     assert capped_lengths(grid, backend) == [0, 256, 1024, 4096, 8192]  # no window known
-    backend.context_window = 2048  # type: ignore[attr-defined]
+    backend.context_window = 2048
     cap = 2048 - 64 - PROMPT_ROOM
     assert capped_lengths(grid, backend) == [0, 256, 1024, cap]

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
+from evals.backends import LocalBackend, References, Unit
 from evals.metrics import clustered, measure, paired_measure
-from evals.runner import Grid, LocalBackend, References, Unit, run
+from evals.runner import Grid, run
 from evals.store import Store
 
 

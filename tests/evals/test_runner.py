@@ -3,64 +3,30 @@ uninterrupted run; the CLI reports it."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.evals.runs import ROOT, count, eval_run, rows
+
 # --batch 2: one prompt (both its methods) per group, so records land in four bursts of two and
 # the kill can fall between them
 GRID = ["--items", "2", "--lengths", "0,64", "--methods", "none,uniform", "--max-new-tokens", "12",
         "--margin", "--batch", "2"]  # fmt: skip
 
 
-def eval_run(db: Path, *extra: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "service.cli", "eval", "run", "--db", str(db), "--name", "t",
-         "--quiet", *GRID, *extra],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
-
-
-def rows(db: Path) -> list[tuple[str, dict[str, object]]]:
-    """(key, result) per record, without the timing (which differs run to run)."""
-    with sqlite3.connect(db) as c:
-        found = c.execute("select key, result from samples where run = 't'").fetchall()
-    out = []
-    for key, result in sorted(found):
-        data = json.loads(result)
-        del data["seconds"]
-        out.append((key, data))
-    return out
-
-
-def count(db: Path) -> int:
-    if not db.exists():
-        return 0
-    try:
-        with sqlite3.connect(db, timeout=5) as c:
-            return int(c.execute("select count(*) from samples").fetchone()[0])
-    except sqlite3.OperationalError:
-        return 0
-
-
 def test_a_killed_run_resumes_with_nothing_lost_or_repeated(tmp_path: Path) -> None:
     whole = tmp_path / "whole.sqlite3"
-    done = eval_run(whole)
+    done = eval_run(whole, GRID)
     out, err = done.communicate(timeout=600)
     assert done.returncode == 0, err
     assert "8 new, 0 resumed" in out
 
     killed = tmp_path / "killed.sqlite3"
-    victim = eval_run(killed)
+    victim = eval_run(killed, GRID)
     deadline = time.monotonic() + 300
     while count(killed) < 3:
         assert victim.poll() is None, victim.communicate()
@@ -71,7 +37,7 @@ def test_a_killed_run_resumes_with_nothing_lost_or_repeated(tmp_path: Path) -> N
     partial = count(killed)
     assert 3 <= partial < 8
 
-    resumed = eval_run(killed)
+    resumed = eval_run(killed, GRID)
     out, err = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, err
     assert f"{8 - partial} new, {partial} resumed" in out
@@ -117,7 +83,8 @@ def test_a_killed_run_resumes_with_nothing_lost_or_repeated(tmp_path: Path) -> N
 
 
 def test_a_remote_server_runs_with_bounded_concurrency(tmp_path: Path) -> None:
-    from evals.runner import Grid, RemoteBackend, run
+    from evals.backends import RemoteBackend
+    from evals.runner import Grid, run
     from evals.store import Store
     from model.methods import MethodError
     from tests.fakes.openai_server import Behaviour, fake_openai
@@ -148,3 +115,19 @@ def test_a_remote_server_runs_with_bounded_concurrency(tmp_path: Path) -> None:
         else:
             raise AssertionError("a bias method must be refused for a remote model")
     store.close()
+
+
+def test_several_servers_share_the_requests_in_turn(tmp_path: Path) -> None:
+    from evals.backends import RemoteBackend
+    from evals.runner import Grid, run
+    from evals.store import Store
+    from tests.fakes.openai_server import Behaviour, fake_openai
+
+    first, second = Behaviour(), Behaviour()
+    grid = Grid(items=2, lengths=(0, 64), methods=("none", "xml"), max_new_tokens=5)
+    store = Store(tmp_path / "r.sqlite3")
+    with fake_openai(first) as one, fake_openai(second) as two:
+        stats = run(grid, RemoteBackend([one, two], "m"), store, "two", concurrency=2)
+    store.close()
+    assert stats.done == 8
+    assert len(first.received) == len(second.received) == 4
