@@ -1,6 +1,7 @@
 """salience as a LiteLLM pre-call hook (service/litellm_hook.py), in process with litellm.Router
 against the real llama.cpp server over the shipped model: a rendering reaches the model, broken
-markup fails open (the original goes, the metadata says why), strict refuses (a BadRequestError: not retried)."""
+markup fails open (the original goes, the metadata says why), strict refuses (a BadRequestError,
+which the Router does not retry)."""
 
 from __future__ import annotations
 
