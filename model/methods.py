@@ -10,12 +10,15 @@ uniform  β on every layer and head (InstABoost-like): hard β, high β/2; queri
          last marked token and every generated token are steered
 pasta    β on the heads that PASTA's profiling picked (an ImportanceBias file)
 learned  the fitted ImportanceBias file (per level, layer and head)
+distance the fitted ImportanceBias file whose β is scaled by g(distance from the rule) (issue 15)
 spa      Selective Prompt Anchoring: logits + ω·(logits − logits with the marked text masked)
 
 A parameter can ride in the name: ``uniform@0.75`` is uniform with β = 0.75, ``spa@2`` is spa
 with ω = 2 (so an eval grid can compare strengths side by side). A text rendering takes ``@raw``:
 ``xml@raw`` renders without defusing the rule markers typed in unmarked or untrusted text (an
-ablation, to measure what the defusing buys against injected rules; EVAL.md "Injection").
+ablation, to measure what the defusing buys against injected rules; EVAL.md "Injection"). A bias
+file rides in the name of a method that reads one: ``learned@fits/step20.json`` (candidates
+side by side in one grid; the eval's sample keys hash the file's values, not its path).
 """
 
 from __future__ import annotations
@@ -30,12 +33,13 @@ from markup.errors import SalienceError
 from .bias import ImportanceBias
 
 TEXT_METHODS = ("xml", "caps", "echo", "system")
-BIAS_METHODS = ("uniform", "pasta", "learned")
+BIAS_METHODS = ("uniform", "pasta", "learned", "distance")
 METHODS = ("none", *TEXT_METHODS, *BIAS_METHODS, "spa")
 DATA = Path(__file__).resolve().parent / "data"
 DEFAULT_FILES = {
     "pasta": DATA / "pasta-smollm2-135m.json",
     "learned": DATA / "learned-smollm2-135m.json",
+    "distance": DATA / "distance-smollm2-135m.json",
 }
 # chosen on the train split (EVAL.md): the largest margin gain whose target NLL rises by at most
 # 0.05 nats per token, of 0.25, 0.5, 1, 1.5, 2 (`salience model score`)
@@ -47,7 +51,10 @@ class MethodError(SalienceError, ValueError):
     code = "bad-method"
 
 
-_AT_ONLY = "only uniform@β, spa@ω and a rendering's @raw (xml@raw) go in the name, not {name!r}"
+_AT_ONLY = (
+    "only uniform@β, spa@ω, a rendering's @raw (xml@raw) and a bias file (learned@FILE.json) go "
+    "in the name, not {name!r}"
+)
 
 
 @dataclass
@@ -72,6 +79,8 @@ def check_name(name: str) -> None:
     if at:
         if base in TEXT_METHODS and value == "raw":
             return
+        if base in DEFAULT_FILES and value.endswith(".json"):
+            return
         if base not in ("uniform", "spa"):
             raise MethodError(_AT_ONLY.format(name=name))
         try:
@@ -88,6 +97,10 @@ def resolve(name: str, n_layers: int, n_heads: int, **options: Any) -> Method:
         base, _, value = name.partition("@")
         if base in TEXT_METHODS and value == "raw":
             return Method(name, render=base, safe=False)
+        if base in DEFAULT_FILES and value.endswith(".json"):
+            method = resolve(base, n_layers, n_heads, **{**options, "bias_path": value})
+            method.name = name
+            return method
         key = {"uniform": "beta", "spa": "omega"}.get(base)
         if key is None:
             raise MethodError(_AT_ONLY.format(name=name))
@@ -114,13 +127,13 @@ def resolve(name: str, n_layers: int, n_heads: int, **options: Any) -> Method:
             {"method": "uniform", "beta": beta},
         )
         return Method(name, bias=bias, gate=gate, options={"beta": beta})
-    if name in ("pasta", "learned"):
+    if name in DEFAULT_FILES:
         path = Path(options.get("bias_path") or DEFAULT_FILES[name])
         if not path.is_file():
             how = (
                 "profile heads with `salience model profile-pasta`"
                 if name == "pasta"
-                else "fit one with `salience model fit` (the package ships one in model/data)"
+                else "fit one with `salience model fit` (--distance for a distance scale)"
             )
             raise MethodError(f"no {name} bias file at {path}: {how}, or pass bias_path")
         bias = ImportanceBias.load(path)

@@ -34,7 +34,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from litellm import BadRequestError
+from litellm.exceptions import BadRequestError
 from litellm.integrations.custom_logger import CustomLogger
 
 from .proxy.rewrite import Options, fail_open_header, requested_strict, rewrite
@@ -43,7 +43,7 @@ CHAT_CALLS = frozenset({"completion", "acompletion"})
 MARK = "x-salience"
 
 
-class SalienceRefusal(BadRequestError):  # type: ignore[misc]
+class SalienceRefusal(BadRequestError):
     """A strict call whose messages salience could not annotate; nothing was sent."""
 
     def __init__(self, error: BaseException, model: str) -> None:
@@ -62,7 +62,7 @@ class SalienceRefusal(BadRequestError):  # type: ignore[misc]
         self.code, self.where = code, where  # (after LiteLLM's own __init__ sets code)
 
 
-class SalienceHook(CustomLogger):  # type: ignore[misc]
+class SalienceHook(CustomLogger):
     """The hook (see the module's docstring)."""
 
     def __init__(

@@ -35,8 +35,9 @@ DEFAULT_DB = "evals.sqlite3"
 KINDS = ("prose", "similar", "conflicting", "noise")  # evals.distractors.KINDS (tested)
 POSITIONS = ("system", "before", "after", "both", "user")  # evals.prompts.POSITIONS (tested)
 METHOD_HELP = (
-    "comma-separated: none, xml, caps, echo, system, uniform, pasta, learned, spa; "
-    "uniform@β, spa@ω; xml@raw (and caps/echo/system@raw): a rendering without defusing"
+    "comma-separated: none, xml, caps, echo, system, uniform, pasta, learned, distance, spa; "
+    "uniform@β, spa@ω; xml@raw (and caps/echo/system@raw): a rendering without defusing; "
+    "learned@FILE.json (pasta, distance too): another bias file"
 )
 
 

@@ -19,7 +19,8 @@ from .annotate import _read_input
 from .common import CliError, HelpFormatter, at_least, check_model_path, device_name, methods
 
 METHOD_HELP = (
-    "none, xml, caps, echo, system, uniform, pasta, learned, spa (comma-separated to compare)"
+    "none, xml, caps, echo, system, uniform, pasta, learned, distance, spa (comma-separated to "
+    "compare)"
 )
 
 

@@ -153,3 +153,21 @@ def test_a_rendering_at_raw_keeps_typed_markers_and_its_safe_form_does_not(lm: L
     for bad in ("none@raw", "uniform@raw", "xml@rawest"):
         with pytest.raises(MethodError):
             lm.method(bad)
+
+
+def test_a_bias_file_rides_in_the_name(lm: LocalModel, tmp_path: Path) -> None:
+    from model.methods import check_name
+
+    copy = tmp_path / "candidate.json"
+    copy.write_bytes(DEFAULT_FILES["learned"].read_bytes())
+    check_name(f"learned@{copy}")
+    method = lm.method(f"learned@{copy}")
+    assert method.name == f"learned@{copy}" and method.options["bias_path"] == str(copy)
+    assert method.bias is not None
+    shipped = lm.method("learned").bias
+    assert shipped is not None and torch.equal(method.bias.beta, shipped.beta)
+    for bad in (f"uniform@{copy}", "learned@fit", f"xml@{copy}"):
+        with pytest.raises(MethodError):
+            check_name(bad)
+    with pytest.raises(MethodError, match="no learned bias file"):
+        lm.method(f"learned@{tmp_path / 'missing.json'}")

@@ -1,4 +1,4 @@
-"""salience as a LiteLLM pre-call hook (service/litellm_hook.py), in process with litellm.Router
+"""salience as a LiteLLM pre-call hook (service/litellm_hook.py), in process with Router
 against the real llama.cpp server over the shipped model: a rendering reaches the model, broken
 markup fails open (the original goes, the metadata says why), strict refuses (a BadRequestError,
 which the Router does not retry)."""
@@ -15,7 +15,9 @@ import pytest
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no price-map fetch at import
 
 import litellm
+from litellm.exceptions import BadRequestError
 from litellm.integrations.custom_logger import CustomLogger
+from litellm.router import Router
 
 from service.litellm_hook import SalienceHook, SalienceRefusal
 
@@ -29,7 +31,7 @@ CLEAN = [{"role": "system", "content": "You are terse. Answer in one sentence."}
 BROKEN = [{"role": "system", "content": "You are terse. <rule>Answer in one sentence."}, MARKED[1]]
 
 
-class Recorder(CustomLogger):  # type: ignore[misc]
+class Recorder(CustomLogger):
     """LiteLLM's own success callback: the metadata each finished call carried."""
 
     def __init__(self) -> None:
@@ -43,14 +45,14 @@ class Recorder(CustomLogger):  # type: ignore[misc]
 
 
 @pytest.fixture(scope="module")
-def router(llama_upstream: str) -> Iterator[tuple[litellm.Router, Recorder]]:
+def router(llama_upstream: str) -> Iterator[tuple[Router, Recorder]]:
     """One Router and one set of callbacks for the module (LiteLLM keeps its own lists of the
     success callbacks it found at the first call)."""
     recorder = Recorder()
     saved = list(litellm.callbacks)
     litellm.callbacks = [SalienceHook(method="xml"), recorder]
     deployment = {"model": f"openai/{LLAMA_MODEL}", "api_base": llama_upstream, "api_key": "-"}
-    router = litellm.Router(
+    router = Router(
         model_list=[{"model_name": LLAMA_MODEL, "litellm_params": deployment}], num_retries=2
     )
     try:
@@ -59,7 +61,7 @@ def router(llama_upstream: str) -> Iterator[tuple[litellm.Router, Recorder]]:
         litellm.callbacks = saved
 
 
-def ask(router: litellm.Router, messages: list[dict[str, str]], **options: Any) -> Any:
+def ask(router: Router, messages: list[dict[str, str]], **options: Any) -> Any:
     async def call() -> Any:
         response = await router.acompletion(
             model=LLAMA_MODEL, messages=messages, max_tokens=8, temperature=0,
@@ -80,7 +82,7 @@ def logged(recorder: Recorder, n: int) -> dict[str, Any]:
     raise AssertionError(f"LiteLLM logged {len(recorder.metadata)} calls, not {n}")
 
 
-def test_a_rendering_reaches_the_model(router: tuple[litellm.Router, Recorder]) -> None:
+def test_a_rendering_reaches_the_model(router: tuple[Router, Recorder]) -> None:
     r, recorder = router
     n = len(recorder.metadata)
     caps = ask(r, MARKED, method="caps")
@@ -97,7 +99,7 @@ def test_a_rendering_reaches_the_model(router: tuple[litellm.Router, Recorder]) 
 
 
 def test_broken_markup_fails_open_with_the_original_messages(
-    router: tuple[litellm.Router, Recorder],
+    router: tuple[Router, Recorder],
 ) -> None:
     r, recorder = router
     n = len(recorder.metadata)
@@ -110,12 +112,12 @@ def test_broken_markup_fails_open_with_the_original_messages(
     assert opened.choices[0].message.content == raw.choices[0].message.content
 
 
-def test_strict_refuses_and_nothing_is_answered(router: tuple[litellm.Router, Recorder]) -> None:
+def test_strict_refuses_and_nothing_is_answered(router: tuple[Router, Recorder]) -> None:
     r, recorder = router
     n = len(recorder.metadata)
     with pytest.raises(SalienceRefusal) as refused:
         ask(r, BROKEN, method="caps", strict=True)
-    assert isinstance(refused.value, litellm.BadRequestError)
+    assert isinstance(refused.value, BadRequestError)
     assert refused.value.code == "unclosed-tag" and refused.value.where["offset"] == 15
     assert "salience refused the call (unclosed-tag; offset=15" in str(refused.value)
     ask(r, CLEAN, method="off")  # a call after it, so the refused one would be logged by now

@@ -31,7 +31,9 @@ EVAL_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 Kind = Literal["prose", "similar", "conflicting", "noise"]
 Position = Literal["system", "before", "after", "both", "user"]
-MethodName = Literal["none", "xml", "caps", "echo", "system", "uniform", "pasta", "learned", "spa"]
+MethodName = Literal[
+    "none", "xml", "caps", "echo", "system", "uniform", "pasta", "learned", "distance", "spa"
+]
 
 
 class EvalRequest(BaseModel):
