@@ -30,7 +30,8 @@ import time
 from typing import Any
 
 from evals.backends import LocalBackend, References, Unit
-from evals.runner import Grid, plan, reference_pair, row_seed
+from evals.records import reference_pair, row_seed
+from evals.runner import Grid, plan
 
 CLOSE_MEAN, CLOSE_MAX = 0.1, 1.0  # nats per token: bfloat16 is "close" within these
 

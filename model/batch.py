@@ -33,76 +33,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
-from transformers.cache_utils import Cache, DynamicLayer
+from transformers.cache_utils import Cache
 
-from .bias import ImportanceBias
+from .kvcache import KV, Preallocated, cache_kv, growing_cache, row_of
 from .prompt import Prompt
-from .steer import RowBias, Steering, steering
+from .rows import Streams, pick, stack
+from .steer import Steering, steering
 
 if TYPE_CHECKING:
     from .local import LocalModel
     from .methods import Method
-
-KV = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: (B, H_kv, T, d) keys and values
-
-
-class GrowingLayer(DynamicLayer):  # type: ignore[no-untyped-call]
-    """A cache layer over a buffer with room to grow: appending writes in place and hands out a
-    view, where ``DynamicLayer`` concatenates (a copy of the whole cache at every step)."""
-
-    def __init__(self, keys: torch.Tensor, values: torch.Tensor, capacity: int) -> None:
-        super().__init__()  # type: ignore[no-untyped-call]
-        rows, heads, length, dim = keys.shape
-        capacity = max(capacity, length)
-        self._k = keys.new_zeros(rows, heads, capacity, dim)
-        self._v = values.new_zeros(rows, heads, capacity, values.shape[-1])
-        self._k[:, :, :length] = keys
-        self._v[:, :, :length] = values
-        self._n = length
-        self.device = keys.device
-        self.is_initialized = True
-        self._view()
-
-    def _view(self) -> None:
-        self.keys = self._k[:, :, : self._n]
-        self.values = self._v[:, :, : self._n]
-
-    def update(
-        self, key_states: torch.Tensor, value_states: torch.Tensor, *args: object, **kwargs: object
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        end = self._n + key_states.shape[-2]
-        if end > self._k.shape[-2]:
-            grow = max(end, 2 * self._k.shape[-2]) - self._k.shape[-2]
-            self._k = torch.cat([self._k, _room(self._k, grow)], dim=2)
-            self._v = torch.cat([self._v, _room(self._v, grow)], dim=2)
-        self._k[:, :, self._n : end] = key_states
-        self._v[:, :, self._n : end] = value_states
-        self._n = end
-        self._view()
-        assert self.keys is not None and self.values is not None
-        return self.keys, self.values
-
-    def truncate(self, length: int) -> None:
-        self._n = min(self._n, length)
-        self._view()
-
-
-def _room(buffer: torch.Tensor, n: int) -> torch.Tensor:
-    rows, heads, _, dim = buffer.shape
-    return buffer.new_zeros(rows, heads, n, dim)
-
-
-def growing_cache(kv: KV, capacity: int) -> Cache:
-    return Cache(layers=[GrowingLayer(k, v, capacity) for k, v in kv])
-
-
-def cache_kv(cache: Cache) -> KV:
-    out = []
-    for layer in cache.layers:
-        keys, values = getattr(layer, "keys", None), getattr(layer, "values", None)
-        assert keys is not None and values is not None
-        out.append((keys, values))
-    return out
 
 
 @dataclass
@@ -150,11 +90,6 @@ def _first_marked(prompt: Prompt) -> int:
     """The position of the prompt's first token with a level (its length if none has one)."""
     leveled = (prompt.levels >= 0).nonzero()
     return int(leveled[0]) if len(leveled) else len(prompt)
-
-
-def _row(kv: KV, r: int, pad: int) -> KV:
-    """Row ``r`` of a batch's cache, without its left padding."""
-    return [(k[r : r + 1, :, pad:], v[r : r + 1, :, pad:]) for k, v in kv]
 
 
 def _positions(mask: torch.Tensor) -> torch.Tensor:
@@ -239,9 +174,9 @@ class Batcher:
         out = []
         for r, p in enumerate(prompts):
             pad = batch.width - len(p)
-            filled = Prefilled(p, method, _row(kv, r, pad), logits[r])
+            filled = Prefilled(p, method, row_of(kv, r, pad), logits[r])
             if masked is not None and bool(p.marked().any()):
-                filled.masked_kv = _row(masked[0], r, pad)
+                filled.masked_kv = row_of(masked[0], r, pad)
                 filled.masked_logits = masked[1][r]
                 assert method.spa_omega is not None
                 filled.logits = logits[r] + method.spa_omega * (logits[r] - masked[1][r])
@@ -263,7 +198,7 @@ class Batcher:
         return _Layout(ids.to(device), mask.to(device), width, lengths)
 
     def _steering(self, steers: Sequence[Steering | None], batch: _Layout) -> Steering | None:
-        return _stack(steers, batch.width, batch.lengths)
+        return stack(steers, batch.width, batch.lengths)
 
     def _padded_pass(self, batch: _Layout, steer: Steering | None) -> tuple[KV, torch.Tensor]:
         with steering(steer):
@@ -282,7 +217,7 @@ class Batcher:
 
     # ---- decode and score ------------------------------------------------------------------
 
-    def _streams(self, rows: Sequence[Prefilled]) -> _Streams:
+    def _streams(self, rows: Sequence[Prefilled]) -> Streams:
         """A stream per row, and one more per spa row: its masked pass, which decodes the same
         tokens over the cache with the marked keys masked out."""
         kvs: list[KV] = []
@@ -302,11 +237,9 @@ class Batcher:
             steers.append(self.lm._spa_mask(row.prompt))
             lengths.append(len(row))
         omegas = [r.method.spa_omega for r in rows]
-        return _Streams(
-            kvs, steers, torch.tensor(lengths, device=self.lm.device), masked_of, omegas
-        )
+        return Streams(kvs, steers, torch.tensor(lengths, device=self.lm.device), masked_of, omegas)
 
-    def _assemble(self, streams: _Streams, room: int) -> tuple[_Running, Steering | None]:
+    def _assemble(self, streams: Streams, room: int) -> tuple[_Running, Steering | None]:
         """Left-pad the streams' caches into one batch with ``room`` more positions."""
         lengths = streams.lengths
         width = int(lengths.max())
@@ -325,11 +258,11 @@ class Batcher:
                 keys[r, :, pad:width] = k[0]
                 values[r, :, pad:width] = v[0]
             layers.append((keys, values))
-        cache = Cache(layers=[_Preallocated(k, v, width) for k, v in layers])
+        cache = Cache(layers=[Preallocated(k, v, width) for k, v in layers])
         mask = torch.zeros(n_rows, width + room, dtype=torch.int64, device=self.lm.device)
         for r in range(n_rows):
             mask[r, width - int(lengths[r]) : width] = 1
-        steer = _stack(streams.steers, width, lengths)
+        steer = stack(streams.steers, width, lengths)
         return _Running(cache, mask, width, lengths), steer
 
     def _buffer(
@@ -442,17 +375,6 @@ class Batcher:
         return out
 
 
-class _Preallocated(GrowingLayer):  # type: ignore[no-untyped-call]
-    """A GrowingLayer around a buffer that already holds ``length`` positions."""
-
-    def __init__(self, keys: torch.Tensor, values: torch.Tensor, length: int) -> None:
-        DynamicLayer.__init__(self)  # type: ignore[no-untyped-call]
-        self._k, self._v, self._n = keys, values, length
-        self.device = keys.device
-        self.is_initialized = True
-        self._view()
-
-
 @dataclass
 class _Layout:
     ids: torch.Tensor
@@ -471,84 +393,3 @@ class _Running:
 
     def __post_init__(self) -> None:
         self.filled = self.width
-
-
-def _stack(steers: Sequence[Steering | None], width: int, lengths: torch.Tensor) -> Steering | None:
-    """Per-row steerings as one, in a left-padded batch's coordinates (``width`` columns, row r's
-    prompt in its last ``lengths[r]``). Rows that share one bias keep it as is; rows that differ
-    (several methods, a spa row's masked pass) get a ``RowBias``; a row with no steering gets no
-    bias."""
-    present = [s for s in steers if s is not None]
-    if not present:
-        return None
-    first = present[0]
-    rows = len(steers)
-    n_levels = first.key_levels.shape[-1]
-    device = first.key_levels.device
-    levels = torch.zeros(rows, width, n_levels, device=device)
-    gated = any(s.gate is not None for s in present)
-    gate = torch.zeros(rows, width, dtype=torch.bool, device=device) if gated else None
-    for r, s in enumerate(steers):
-        if s is None:
-            continue
-        n = int(lengths[r])
-        levels[r, width - n :] = s.key_levels[0].to(levels.dtype)
-        if gate is not None:
-            gate[r, width - n :] = s.gate[0] if s.gate is not None else True
-    uniform = len(present) == rows and all(
-        s.bias is first.bias and s.layers == first.layers for s in present
-    )
-    if uniform:
-        return Steering(first.bias, levels, gate=gate, layers=first.layers)
-    biases: list[ImportanceBias | None] = []
-    layer_sets: list[set[int] | None] = []
-    for s in steers:
-        if s is None:
-            biases.append(None)
-            layer_sets.append(None)
-        elif isinstance(s.bias, ImportanceBias):
-            biases.append(s.bias)
-            layer_sets.append(s.active)
-        else:
-            raise TypeError("a row's steering must carry one ImportanceBias")
-    return Steering(RowBias(biases, layer_sets), levels, gate=gate)
-
-
-@dataclass
-class _Streams:
-    """What one batched pass runs: a stream per row, then the spa rows' masked streams."""
-
-    kvs: list[KV]
-    steers: list[Steering | None]
-    lengths: torch.Tensor
-    masked_of: list[int | None]  # row r -> the index of its masked stream
-    omegas: list[float | None]
-
-    def expand(self, tokens: Sequence[int]) -> list[int]:
-        """Each row's token, then each masked stream's (its row's) token."""
-        return list(tokens) + [tokens[r] for r, m in enumerate(self.masked_of) if m is not None]
-
-    def expand_ids(self, ids: torch.Tensor) -> torch.Tensor:
-        extra = [r for r, m in enumerate(self.masked_of) if m is not None]
-        return torch.cat([ids, ids[extra]]) if extra else ids
-
-    def combine(self, logits: torch.Tensor) -> torch.Tensor:
-        """The rows' logits from the streams': spa's l + ω(l − masked) where a row has one."""
-        rows = len(self.masked_of)
-        out = logits[:rows]
-        if rows == logits.shape[0]:
-            return out
-        out = out.clone()
-        for r, m in enumerate(self.masked_of):
-            omega = self.omegas[r]
-            if m is not None and omega is not None:
-                out[r] = out[r] + omega * (out[r] - logits[m])
-        return out
-
-
-def pick(logits: torch.Tensor, temperature: float, generator: torch.Generator) -> int:
-    """Greedy (argmax; ties go to the lowest token id) or a seeded sample at ``temperature``."""
-    if temperature <= 0:
-        return int(torch.argmax(logits))
-    probs = torch.softmax(logits.float().cpu() / temperature, dim=-1)  # the generator's device
-    return int(torch.multinomial(probs, 1, generator=generator))

@@ -9,6 +9,7 @@ softmax renormalises). It saves to and loads from a small JSON file.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -192,3 +193,48 @@ class ImportanceBias(nn.Module):
     @classmethod
     def load(cls, path: str | Path) -> ImportanceBias:
         return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+class RowBias:
+    """Per-row β for a batch whose rows steer differently (rows of several methods, or a spa row
+    next to its masked pass, in one forward pass): row r takes ``biases[r]`` on ``layers[r]``
+    (all of its non-zero layers where None), and no bias at all where ``biases[r]`` is None."""
+
+    def __init__(
+        self, biases: Sequence[ImportanceBias | None], layers: Sequence[set[int] | None]
+    ) -> None:
+        first = next(b for b in biases if b is not None)
+        rows, n_levels, n_layers, n_heads = len(biases), *first.beta.shape
+        device = first.beta.device
+        self.beta = torch.zeros(rows, n_levels, n_layers, n_heads, device=device)
+        self._active: set[int] = set()
+        embeds = [b.embed for b in biases if b is not None and b.embed is not None]
+        self.embed: torch.Tensor | None = (
+            torch.zeros(rows, n_levels, embeds[0].shape[-1], device=device) if embeds else None
+        )
+        # each row's distance scale (None: g ≡ 1), evaluated row by row
+        self.distances: list[DistanceScale | None] = [
+            b.distance if b is not None else None for b in biases
+        ]
+        for r, (bias, only) in enumerate(zip(biases, layers, strict=True)):
+            if bias is None:
+                continue
+            active = bias.active_layers() if only is None else set(only)
+            self._active |= active
+            keep = torch.tensor([i in active for i in range(n_layers)], device=device)
+            self.beta[r] = bias.beta.detach().to(device) * keep.view(1, n_layers, 1)
+            if self.embed is not None and bias.embed is not None:
+                self.embed[r] = bias.embed.detach().to(device)
+
+    def layer(self, index: int) -> torch.Tensor:
+        """(B, n_heads, len(LEVELS)) for one layer."""
+        return self.beta[:, :, index, :].transpose(1, 2)
+
+    def active_layers(self) -> set[int]:
+        return set(self._active)
+
+
+def layer_beta(bias: ImportanceBias | RowBias, layer: int) -> torch.Tensor:
+    """(B or 1, H, L): the β one layer adds, per row where the rows differ."""
+    beta = bias.layer(layer)
+    return beta if beta.dim() == 3 else beta.unsqueeze(0)

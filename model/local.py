@@ -19,11 +19,11 @@ from transformers import DynamicCache
 
 from markup import Conversation, Level, parse_messages, render
 
-from .batch import pick
 from .bias import ImportanceBias
 from .loader import Loaded, load
 from .methods import Method, resolve
 from .prompt import LEVEL_INDEX, Prompt, build_prompt
+from .rows import pick
 from .steer import Steering, register, steering
 
 MASKED = -1e4  # β that removes a level's keys from attention (SPA's masked pass)

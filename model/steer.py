@@ -22,7 +22,7 @@ gets zeros instead of β.
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -37,48 +37,10 @@ from transformers.masking_utils import (
     sdpa_mask,
 )
 
-from .bias import DistanceScale, ImportanceBias
+from .bias import DistanceScale, ImportanceBias, RowBias, layer_beta
+from .mass import record_mass
 
 NAME = "salience"
-
-
-class RowBias:
-    """Per-row β for a batch whose rows steer differently (rows of several methods, or a spa row
-    next to its masked pass, in one forward pass): row r takes ``biases[r]`` on ``layers[r]``
-    (all of its non-zero layers where None), and no bias at all where ``biases[r]`` is None."""
-
-    def __init__(
-        self, biases: Sequence[ImportanceBias | None], layers: Sequence[set[int] | None]
-    ) -> None:
-        first = next(b for b in biases if b is not None)
-        rows, n_levels, n_layers, n_heads = len(biases), *first.beta.shape
-        device = first.beta.device
-        self.beta = torch.zeros(rows, n_levels, n_layers, n_heads, device=device)
-        self._active: set[int] = set()
-        embeds = [b.embed for b in biases if b is not None and b.embed is not None]
-        self.embed: torch.Tensor | None = (
-            torch.zeros(rows, n_levels, embeds[0].shape[-1], device=device) if embeds else None
-        )
-        # each row's distance scale (None: g ≡ 1), evaluated row by row
-        self.distances: list[DistanceScale | None] = [
-            b.distance if b is not None else None for b in biases
-        ]
-        for r, (bias, only) in enumerate(zip(biases, layers, strict=True)):
-            if bias is None:
-                continue
-            active = bias.active_layers() if only is None else set(only)
-            self._active |= active
-            keep = torch.tensor([i in active for i in range(n_layers)], device=device)
-            self.beta[r] = bias.beta.detach().to(device) * keep.view(1, n_layers, 1)
-            if self.embed is not None and bias.embed is not None:
-                self.embed[r] = bias.embed.detach().to(device)
-
-    def layer(self, index: int) -> torch.Tensor:
-        """(B, n_heads, len(LEVELS)) for one layer."""
-        return self.beta[:, :, index, :].transpose(1, 2)
-
-    def active_layers(self) -> set[int]:
-        return set(self._active)
 
 
 def _distance_scales(
@@ -87,12 +49,6 @@ def _distance_scales(
     if isinstance(bias, RowBias):
         return bias.distances if any(d is not None for d in bias.distances) else None
     return bias.distance
-
-
-def _layer_beta(bias: ImportanceBias | RowBias, layer: int) -> torch.Tensor:
-    """(B or 1, H, L): the β one layer adds, per row where the rows differ."""
-    beta = bias.layer(layer)
-    return beta if beta.dim() == 3 else beta.unsqueeze(0)
 
 
 @dataclass
@@ -165,7 +121,7 @@ class Steering:
         if row is None or row.shape[-1] < k_len or row.dtype != dtype:
             capacity = max(k_len, 2 * (row.shape[-1] if row is not None else 0), 256)
             levels = self.key_levels.to(torch.float32)  # (B, T_prompt, L)
-            beta = _layer_beta(self.bias, layer).detach().float()  # (B or 1, H, L)
+            beta = layer_beta(self.bias, layer).detach().float()  # (B or 1, H, L)
             beta = beta.expand(levels.shape[0], -1, -1)
             values = torch.einsum("bhl,btl->bht", beta, levels)  # (B, H, T_prompt)
             row = torch.zeros(
@@ -180,7 +136,7 @@ class Steering:
         per_level = self._rows.get(layer)  # (B, H, L, T_prompt): β[h, l] on the keys of level l
         if per_level is None or per_level.dtype != dtype:
             levels = self.key_levels.to(torch.float32)
-            beta = _layer_beta(self.bias, layer).detach().float()
+            beta = layer_beta(self.bias, layer).detach().float()
             beta = beta.expand(levels.shape[0], -1, -1)
             per_level = torch.einsum("bhl,btl->bhlt", beta, levels).to(dtype)
             self._rows[layer] = per_level
@@ -264,7 +220,7 @@ def steered_attention(
     state = _current.get()
     layer = getattr(module, "layer_idx", None)
     if state is not None and state.record and isinstance(layer, int):
-        _record_mass(state, layer, query, key, attention_mask, scaling)
+        record_mass(state, layer, query, key, attention_mask, scaling)
     steered = state is not None and layer in state.active
     if query.shape[2] == 1 and not query.requires_grad:
         active = state if steered else None
@@ -278,7 +234,7 @@ def steered_attention(
     scale = scaling if scaling is not None else head_dim**-0.5
     dtype = query.dtype
 
-    beta = _layer_beta(state.bias, layer).to(dtype)  # (B or 1, H, L)
+    beta = layer_beta(state.bias, layer).to(dtype)  # (B or 1, H, L)
     assert beta.shape[1] == n_heads, f"bias has {beta.shape[1]} heads, the layer {n_heads}"
     q_extra = (beta / scale).unsqueeze(2).expand(batch, n_heads, q_len, -1)
     factors = state.query_scale(q_len, k_len)  # (B, q, L): β · g(distance of each query)
@@ -363,48 +319,6 @@ def _decode_step(
         scale=scale,
     )
     return out.reshape(batch, n_heads, 1, head_dim).transpose(1, 2).contiguous(), None
-
-
-def _record_mass(
-    state: Steering,
-    layer: int,
-    query: torch.Tensor,
-    key: torch.Tensor,
-    attention_mask: torch.Tensor | None,
-    scaling: float | None,
-) -> None:
-    """The explicit softmax, for measurement only: mass on keys that carry any level."""
-    with torch.no_grad():
-        _, n_heads, q_len, head_dim = query.shape
-        n_kv, k_len = key.shape[1], key.shape[2]
-        scale = scaling if scaling is not None else head_dim**-0.5
-        keys = key.float().repeat_interleave(n_heads // n_kv, dim=1)
-        logits = torch.matmul(query.float(), keys.transpose(-1, -2)) * scale  # (B, H, q, k)
-        levels = state.keys(k_len, torch.float32)[:, 0]  # (B, k, L)
-        if layer in state.active:
-            beta = _layer_beta(state.bias, layer).float().expand(levels.shape[0], -1, -1)
-            factors = state.query_scale(q_len, k_len)
-            if factors is None:
-                add = torch.einsum("bhl,bkl->bhk", beta, levels).unsqueeze(2)  # (B, H, 1, k)
-            else:  # (B, H, q, k): each query its own g
-                add = torch.einsum("bhl,bql,bkl->bhqk", beta, factors.float(), levels)
-            gate = state.query_gate(q_len, k_len, torch.float32)
-            logits = logits + (add if gate is None else add * gate)
-        positions = torch.arange(k_len - q_len, k_len, device=query.device).view(q_len, 1)
-        later = torch.arange(k_len, device=query.device).view(1, k_len) > positions
-        logits = logits.masked_fill(later, float("-inf"))
-        if attention_mask is not None and attention_mask.dtype == torch.bool:
-            logits = logits.masked_fill(~attention_mask[..., :k_len], float("-inf"))
-        weights = logits.softmax(dim=-1).nan_to_num(0.0)
-        marked = (levels.sum(dim=-1) > 0).unsqueeze(1).unsqueeze(1)  # (B, 1, 1, k)
-        mass = (weights * marked).sum(dim=-1)  # (B, H, q)
-        gate = state.query_gate(q_len, k_len, torch.float32)
-        if gate is not None:
-            g = gate.view(gate.shape[0], 1, q_len)
-            per_head = (mass * g).sum(dim=-1) / g.sum(dim=-1).clamp(min=1)
-        else:
-            per_head = mass.mean(dim=-1)
-        state.mass[layer] = per_head.mean(dim=0)
 
 
 def _add_importance_embedding(

@@ -24,6 +24,7 @@ from collections.abc import Iterable
 import httpx
 import orjson
 
+from .errors import refusal_body
 from .rewrite import Options, fail_open_header, options_of, requested_strict, rewrite
 
 __all__ = ["AsyncSalienceTransport", "SalienceTransport"]
@@ -67,23 +68,10 @@ class _Rewriter:
 
 
 def _refusal(request: httpx.Request, error: BaseException) -> httpx.Response:
-    body = {
-        "error": {
-            "message": str(error),
-            "type": "invalid_request_error",
-            "param": None,
-            "code": getattr(error, "code", "annotation-failed"),
-            **{
-                k: getattr(error, k)
-                for k in ("offset", "line", "column", "message_index")
-                if getattr(error, k, None) is not None
-            },
-        }
-    }
     response_type = sys.modules[type(request).__module__.split(".")[0]].Response
     return response_type(  # type: ignore[no-any-return]
         422,
-        content=orjson.dumps(body),
+        content=orjson.dumps(refusal_body(error)),
         headers={"content-type": "application/json", "x-salience": "refused"},
         request=request,
     )

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from evals.backends import Backend, Outcome, References, Unit, evaluate_one
 from evals.families import BY_ID
-from evals.runner import Grid, _Planned, reference_pair, result_of
+from evals.records import reference_pair, result_of
+from evals.runner import Grid, _Planned
 from evals.split import Item
 from evals.tasks import BY_ID as TASKS
 from markup import Conversation

@@ -1,0 +1,95 @@
+"""Rows of one batched pass: per-row steerings stacked into one (model.steer's RowBias where the
+rows differ), the streams a pass runs (each row, then the spa rows' masked passes), and how a
+row picks its next token."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from .bias import ImportanceBias, RowBias
+from .kvcache import KV
+from .steer import Steering
+
+
+def stack(steers: Sequence[Steering | None], width: int, lengths: torch.Tensor) -> Steering | None:
+    """Per-row steerings as one, in a left-padded batch's coordinates (``width`` columns, row r's
+    prompt in its last ``lengths[r]``). Rows that share one bias keep it as is; rows that differ
+    (several methods, a spa row's masked pass) get a ``RowBias``; a row with no steering gets no
+    bias."""
+    present = [s for s in steers if s is not None]
+    if not present:
+        return None
+    first = present[0]
+    rows = len(steers)
+    n_levels = first.key_levels.shape[-1]
+    device = first.key_levels.device
+    levels = torch.zeros(rows, width, n_levels, device=device)
+    gated = any(s.gate is not None for s in present)
+    gate = torch.zeros(rows, width, dtype=torch.bool, device=device) if gated else None
+    for r, s in enumerate(steers):
+        if s is None:
+            continue
+        n = int(lengths[r])
+        levels[r, width - n :] = s.key_levels[0].to(levels.dtype)
+        if gate is not None:
+            gate[r, width - n :] = s.gate[0] if s.gate is not None else True
+    uniform = len(present) == rows and all(
+        s.bias is first.bias and s.layers == first.layers for s in present
+    )
+    if uniform:
+        return Steering(first.bias, levels, gate=gate, layers=first.layers)
+    biases: list[ImportanceBias | None] = []
+    layer_sets: list[set[int] | None] = []
+    for s in steers:
+        if s is None:
+            biases.append(None)
+            layer_sets.append(None)
+        elif isinstance(s.bias, ImportanceBias):
+            biases.append(s.bias)
+            layer_sets.append(s.active)
+        else:
+            raise TypeError("a row's steering must carry one ImportanceBias")
+    return Steering(RowBias(biases, layer_sets), levels, gate=gate)
+
+
+@dataclass
+class Streams:
+    """What one batched pass runs: a stream per row, then the spa rows' masked streams."""
+
+    kvs: list[KV]
+    steers: list[Steering | None]
+    lengths: torch.Tensor
+    masked_of: list[int | None]  # row r -> the index of its masked stream
+    omegas: list[float | None]
+
+    def expand(self, tokens: Sequence[int]) -> list[int]:
+        """Each row's token, then each masked stream's (its row's) token."""
+        return list(tokens) + [tokens[r] for r, m in enumerate(self.masked_of) if m is not None]
+
+    def expand_ids(self, ids: torch.Tensor) -> torch.Tensor:
+        extra = [r for r, m in enumerate(self.masked_of) if m is not None]
+        return torch.cat([ids, ids[extra]]) if extra else ids
+
+    def combine(self, logits: torch.Tensor) -> torch.Tensor:
+        """The rows' logits from the streams': spa's l + ω(l − masked) where a row has one."""
+        rows = len(self.masked_of)
+        out = logits[:rows]
+        if rows == logits.shape[0]:
+            return out
+        out = out.clone()
+        for r, m in enumerate(self.masked_of):
+            omega = self.omegas[r]
+            if m is not None and omega is not None:
+                out[r] = out[r] + omega * (out[r] - logits[m])
+        return out
+
+
+def pick(logits: torch.Tensor, temperature: float, generator: torch.Generator) -> int:
+    """Greedy (argmax; ties go to the lowest token id) or a seeded sample at ``temperature``."""
+    if temperature <= 0:
+        return int(torch.argmax(logits))
+    probs = torch.softmax(logits.float().cpu() / temperature, dim=-1)  # the generator's device
+    return int(torch.multinomial(probs, 1, generator=generator))

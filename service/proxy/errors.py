@@ -1,0 +1,51 @@
+"""OpenAI-style errors, the one shape the proxy route, its streams and the in-process transports
+answer with: ``{"error": {"message", "type", "param", "code", …}}``, plus where a markup fault
+is (offset, line, column, message_index) when salience refuses a strict request."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import Response
+
+from markup.errors import SalienceError
+
+WHERE = ("offset", "line", "column", "message_index")
+
+
+def openai_error(
+    status: int, message: str, code: str, type: str = "invalid_request_error", **extra: Any
+) -> Response:
+    error: dict[str, Any] = {"message": message, "type": type, "param": None, "code": code}
+    error.update({k: v for k, v in extra.items() if v is not None})
+    return Response(orjson.dumps({"error": error}), status, media_type="application/json")
+
+
+def sse_error(status: int, message: str, code: str) -> bytes:
+    error = {"message": message, "type": "upstream_error", "code": code, "status": status}
+    return b"data: " + orjson.dumps({"error": error}) + b"\n\n"
+
+
+def refusal_body(error: BaseException) -> dict[str, Any]:
+    """The 422 body for a strict request salience cannot annotate: the error's code and where."""
+    body: dict[str, Any] = {
+        "message": str(error)
+        if isinstance(error, SalienceError)
+        else f"annotation failed: {error}",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": getattr(error, "code", None) or "annotation-failed",
+    }
+    where = getattr(error, "where", None) or {}
+    for key in WHERE:
+        value = getattr(error, key, None)
+        if value is None:
+            value = where.get(key)
+        if value is not None:
+            body[key] = value
+    return {"error": body}
+
+
+def refusal(error: BaseException) -> Response:
+    return Response(orjson.dumps(refusal_body(error)), 422, media_type="application/json")

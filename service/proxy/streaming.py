@@ -1,0 +1,67 @@
+"""Streaming and disconnects for the proxy: a response that notices a client going away even
+while its source is silent, a wait that is cancelled when the client leaves, Server-Timing."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import TypeVar
+
+import anyio
+from fastapi import Request
+from starlette.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
+
+T = TypeVar("T")
+SSE = "text/event-stream"
+
+
+class ClientGone(Exception):
+    """The client disconnected before the answer was ready."""
+
+
+class LiveStreamingResponse(StreamingResponse):
+    """A streaming response that notices a client going away even while the source is silent
+    (Starlette only notices at the next write on ASGI 2.4 servers): the stream is cancelled, so
+    a stalled upstream or a local generation stops at once."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async with anyio.create_task_group() as group:
+
+            async def run(func: Callable[[], Awaitable[None]]) -> None:
+                with contextlib.suppress(OSError):  # the client closed the socket mid-write
+                    await func()
+                group.cancel_scope.cancel()
+
+            group.start_soon(run, partial(self.stream_response, send))
+            await run(partial(self.listen_for_disconnect, receive))
+
+
+async def until_disconnect(request: Request, work: Awaitable[T]) -> T:
+    """``work``'s result, or ClientGone (with ``work`` cancelled) if the client leaves first."""
+    task = asyncio.ensure_future(work)
+
+    async def watch() -> None:
+        while True:
+            message = await request.receive()
+            if message["type"] == "http.disconnect":
+                return
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    finally:
+        watcher.cancel()
+    if task in done:
+        return task.result()
+    task.cancel()
+    raise ClientGone
+
+
+def timing(**parts: float) -> str:
+    return ", ".join(f"{name};dur={seconds * 1000:.2f}" for name, seconds in parts.items())
