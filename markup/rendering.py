@@ -43,6 +43,9 @@ RENDER_STYLES: dict[str, str] = {
     "echo": "the hard rules restated in a list after the rest of the prompt",
     "system": "the hard rules moved into the system message (a document: to its top)",
 }
+# the renderings a model that cannot take a bias is given: salience's text methods, everywhere
+# (model.methods, the proxy, the eval's remote backend) read them from here
+TEXT_METHODS: tuple[str, ...] = tuple(style for style in RENDER_STYLES if style != "plain")
 RULES_HEADER = "Rules you must follow:"
 ECHO_HEADER = "Remember, these rules must be followed:"
 

@@ -29,10 +29,10 @@ from typing import Any
 
 from markup import Level
 from markup.errors import SalienceError
+from markup.rendering import TEXT_METHODS
 
 from .bias import ImportanceBias
 
-TEXT_METHODS = ("xml", "caps", "echo", "system")
 BIAS_METHODS = ("uniform", "pasta", "learned", "distance")
 METHODS = ("none", *TEXT_METHODS, *BIAS_METHODS, "spa")
 DATA = Path(__file__).resolve().parent / "data"

@@ -22,9 +22,10 @@ import httpx
 
 from markup import Conversation, render
 from markup.errors import SalienceError
+from markup.rendering import TEXT_METHODS
 
 from .local import Generation
-from .methods import TEXT_METHODS, MethodError
+from .methods import MethodError
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 

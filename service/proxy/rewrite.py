@@ -24,11 +24,10 @@ from typing import Any
 
 from markup import RENDER_STYLES, Conversation, parse_messages, render
 from markup.errors import MarkupError, SalienceError
-from markup.rendering import RESERVED, rules
+from markup.rendering import RESERVED, TEXT_METHODS, rules
 
 OPTIONS_FIELD = "salience"
 OFF = ("off", "none", "plain")
-TEXT_METHODS = ("xml", "caps", "echo", "system")
 
 
 class RewriteError(SalienceError):

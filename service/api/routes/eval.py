@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from evals.metrics import Estimate, estimates, table
 from evals.report import markdown
 from evals.runner import Grid
+from model.methods import METHODS
 
 from ...core.guard import GuardedRoute
 from ...core.problems import ProblemError
@@ -31,9 +32,7 @@ EVAL_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 Kind = Literal["prose", "similar", "conflicting", "noise"]
 Position = Literal["system", "before", "after", "both", "user"]
-MethodName = Literal[
-    "none", "xml", "caps", "echo", "system", "uniform", "pasta", "learned", "distance", "spa"
-]
+MethodName = Literal[METHODS]  # type: ignore[valid-type]  # model.methods: the one list
 
 
 class EvalRequest(BaseModel):
