@@ -5,11 +5,9 @@ for each, effective lengths on each, and per-family floors; and the plots."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from .metrics import (
-    MEASURE_TITLES,
     METRICS,
     Estimate,
     effective_length,
@@ -285,121 +283,3 @@ def headline_families(records: Sequence[dict[str, Any]], floor: float = 0.3) -> 
     base = [r for r in records if r["method"] == "none" and r["length"] == 0]
     sampled = estimates(base, ("family",), "sampled")
     return sorted(family for (family,), e in sampled.items() if e.mean >= floor)
-
-
-def plots(records: Sequence[dict[str, Any]], out_dir: str | Path, title: str = "") -> list[Path]:
-    """Score vs distractor length per method (Wilson bands), for each metric: all kinds pooled,
-    then each distractor kind; PNG and SVG. Returns the files written."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
-    kinds = sorted({r["kind"] for r in records})
-    if len(kinds) > 1:
-        kinds = ["all kinds", *kinds]  # the pooled view first: per kind, n is small
-    for metric in ("strict", "quality", "both"):
-        fig, axes = plt.subplots(1, len(kinds), figsize=(5 * len(kinds), 3.6), squeeze=False)
-        for ax, kind in zip(axes[0], kinds, strict=True):
-            subset = [r for r in records if kind in ("all kinds", r["kind"])]
-            by = table(subset, ("method", "length"))
-            order = ordered_methods({m for m, _ in by})
-            for i, method in enumerate(order):
-                points = sorted((length, c[metric]) for (m, length), c in by.items() if m == method)
-                xs = _dodge([p[0] for p in points], i, len(order), subset)
-                n = sum(p[1].n for p in points)
-                ax.plot(xs, [p[1].rate for p in points], label=f"{method} (n={n})", **_line(i))
-                ax.fill_between(
-                    xs, [p[1].low for p in points], [p[1].high for p in points], alpha=0.15
-                )
-            ax.set_title(f"{kind}: {metric}")
-            ax.set_xlabel("distractor tokens")
-            ax.set_ylabel("rate (95 % Wilson)")
-            ax.set_ylim(-0.02, 1.02)
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=8)
-        if title:
-            fig.suptitle(title)
-        written += _save(fig, out, f"{metric}-vs-length")
-    written += _measures_figure(records, out, title)
-    groups = margins_by(records)
-    if groups:
-        fig, ax = plt.subplots(figsize=(5, 3.6))
-        order = ordered_methods({m for m, _ in groups})
-        for i, method in enumerate(order):
-            at = sorted(length for m, length in groups if m == method)
-            means = [sum(groups[(method, x)]) / len(groups[(method, x)]) for x in at]
-            n = sum(len(groups[(method, x)]) for x in at)
-            ax.plot(_dodge(at, i, len(order), records), means, label=f"{method} (n={n})",
-                    **_line(i))  # fmt: skip
-        ax.axhline(0, color="grey", linewidth=0.8)
-        ax.set_xlabel("distractor tokens")
-        ax.set_ylabel("mean margin (nats)")
-        ax.set_title("log p(compliant) − log p(violating)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-        written += _save(fig, out, "margin-vs-length")
-    return written
-
-
-def _measures_figure(records: Sequence[dict[str, Any]], out: Path, title: str) -> list[Path]:
-    """The three measures against distractor length, per method, side by side (95 % intervals:
-    Wilson for the greedy rate, item-clustered bootstrap for the others)."""
-    import matplotlib.pyplot as plt
-
-    names = ("greedy", "sampled", "margin")
-    panels = [name for name in names if estimates(records, ("method",), name)]
-    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
-    for ax, name in zip(axes[0], panels, strict=True):
-        by = estimates(records, ("method", "length"), name)
-        order = ordered_methods({m for m, _ in by})
-        for i, method in enumerate(order):
-            points = sorted((length, e) for (m, length), e in by.items() if m == method)
-            xs = _dodge([x for x, _ in points], i, len(order), records)
-            n = sum(e.n for _, e in points)
-            ax.plot(xs, [e.mean for _, e in points], label=f"{method} (n={n})", **_line(i))
-            ax.fill_between(xs, [e.low for _, e in points], [e.high for _, e in points], alpha=0.15)
-        if name == "margin":
-            ax.axhline(0, color="grey", linewidth=0.8)
-        else:
-            ax.set_ylim(-0.02, 1.02)
-        ax.set_title(MEASURE_TITLES[name], fontsize=9)
-        ax.set_xlabel("distractor tokens")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    if title:
-        fig.suptitle(title)
-    return _save(fig, out, "measures-vs-length")
-
-
-MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "h", "<", ">")
-DASHES = ("-", "--", "-.", ":")
-
-
-def _line(i: int) -> dict[str, Any]:
-    """Method ``i``'s line style: a marker and a dash pattern of its own, so a line lying
-    exactly on another's stays visible."""
-    return {"marker": MARKERS[i % len(MARKERS)], "linestyle": DASHES[i % len(DASHES)],
-            "markersize": 5, "alpha": 0.9}  # fmt: skip
-
-
-def _dodge(xs: Sequence[float], i: int, n: int, records: Sequence[dict[str, Any]]) -> list[float]:
-    """``xs`` shifted a little sideways for method ``i`` of ``n`` (1.2 % of the longest length
-    per method), so equal values at one length do not hide each other."""
-    span = max((float(r["length"]) for r in records), default=0.0) or 1.0
-    step = 0.012 * span
-    return [x + (i - (n - 1) / 2) * step for x in xs]
-
-
-def _save(fig: Any, out: Path, stem: str) -> list[Path]:
-    import matplotlib.pyplot as plt
-
-    fig.tight_layout()
-    paths = [out / f"{stem}.{suffix}" for suffix in ("png", "svg")]
-    for path in paths:
-        fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return paths

@@ -21,7 +21,8 @@ def _existing_store(path: str) -> Any:
 
 
 def report_eval(args: argparse.Namespace) -> int:
-    from evals.report import complete, markdown, plots
+    from evals.plots import plots
+    from evals.report import complete, markdown
 
     if args.out:
         writable_folder(args.out, "--out")

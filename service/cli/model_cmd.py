@@ -273,7 +273,8 @@ def run_fit(args: argparse.Namespace) -> int:
     import torch
 
     from evals import training
-    from model.fit import FitConfig, fit, heatmap, save_curve
+    from model.fit import FitConfig, fit
+    from model.fit_plots import heatmap, save_curve
     from model.local import LocalModel
 
     if args.threads:

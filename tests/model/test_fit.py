@@ -12,7 +12,8 @@ import torch
 from evals import distractors, split, training
 from markup import Conversation, parse_messages
 from model.bias import ImportanceBias
-from model.fit import FitConfig, batch_indices, example_loss, fit, heatmap, save_curve
+from model.fit import FitConfig, batch_indices, example_loss, fit
+from model.fit_plots import heatmap, save_curve
 from model.local import LocalModel
 from model.methods import DEFAULT_FILES, Method
 

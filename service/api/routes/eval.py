@@ -252,7 +252,7 @@ async def report(
     import tempfile
     from pathlib import Path
 
-    from evals.report import plots
+    from evals.plots import plots
 
     with tempfile.TemporaryDirectory() as tmp:
         await asyncio.to_thread(plots, records, tmp, f"job {job_id}")
