@@ -9,6 +9,7 @@
      │    ├── BadAttributeError        a level attribute that is missing or not a level
      │    └── TooManyElementsError     more elements than the caller's limit (in both modes)
      ├── MessageError                a chat message that is not a message (no role, bad content)
+ ├── DocumentError               a .docx/RTF document salience cannot read (damaged, hostile)
      └── EncodingError               a tokenizer encoding problem
           └── EncodingUnavailableError an encoding whose data is not on this machine
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 __all__ = [
     "BadAttributeError",
+    "DocumentError",
     "EncodingError",
     "EncodingUnavailableError",
     "MalformedTagError",
@@ -128,6 +130,12 @@ class MessageError(SalienceError):
 
     def __str__(self) -> str:
         return f"message {self.message_index}: {self.message}"
+
+
+class DocumentError(SalienceError):
+    """A document salience cannot read: not the format it claims, damaged, or hostile."""
+
+    code = "bad-document"
 
 
 class EncodingError(SalienceError):
