@@ -28,10 +28,10 @@ import operator
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
 from .families import loose_variants
+from .text_measures import _WORD, count_sentences, count_words, detect_language
 
 __all__ = [
     "INSTRUCTION_IDS",
@@ -67,44 +67,10 @@ class Instruction:
 
 # --- the tools -------------------------------------------------------------------------------
 
-_WORD = re.compile(r"\w+")
 _RELATIONS: dict[str, Callable[[int, int], bool]] = {
     "less than": operator.lt,
     "at least": operator.ge,
 }
-
-
-def count_words(text: str) -> int:
-    return len(_WORD.findall(text))
-
-
-@cache
-def _segmenter() -> Any:
-    import pysbd
-
-    return pysbd.Segmenter(language="en", clean=False)
-
-
-def count_sentences(text: str) -> int:
-    return sum(1 for sentence in _segmenter().segment(text) if sentence.strip())
-
-
-@cache
-def _detector() -> Callable[[str], str]:
-    from langdetect import DetectorFactory, detect
-
-    DetectorFactory.seed = 0  # langdetect samples; a fixed seed makes every verdict repeatable
-    return detect  # type: ignore[no-any-return]
-
-
-def detect_language(text: str) -> str | None:
-    """The ISO 639-1 code langdetect finds, or None where it finds no language (no letters)."""
-    from langdetect.lang_detect_exception import LangDetectException
-
-    try:
-        return _detector()(text)
-    except LangDetectException:
-        return None
 
 
 # --- the checks, one builder per id; each validates its kwargs ----------------------------------
