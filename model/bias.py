@@ -61,6 +61,15 @@ class DistanceScale(nn.Module):
         return bool((self.values.detach() == 1).all())
 
 
+HIGH_SHARE = 0.5  # high spans get this share of the hard β (uniform, pasta, a fit's start)
+
+
+def level_strengths(beta: float) -> dict[Level, float]:
+    """The β per level a single strength stands for: hard β, high β·HIGH_SHARE, others 0 —
+    the rule every method that takes one strength (uniform, pasta, ``fit --init-beta``) uses."""
+    return {Level.HARD: beta, Level.HIGH: beta * HIGH_SHARE}
+
+
 class ImportanceBias(nn.Module):
     """β of shape (len(LEVELS), n_layers, n_heads); LEVELS = hard, high, normal, low.
 
@@ -112,6 +121,13 @@ class ImportanceBias(nn.Module):
             for level, value in betas.items():
                 bias.beta[LEVELS.index(level)] = value
         return bias
+
+    def set_strength(self, beta: float, layer: int | None = None, head: int | None = None) -> None:
+        """``level_strengths(beta)`` on one head, or on every layer and head (None)."""
+        at = (slice(None) if layer is None else layer, slice(None) if head is None else head)
+        with torch.no_grad():
+            for level, value in level_strengths(beta).items():
+                self.beta[(LEVELS.index(level), *at)] = value
 
     def layer(self, index: int) -> torch.Tensor:
         """(n_heads, len(LEVELS)) for one layer: what the attention function adds."""

@@ -192,9 +192,7 @@ def fit(
     knots = tuple(config.distance_knots) or None
     bias = ImportanceBias(lm.n_layers, lm.n_heads, hidden=hidden, distance=knots).to(lm.device)
     if config.init_beta:
-        with torch.no_grad():
-            bias.beta[0] = config.init_beta  # LEVELS[0] is hard, [1] high
-            bias.beta[1] = config.init_beta / 2
+        bias.set_strength(config.init_beta)
     origin = bias.beta.detach().clone()  # the L2 term pulls toward where the fit started
     groups: list[dict[str, Any]] = [{"params": [bias.beta], "lr": config.lr}]
     if bias.embed is not None:

@@ -27,11 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from markup import Level
 from markup.errors import SalienceError
 from markup.rendering import TEXT_METHODS
 
-from .bias import ImportanceBias
+from .bias import ImportanceBias, level_strengths
 
 BIAS_METHODS = ("uniform", "pasta", "learned", "distance")
 METHODS = ("none", *TEXT_METHODS, *BIAS_METHODS, "spa")
@@ -123,7 +122,7 @@ def resolve(name: str, n_layers: int, n_heads: int, **options: Any) -> Method:
         bias = ImportanceBias.uniform(
             n_layers,
             n_heads,
-            {Level.HARD: beta, Level.HIGH: beta / 2},
+            level_strengths(beta),
             {"method": "uniform", "beta": beta},
         )
         return Method(name, bias=bias, gate=gate, options={"beta": beta})

@@ -15,8 +15,6 @@ from typing import Any
 
 import torch
 
-from markup import Level
-
 from .bias import ImportanceBias
 from .local import LocalModel
 from .methods import Method
@@ -38,9 +36,7 @@ def profile_heads(
     for layer in layers:
         for head in range(lm.n_heads):
             bias = ImportanceBias(lm.n_layers, lm.n_heads)
-            with torch.no_grad():
-                bias.beta[0, layer, head] = beta
-                bias.beta[1, layer, head] = beta / 2
+            bias.set_strength(beta, layer, head)
             method = Method("pasta-profile", bias=bias)
             steered = torch.tensor([lm.score(i.conversation, i.target, method) for i in items])
             scores[layer, head] = float((steered - base).mean())
@@ -56,12 +52,10 @@ def select_heads(scores: torch.Tensor, k: int, beta: float, meta: dict[str, Any]
     top = torch.topk(flat, k=min(k, int(torch.isfinite(flat).sum()))).indices
     bias = ImportanceBias(n_layers, n_heads)
     heads = []
-    with torch.no_grad():
-        for index in top.tolist():
-            layer, head = divmod(index, n_heads)
-            bias.beta[0, layer, head] = beta
-            bias.beta[1, layer, head] = beta / 2
-            heads.append([layer, head, round(float(scores[layer, head]), 5)])
+    for index in top.tolist():
+        layer, head = divmod(index, n_heads)
+        bias.set_strength(beta, layer, head)
+        heads.append([layer, head, round(float(scores[layer, head]), 5)])
     bias.meta = {
         **meta,
         "method": "pasta",
@@ -73,5 +67,4 @@ def select_heads(scores: torch.Tensor, k: int, beta: float, meta: dict[str, Any]
         ],
         "created": time.strftime("%Y-%m-%d"),
     }
-    _ = Level  # levels are fixed by ImportanceBias: hard gets β, high β/2
     return bias
