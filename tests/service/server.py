@@ -49,6 +49,40 @@ def free_port() -> int:
 
 
 @contextmanager
+def serving(
+    command: list[str], ready_url: str, env: dict[str, str] | None = None, within: float = 60
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``command`` in its own process, once ``ready_url`` answers 200 (polled; the process's
+    stderr is the error if it exits first), terminated (then killed) at the end. Every real
+    server the tests start comes up through here: salience's own and llama.cpp's."""
+    process = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        deadline = time.monotonic() + within
+        while True:
+            if process.poll() is not None:
+                err = process.stderr.read().decode() if process.stderr else ""
+                raise RuntimeError(f"{command[:4]} exited with {process.returncode}: {err}")
+            try:
+                if httpx.get(ready_url, timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{ready_url} did not answer 200 within {within:.0f} s")
+            time.sleep(0.1)
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextmanager
 def running_server(**env: str) -> Iterator[Server]:
     port = free_port()
     scratch = tempfile.mkdtemp(prefix="salience-test-")
@@ -58,33 +92,8 @@ def running_server(**env: str) -> Iterator[Server]:
         "SALIENCE_EVAL_DB": os.path.join(scratch, "evals.sqlite3"),
         **env,
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "service.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=ROOT,
-        env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                err = process.stderr.read().decode() if process.stderr else ""
-                raise RuntimeError(f"server exited with {process.returncode}: {err}")
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("server did not become healthy within 60 s")
-            time.sleep(0.1)
+    command = [sys.executable, "-m", "service.cli", "serve", "--host", "127.0.0.1", "--port",
+               str(port)]  # fmt: skip
+    with serving(command, f"{url}/healthz", environment) as process:
         yield Server(url, port, process)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
