@@ -1,4 +1,5 @@
-"""Every error salience raises about its input, as one tree.
+"""Every error salience raises about its input, as one tree (classes defined outside this module
+are named with it; they live next to what raises them, so that markup stays torch-free).
 
     SalienceError
      ├── MarkupError                 the markup of a prompt is wrong (strict mode)
@@ -9,13 +10,21 @@
      │    ├── BadAttributeError        a level attribute that is missing or not a level
      │    └── TooManyElementsError     more elements than the caller's limit (in both modes)
      ├── MessageError                a chat message that is not a message (no role, bad content)
- ├── DocumentError               a .docx/RTF document salience cannot read (damaged, hostile)
-     └── EncodingError               a tokenizer encoding problem
-          └── EncodingUnavailableError an encoding whose data is not on this machine
+     ├── DocumentError               a .docx/RTF document salience cannot read (damaged, hostile)
+     ├── EncodingError               a tokenizer encoding problem
+     │    └── EncodingUnavailableError an encoding whose data is not on this machine
+     ├── model.methods.MethodError     an unknown method or parameter, a missing bias file
+     ├── model.loader.ModelNotFoundError       no model at the path (or the hub is unreachable)
+     ├── model.loader.DeviceUnavailableError   the device asked for is not on this machine
+     ├── model.prompt.TemplateError    the model's chat template cannot render the conversation
+     ├── model.openai_backend.BackendError     a remote model server failed (status, message)
+     └── service.proxy.rewrite.RewriteError    a chat request the proxy cannot annotate
 
 Every ``MarkupError`` carries the character ``offset`` of the fault in the text as the caller
 sent it (before NFC normalisation), with its 1-based ``line`` and ``column``, and, for chat
-messages, the ``message_index``. The service maps this tree to JSON problem details in one place.
+messages, the ``message_index``; ``RewriteError`` carries ``message_index`` (and ``offset``) the
+same way. The service maps this tree to JSON problem details in one place
+(``service.core.problems``) and to OpenAI-style errors in one place (``service.proxy.errors``).
 """
 
 from __future__ import annotations

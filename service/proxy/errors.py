@@ -37,11 +37,8 @@ def refusal_body(error: BaseException) -> dict[str, Any]:
         "param": None,
         "code": getattr(error, "code", None) or "annotation-failed",
     }
-    where = getattr(error, "where", None) or {}
     for key in WHERE:
         value = getattr(error, key, None)
-        if value is None:
-            value = where.get(key)
         if value is not None:
             body[key] = value
     return {"error": body}

@@ -31,15 +31,25 @@ OFF = ("off", "none", "plain")
 
 
 class RewriteError(SalienceError):
-    """The request cannot be annotated (bad options, bad message shapes, strict markup)."""
+    """The request cannot be annotated (bad options, bad message shapes, strict markup). Where
+    it applies rides as attributes, as on ``MarkupError``: ``message_index`` (and ``offset``
+    into that message's text where one is known)."""
 
     code = "rewrite-error"
 
-    def __init__(self, message: str, *, code: str | None = None, **where: Any) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        message_index: int | None = None,
+        offset: int | None = None,
+    ) -> None:
         super().__init__(message)
         if code is not None:
             self.code = code
-        self.where = {k: v for k, v in where.items() if v is not None}
+        self.message_index = message_index
+        self.offset = offset
 
 
 @dataclass(frozen=True)
