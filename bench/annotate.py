@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import pydoc
 import statistics
 import sys
 import time
@@ -36,25 +35,12 @@ from markup import (
     parse,
     tokenize,
 )
-
-MODULES = ["collections", "json", "re", "argparse", "typing", "asyncio", "email", "logging"]
+from model.corpus import docstring_sentences
 
 
 def prose() -> list[str]:
-    """Sentences from standard-library docstrings, deterministic."""
-    sentences: list[str] = []
-    for name in MODULES:
-        module = __import__(name)
-        for obj in [
-            module,
-            *(getattr(module, a) for a in sorted(dir(module)) if not a.startswith("_")),
-        ]:
-            doc = pydoc.getdoc(obj)
-            for part in doc.replace("\n", " ").split(". "):
-                part = part.strip()
-                if 20 < len(part) < 300 and detect_format(part) is Format.PLAIN:
-                    sentences.append(part + ".")
-    return sentences
+    """Sentences from standard-library docstrings (model.corpus), deterministic, plain text."""
+    return [s for s, _ in docstring_sentences() if detect_format(s) is Format.PLAIN]
 
 
 def marked_prompt(

@@ -31,6 +31,7 @@ from transformers import DynamicCache
 
 from markup import Level, parse_messages
 from model.bias import ImportanceBias
+from model.corpus import docstring_sentences
 from model.local import LocalModel
 from model.methods import DEFAULT_FILES
 from model.prompt import build_prompt
@@ -40,17 +41,13 @@ DECODE_STEPS = 16
 
 
 def distractor(words: int) -> str:
-    import pydoc
-
+    """About ``words`` words of standard-library docstrings (model.corpus), in order."""
     out: list[str] = []
-    for name in ("collections", "json", "re", "argparse", "typing", "asyncio", "email", "logging"):
-        module = __import__(name)
-        for attr in sorted(dir(module)):
-            if not attr.startswith("_"):
-                out.extend(pydoc.getdoc(getattr(module, attr)).split())
-            if len(out) >= words:
-                return " ".join(out[:words])
-    return " ".join(out)
+    for sentence, _ in docstring_sentences():
+        out.extend(sentence.split())
+        if len(out) >= words:
+            break
+    return " ".join(out[:words])
 
 
 def conversation_of(lm: LocalModel, tokens: int) -> Any:

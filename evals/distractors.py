@@ -15,21 +15,16 @@ Lengths count tokens with the caller's counter (the target model's tokenizer), s
 
 from __future__ import annotations
 
-import inspect
-import pydoc
 import random
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
+
+from model.corpus import docstring_sentences, licence_sentences
 
 from .tasks import TASKS, Task
 
 KINDS = ("prose", "similar", "conflicting", "noise")
 DEFAULT_LENGTHS = (0, 256, 512, 1024, 2048, 4096)
-MODULES = ("collections", "json", "re", "argparse", "typing", "asyncio", "email", "logging",
-           "pathlib", "itertools", "functools", "datetime", "string", "textwrap")  # fmt: skip
 CONFLICTING = {
     "lowercase": "Capitalise names and the first word of each sentence as usual.",
     "uppercase": "Write in normal sentence case; avoid shouting in capitals.",
@@ -60,34 +55,9 @@ class Distractor:
     sources: tuple[str, ...]  # where prose came from
 
 
-@lru_cache(maxsize=1)
 def prose_sentences() -> tuple[tuple[str, str], ...]:
-    """(sentence, source) pairs from text nobody here wrote."""
-    out: list[tuple[str, str]] = []
-    for name in MODULES:
-        module = __import__(name)
-        for attr in sorted(dir(module)):
-            # a package's submodules are attributes only once something imported them: skip
-            # them, or the text would depend on what else the process loaded (Ray, uvicorn)
-            if attr.startswith("_") or inspect.ismodule(getattr(module, attr)):
-                continue
-            for part in pydoc.getdoc(getattr(module, attr)).replace("\n", " ").split(". "):
-                part = " ".join(part.split())
-                if 30 < len(part) < 300 and not any(c in part for c in "<>*`_|{}"):
-                    out.append((part + ".", f"python:{name}.{attr}"))
-    licence = (
-        Path(sys.base_prefix)
-        / "lib"
-        / f"python{sys.version_info.major}.{sys.version_info.minor}"
-        / "LICENSE.txt"
-    )
-    for path in [licence, *sorted(Path("/usr/share/common-licenses").glob("*"))[:6]]:
-        if path.is_file():
-            text = " ".join(path.read_text(encoding="utf-8", errors="replace").split())
-            for part in text.split(". "):
-                if 30 < len(part) < 300 and not any(c in part for c in "<>*`_|{}"):
-                    out.append((part + ".", f"file:{path}"))
-    return tuple(out)
+    """(sentence, source) pairs from text nobody here wrote (model.corpus)."""
+    return docstring_sentences() + licence_sentences()
 
 
 def make(

@@ -7,12 +7,13 @@ and is correct. The background is text from the standard library's docstrings, c
 
 from __future__ import annotations
 
-import pydoc
 import random
 from dataclasses import dataclass
 from typing import Protocol
 
 from markup import Conversation, parse_messages
+
+from .corpus import docstring_sentences
 
 QUESTIONS = [
     ("What is the capital of Italy?", "The capital of Italy is Rome."),
@@ -28,7 +29,6 @@ RULES: list[tuple[str, object]] = [
     ("Wrap your whole answer in double quotation marks.", lambda a: f'"{a}"'),
     ("Do not use any commas in your answer.", lambda a: a.replace(",", "")),
 ]
-MODULES = ("collections", "json", "re", "argparse", "typing", "asyncio", "email", "logging")
 
 
 class Scored(Protocol):
@@ -49,17 +49,7 @@ class ProfileItem:
 
 
 def _sentences() -> list[str]:
-    out: list[str] = []
-    for name in MODULES:
-        module = __import__(name)
-        for attr in sorted(dir(module)):
-            if attr.startswith("_"):
-                continue
-            for part in pydoc.getdoc(getattr(module, attr)).replace("\n", " ").split(". "):
-                part = part.strip()
-                if 30 < len(part) < 200 and "<" not in part and "*" not in part and "`" not in part:
-                    out.append(part + ".")
-    return out
+    return [sentence for sentence, _ in docstring_sentences() if len(sentence) < 200]
 
 
 def profiling_items(
