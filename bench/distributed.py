@@ -27,7 +27,8 @@ import torch
 
 from evals.backends import BackendSpec, LocalBackend
 from evals.distributed import RayExecutor
-from evals.runner import Grid, run
+from evals.grid import Grid
+from evals.runner import run
 from evals.store import Store
 
 

@@ -30,8 +30,9 @@ import time
 from typing import Any
 
 from evals.backends import LocalBackend, References, Unit
+from evals.grid import Grid
 from evals.records import reference_pair, row_seed
-from evals.runner import Grid, plan
+from evals.runner import plan
 
 CLOSE_MEAN, CLOSE_MAX = 0.1, 1.0  # nats per token: bfloat16 is "close" within these
 

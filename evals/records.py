@@ -6,16 +6,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import prompts, split
 from .backends import REFERENCE_CHUNK, Backend, Outcome, References
+from .grid import Grid, _Planned
 from .ifeval import DatasetFamily
 from .store import RecordStore
 from .tasks import quality
-
-if TYPE_CHECKING:
-    from .runner import Grid, _Planned
 
 
 def row_seed(key: str, index: int) -> int:

@@ -3,18 +3,29 @@ the explicit softmax the fused kernel never forms, with the same bias the steere
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import torch
 
-from .bias import layer_beta
+from .bias import ImportanceBias, RowBias, layer_beta
 
-if TYPE_CHECKING:
-    from .steer import Steering
+
+class Steered(Protocol):
+    """What the measurement reads of a steering state (model.steer.Steering)."""
+
+    bias: ImportanceBias | RowBias
+    active: set[int]
+    mass: dict[int, torch.Tensor]
+
+    def keys(self, k_len: int, dtype: torch.dtype) -> torch.Tensor: ...
+
+    def query_scale(self, q_len: int, k_len: int) -> torch.Tensor | None: ...
+
+    def query_gate(self, q_len: int, k_len: int, dtype: torch.dtype) -> torch.Tensor | None: ...
 
 
 def record_mass(
-    state: Steering,
+    state: Steered,
     layer: int,
     query: torch.Tensor,
     key: torch.Tensor,

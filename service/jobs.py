@@ -20,7 +20,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from evals.runner import Grid, RunStats
+from evals.grid import Grid
+from evals.runner import RunStats
 from evals.runner import run as run_grid
 from evals.store import Store
 

@@ -198,7 +198,8 @@ def register(commands: Any) -> None:
 def run_eval(args: argparse.Namespace) -> int:
     from evals import split
     from evals.backends import LocalBackend, RemoteBackend
-    from evals.runner import Grid, run
+    from evals.grid import Grid
+    from evals.runner import run
     from evals.store import RunConflict, Store
 
     try:

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from evals.backends import LocalBackend
-from evals.runner import Grid, plan
+from evals.grid import Grid
+from evals.runner import plan
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from evals.backends import LocalBackend, References, Unit
+from evals.grid import Grid
 from evals.metrics import clustered, measure, paired_measure
-from evals.runner import Grid, run
+from evals.runner import run
 from evals.store import Store
 
 

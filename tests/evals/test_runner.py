@@ -84,7 +84,8 @@ def test_a_killed_run_resumes_with_nothing_lost_or_repeated(tmp_path: Path) -> N
 
 def test_a_remote_server_runs_with_bounded_concurrency(tmp_path: Path) -> None:
     from evals.backends import RemoteBackend
-    from evals.runner import Grid, run
+    from evals.grid import Grid
+    from evals.runner import run
     from evals.store import Store
     from model.methods import MethodError
     from tests.fakes.openai_server import Behaviour, fake_openai
@@ -119,7 +120,8 @@ def test_a_remote_server_runs_with_bounded_concurrency(tmp_path: Path) -> None:
 
 def test_several_servers_share_the_requests_in_turn(tmp_path: Path) -> None:
     from evals.backends import RemoteBackend
-    from evals.runner import Grid, run
+    from evals.grid import Grid
+    from evals.runner import run
     from evals.store import Store
     from tests.fakes.openai_server import Behaviour, fake_openai
 

@@ -43,7 +43,7 @@ def test_a_store_from_before_is_migrated_with_its_records(tmp_path: Path) -> Non
 
 
 def test_run_names_cover_every_setting_and_a_run_refuses_other_settings(tmp_path: Path) -> None:
-    from evals.runner import Grid
+    from evals.grid import Grid
     from evals.store import RunConflict, Store
 
     a = Grid(max_new_tokens=8)

@@ -11,9 +11,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from evals.grid import Grid
 from evals.metrics import Estimate, estimates, table
 from evals.report import markdown
-from evals.runner import Grid
 from model.methods import METHODS
 
 from ...core.guard import GuardedRoute
