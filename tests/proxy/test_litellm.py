@@ -44,13 +44,18 @@ class Recorder(CustomLogger):
         self.metadata.append(dict(kwargs.get("litellm_params", {}).get("metadata") or {}))
 
 
+# One hook and one recorder for the whole process: LiteLLM keeps its own lists of the callbacks
+# it found at its first call, so a recorder made later (a fixture set up again, a repeated run)
+# would never hear of a call; the tests count calls from where they start.
+HOOK = SalienceHook(method="xml")
+RECORDER = Recorder()
+
+
 @pytest.fixture(scope="module")
 def router(llama_upstream: str) -> Iterator[tuple[Router, Recorder]]:
-    """One Router and one set of callbacks for the module (LiteLLM keeps its own lists of the
-    success callbacks it found at the first call)."""
-    recorder = Recorder()
+    recorder = RECORDER
     saved = list(litellm.callbacks)
-    litellm.callbacks = [SalienceHook(method="xml"), recorder]
+    litellm.callbacks = [HOOK, recorder]
     deployment = {"model": f"openai/{LLAMA_MODEL}", "api_base": llama_upstream, "api_key": "-"}
     router = Router(
         model_list=[{"model_name": LLAMA_MODEL, "litellm_params": deployment}], num_retries=2
