@@ -33,7 +33,7 @@ from markup import Level, parse_messages
 from model.bias import ImportanceBias
 from model.corpus import docstring_sentences
 from model.local import LocalModel
-from model.methods import DEFAULT_FILES
+from model.methods import default_file
 from model.prompt import build_prompt
 from model.steer import Steering, steering
 
@@ -94,7 +94,7 @@ def main() -> int:
     torch.set_num_threads(2)
     lm = LocalModel.load(dtype=args.dtype)
     bias = ImportanceBias.uniform(lm.n_layers, lm.n_heads, {Level.HARD: 1.5, Level.HIGH: 0.75})
-    learned = ImportanceBias.load(DEFAULT_FILES["learned"])
+    learned = ImportanceBias.load(default_file("learned"))
     scaled = ImportanceBias(lm.n_layers, lm.n_heads, distance=(0, 16, 64, 256, 1024, 4096))
     with torch.no_grad():
         scaled.beta.copy_(bias.beta)

@@ -205,17 +205,10 @@ class LocalBackend(Backend):
         return len(self.lm.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def fingerprint(self, method: str) -> str:
-        """A hash of what a method does beyond its name: a bias's values and query gate, spa's
-        ω. Empty for methods whose name says everything (none and the text renderings)."""
-        resolved = self.lm.method(method, **self.options)
-        parts: list[Any] = []
-        if resolved.bias is not None:
-            parts += [resolved.gate, resolved.bias.beta.detach().flatten().tolist()]
-            distance = resolved.bias.distance
-            if distance is not None:  # only where present: older files keep their keys
-                parts += [list(distance.knots), distance.values.detach().flatten().tolist()]
-        if resolved.spa_omega is not None:
-            parts.append(resolved.spa_omega)
+        """A hash of what a method does beyond its name (``Method.signature``: a bias's values
+        and gate, a contrast's ω…). Empty for methods whose name says everything (none and the
+        text methods)."""
+        parts = self.lm.method(method, **self.options).signature()
         if not parts:
             return ""
         return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:10]

@@ -35,14 +35,14 @@ from .errors import (
     UnexpectedCloseTagError,
 )
 from .parsing import DEFAULT_TRUSTED_ROLES, detect_format, parse, parse_messages
-from .rendering import RENDER_STYLES, render, render_notes
+from .rendering import TEXT_METHODS, TextMethod, render, render_notes
 from .tokens import TokenizedDocument, tokenize
 
 __all__ = [
     "DEFAULT_STYLE_LEVELS",
     "DEFAULT_TRUSTED_ROLES",
     "LEVELS",
-    "RENDER_STYLES",
+    "TEXT_METHODS",
     "BadAttributeError",
     "Conversation",
     "Document",
@@ -61,6 +61,7 @@ __all__ = [
     "Source",
     "Span",
     "StyleLevels",
+    "TextMethod",
     "TokenizedDocument",
     "TooManyElementsError",
     "UnclosedTagError",

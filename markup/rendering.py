@@ -1,13 +1,10 @@
-"""Text renderings of importance, for models that cannot take an attention bias.
+"""Text methods: renderings of importance, for models that cannot take an attention bias.
 
-Styles (one line each):
-
-- ``plain``: the clean text, marks dropped.
-- ``xml``: hard spans wrapped in ``<rule>…</rule>``, high spans in ``<important>…</important>``.
-- ``caps``: each hard span prefixed with ``IMPORTANT: ``.
-- ``echo``: the hard rules restated in a list after the rest of the prompt.
-- ``system``: the hard rules moved out of the text into the system message (for a single
-  document: to the top of it).
+Each text method is one entry of ``TEXT_METHODS`` (a ``TextMethod``: what it does to a hard and
+to a high span, and where it restates the rules); ``plain`` (the clean text, marks dropped) is
+the rendering of the method ``none``. Adding a text method is adding an entry there: the model's
+method registry (``model.methods``), the proxy, the API's schemas, the CLI and the page all read
+the table.
 
 A ``Document`` renders to a string; a ``Conversation`` to OpenAI-style messages. Markup in
 untrusted messages was never parsed, so it is never rendered as a rule.
@@ -33,21 +30,66 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
 
-from .document import Conversation, Document, Level, Span
+from .document import Conversation, Document, Level
 
-RENDER_STYLES: dict[str, str] = {
-    "plain": "the clean text, marks dropped",
-    "xml": "hard spans wrapped in <rule>…</rule>, high spans in <important>…</important>",
-    "caps": "each hard span prefixed with 'IMPORTANT: '",
-    "echo": "the hard rules restated in a list after the rest of the prompt",
-    "system": "the hard rules moved into the system message (a document: to its top)",
-}
-# the renderings a model that cannot take a bias is given: salience's text methods, everywhere
-# (model.methods, the proxy, the eval's remote backend) read them from here
-TEXT_METHODS: tuple[str, ...] = tuple(style for style in RENDER_STYLES if style != "plain")
 RULES_HEADER = "Rules you must follow:"
 ECHO_HEADER = "Remember, these rules must be followed:"
+
+
+def _caps(body: str) -> str:
+    lead = len(body) - len(body.lstrip())
+    return f"{body[:lead]}IMPORTANT: {body[lead:]}"
+
+
+@dataclass(frozen=True)
+class TextMethod:
+    """A rendering: ``hard``/``high`` rewrite a span of that level in place (None: as it is;
+    ``remove``: the span leaves the text), and ``rules`` restates the hard rules: "after" the
+    prompt (``ECHO_HEADER``), in the "system" message (``RULES_HEADER``), or not at all."""
+
+    name: str
+    help: str
+    hard: Callable[[str], str] | None = None
+    high: Callable[[str], str] | None = None
+    remove_hard: bool = False
+    rules: Literal["after", "system"] | None = None
+
+    @property
+    def marks_high(self) -> bool:
+        return self.high is not None
+
+    def span(self, body: str, level: Level, quote: Callable[[str], str]) -> str:
+        if level is Level.HARD:
+            return "" if self.remove_hard else (self.hard(body) if self.hard else body)
+        if level is Level.HIGH:
+            return self.high(body) if self.high else body
+        return quote(body)  # normal and low text is no rule either
+
+
+PLAIN = TextMethod("plain", "the clean text, marks dropped")
+TEXT_METHODS: dict[str, TextMethod] = {
+    m.name: m
+    for m in (
+        TextMethod(
+            "xml",
+            "hard spans wrapped in <rule>…</rule>, high spans in <important>…</important>",
+            hard=lambda body: f"<rule>{body}</rule>",
+            high=lambda body: f"<important>{body}</important>",
+        ),
+        TextMethod("caps", "each hard span prefixed with 'IMPORTANT: '", hard=_caps),
+        TextMethod("echo", "the hard rules restated in a list after the prompt", rules="after"),
+        TextMethod(
+            "system",
+            "the hard rules moved into the system message (a document: to its top)",
+            remove_hard=True,
+            rules="system",
+        ),
+    )
+}
+"""salience's text methods, the one table (``plain`` is ``none``'s rendering, not a method)."""
 
 # markers a rendering uses for rules, as someone could type them (see the module's docstring)
 _RESERVED_TAG = re.compile(r"<(?=\s*/?\s*(?:rule|important)\b)", re.IGNORECASE)
@@ -71,19 +113,32 @@ def defuse(text: str) -> str:
     return _RESERVED_WORDS.sub(lambda m: f"“{m.group(0)}”", text)
 
 
-def render_notes(target: Document | Conversation, style: str) -> list[str]:
-    """What ``style`` leaves out of ``target``, said in words (empty: nothing): caps, echo and
-    system carry hard spans only, so high spans go to the model as plain text."""
-    if style not in ("caps", "echo", "system"):
+def text_method(name: str) -> TextMethod:
+    """The rendering called ``name``: a text method, or ``plain`` (``none`` too)."""
+    if name in ("plain", "none"):
+        return PLAIN
+    try:
+        return TEXT_METHODS[name]
+    except KeyError:
+        known = ", ".join(["plain", *TEXT_METHODS])
+        raise ValueError(f"unknown text method {name!r}; use one of: {known}") from None
+
+
+def render_notes(target: Document | Conversation, method: str) -> list[str]:
+    """What ``method`` leaves out of ``target``, said in words (empty: nothing): a method that
+    marks hard spans only (caps, echo, system) gives high spans to the model as plain text."""
+    chosen = text_method(method)
+    if chosen is PLAIN or chosen.marks_high:
         return []
     documents = [target] if isinstance(target, Document) else [m.document for m in target.messages]
     high = sum(len(d.spans_at(Level.HIGH)) for d in documents)
     if not high:
         return []
     spans = "span" if high == 1 else "spans"
+    marking = [m.name for m in TEXT_METHODS.values() if m.marks_high]
     return [
-        f"{high} high {spans} rendered as plain text: the {style} style marks hard spans only "
-        "(xml marks both)"
+        f"{high} high {spans} rendered as plain text: the {method} method marks hard spans only "
+        f"({', '.join(marking)} marks both)"
     ]
 
 
@@ -92,14 +147,14 @@ def _verbatim(text: str) -> str:
 
 
 def render(
-    target: Document | Conversation, style: str, *, safe: bool = True
+    target: Document | Conversation, method: str, *, safe: bool = True
 ) -> str | list[dict[str, str]]:
-    """``target`` in ``style``; ``safe=False`` leaves typed markers as they are (see above)."""
-    if style not in RENDER_STYLES:
-        raise ValueError(f"unknown render style {style!r}; use one of: {', '.join(RENDER_STYLES)}")
+    """``target`` rendered by the text method ``method`` (or ``plain``); ``safe=False`` leaves
+    typed markers as they are (see above)."""
+    chosen = text_method(method)
     if isinstance(target, Document):
-        return render_document(target, style, safe=safe)
-    return render_conversation(target, style, safe=safe)
+        return render_document(target, chosen, safe=safe)
+    return render_conversation(target, chosen, safe=safe)
 
 
 def rules(document: Document) -> list[str]:
@@ -112,10 +167,10 @@ def _rule_list(header: str, items: list[str]) -> str:
     return header + "\n" + "\n".join(f"- {item}" for item in items)
 
 
-def _inline(document: Document, style: str, safe: bool = True) -> str:
-    """xml/caps/plain: rewrite each span in place; ``system`` removes hard spans (and the space
-    the removal would leave doubled: "a <rule>r</rule> b" → "a b", not "a  b"). Text outside
-    hard and high spans is defused (no reserved marker survives in it)."""
+def _inline(document: Document, method: TextMethod, safe: bool = True) -> str:
+    """Each span rewritten in place; a removed span takes with it the space its removal would
+    leave doubled ("a <rule>r</rule> b" → "a b", not "a  b"). Text outside hard and high spans is
+    defused (no reserved marker survives in it)."""
     quote = defuse if safe else _verbatim
     text = document.text
     out: list[str] = []
@@ -124,7 +179,7 @@ def _inline(document: Document, style: str, safe: bool = True) -> str:
     for span in document.spans:
         between = quote(text[pos : span.start])
         out.append(_after_cut(out, between) if cut else between)
-        piece = _inline_span(text, span, style, quote)
+        piece = method.span(text[span.start : span.end], span.level, quote)
         cut = piece == "" and span.start != span.end
         out.append(piece)
         pos = span.end
@@ -148,51 +203,31 @@ def _after_cut(out: list[str], following: str) -> str:
     return following
 
 
-def _inline_span(text: str, span: Span, style: str, quote: Callable[[str], str]) -> str:
-    body = text[span.start : span.end]
-    if style == "xml" and span.level is Level.HARD:
-        return f"<rule>{body}</rule>"
-    if style == "xml" and span.level is Level.HIGH:
-        return f"<important>{body}</important>"
-    if style == "caps" and span.level is Level.HARD:
-        lead = len(body) - len(body.lstrip())
-        return f"{body[:lead]}IMPORTANT: {body[lead:]}"
-    if style == "system" and span.level is Level.HARD:
-        return ""
-    if span.level not in (Level.HARD, Level.HIGH):
-        return quote(body)  # normal and low text is no rule either
-    return body
-
-
-def render_document(document: Document, style: str, *, safe: bool = True) -> str:
+def render_document(document: Document, method: TextMethod, *, safe: bool = True) -> str:
     found = rules(document)
-    if style == "echo":
-        body = _inline(document, "plain", safe)
-        return body if not found else f"{body.rstrip()}\n\n{_rule_list(ECHO_HEADER, found)}"
-    if style == "system":
-        if not found:
-            return _inline(document, "plain", safe)
-        rest = _inline(document, "system", safe).strip()
-        return f"{_rule_list(RULES_HEADER, found)}\n\n{rest}"
-    return _inline(document, style, safe)
+    body = _inline(document, PLAIN if method.rules and not found else method, safe)
+    if not found or method.rules is None:
+        return body
+    if method.rules == "after":
+        return f"{body.rstrip()}\n\n{_rule_list(ECHO_HEADER, found)}"
+    return f"{_rule_list(RULES_HEADER, found)}\n\n{body.strip()}"
 
 
 def render_conversation(
-    conversation: Conversation, style: str, *, safe: bool = True
+    conversation: Conversation, method: TextMethod, *, safe: bool = True
 ) -> list[dict[str, str]]:
-    inline = "plain" if style == "echo" else style
     messages = [
-        {"role": m.role, "content": _inline(m.document, inline, safe)}
+        {"role": m.role, "content": _inline(m.document, method, safe)}
         for m in conversation.messages
     ]
     found = [r for m in conversation.messages for r in rules(m.document)]
-    if not found or style in ("plain", "xml", "caps"):
+    if not found or method.rules is None:
         return messages
-    if style == "echo":
+    if method.rules == "after":
         last = messages[-1]
         last["content"] = f"{last['content'].rstrip()}\n\n{_rule_list(ECHO_HEADER, found)}"
         return messages
-    # system: the rules leave their messages and join the first system message (or a new one).
+    # the rules leave their messages and join the first system message (or a new one)
     block = _rule_list(RULES_HEADER, found)
     system = next((m for m in messages if m["role"] == "system"), None)
     if system is None:

@@ -18,10 +18,10 @@ A batch is laid out left-padded: row r's prompt fills the last ``lengths[r]`` of
 alike. Padding is masked out of attention and skipped by the position ids, so each row sees
 exactly what it would see alone; key levels and the query gate are per row (``Steering`` takes
 (B, T, L)). Rows of different methods share a pass: each row carries its own β (a ``RowBias``,
-zero for an unsteered or text-rendered row), and a spa row brings a second stream, its masked
-pass, whose logits are folded into the row's. Decoding is bound by reading the weights at a few
-rows per step on a CPU, so one step over every method's rows costs little more than one over a
-single row. A prefill pass holds one method (``prefill_padded``). The cache grows in place (a
+zero for an unsteered or text-rendered row), and a contrastive row brings a second stream, its
+masked pass, whose logits are folded into the row's. Decoding is bound by reading the weights
+at a few rows per step on a CPU, so one step over every method's rows costs little more than one
+over a single row. A prefill pass holds one method (``prefill_padded``). The cache grows in place (a
 buffer with room), so a decoding step copies nothing it has already stored.
 """
 
@@ -52,11 +52,11 @@ class Prefilled:
     prompt: Prompt
     method: Method
     kv: KV
-    logits: torch.Tensor  # (V,) the method's next-token logits (spa: combined)
-    masked_kv: KV | None = None  # spa: the pass with the marked keys masked out
+    logits: torch.Tensor  # (V,) the method's next-token logits (contrastive: combined)
+    masked_kv: KV | None = None  # contrastive: the pass with the marked keys masked out
     masked_logits: torch.Tensor | None = None
     shared: int = 0  # prompt tokens taken from a shared prefix instead of computed
-    masked_shared: int = 0  # the same, for spa's masked pass
+    masked_shared: int = 0  # the same, for the masked pass
     seconds: float = 0.0
 
     def __len__(self) -> int:
@@ -74,8 +74,9 @@ class SharedPrefix:
 
     def usable(self, prompt: Prompt, method: Method) -> int:
         """How many leading tokens ``prompt`` under ``method`` can take from this prefix: all
-        it has in common with it, up to its first marked token if a bias steers it (spa's main
-        pass is unsteered; its masked pass stops there too, see ``Batcher.prefill``)."""
+        it has in common with it, up to its first marked token if a bias steers it (a
+        contrastive method's main pass is unsteered; its masked pass stops there too, see
+        ``Batcher.prefill``)."""
         n = min(len(prompt), len(self.ids)) - 1  # at least one token left to give logits
         if n <= 0:
             return 0
@@ -136,16 +137,15 @@ class Batcher:
         steer = self.lm.steering_for(prompt, method)
         kv, logits = self._run(prompt, base, shared, steer)
         filled = Prefilled(prompt, method, kv, logits, shared=shared)
-        if method.spa_omega is not None and bool(prompt.marked().any()):
+        second = self.lm.contrast_for(prompt, method)
+        if second is not None and method.contrast is not None:
             # the masked pass differs from the first marked token on
             cut = min(shared, _first_marked(prompt))
             below = [(k[:, :, :cut], v[:, :, :cut]) for k, v in base] if base and cut else None
-            masked_kv, masked = self._run(
-                prompt, below, cut if below else 0, self.lm._spa_mask(prompt)
-            )
+            masked_kv, masked = self._run(prompt, below, cut if below else 0, second)
             filled.masked_kv, filled.masked_logits = masked_kv, masked
             filled.masked_shared = cut if below else 0
-            filled.logits = logits + method.spa_omega * (logits - masked)
+            filled.logits = method.contrast.combine(logits, masked)
         filled.seconds = time.perf_counter() - start
         return filled
 
@@ -168,18 +168,17 @@ class Batcher:
         steer = self._steering([self.lm.steering_for(p, method) for p in prompts], batch)
         kv, logits = self._padded_pass(batch, steer)
         masked: tuple[KV, torch.Tensor] | None = None
-        if method.spa_omega is not None:
-            spa = [self.lm._spa_mask(p) for p in prompts]
-            masked = self._padded_pass(batch, self._steering(spa, batch))
+        contrasts = [self.lm.contrast_for(p, method) for p in prompts]
+        if any(second is not None for second in contrasts):
+            masked = self._padded_pass(batch, self._steering(contrasts, batch))
         out = []
         for r, p in enumerate(prompts):
             pad = batch.width - len(p)
             filled = Prefilled(p, method, row_of(kv, r, pad), logits[r])
-            if masked is not None and bool(p.marked().any()):
+            if masked is not None and contrasts[r] is not None and method.contrast is not None:
                 filled.masked_kv = row_of(masked[0], r, pad)
                 filled.masked_logits = masked[1][r]
-                assert method.spa_omega is not None
-                filled.logits = logits[r] + method.spa_omega * (logits[r] - masked[1][r])
+                filled.logits = method.contrast.combine(logits[r], masked[1][r])
             out.append(filled)
         seconds = (time.perf_counter() - start) / max(1, len(prompts))
         for filled in out:
@@ -218,8 +217,8 @@ class Batcher:
     # ---- decode and score ------------------------------------------------------------------
 
     def _streams(self, rows: Sequence[Prefilled]) -> Streams:
-        """A stream per row, and one more per spa row: its masked pass, which decodes the same
-        tokens over the cache with the marked keys masked out."""
+        """A stream per row, and one more per contrastive row: its masked pass, which decodes the
+        same tokens over the cache with the marked keys masked out."""
         kvs: list[KV] = []
         steers: list[Steering | None] = []
         lengths: list[int] = []
@@ -234,10 +233,11 @@ class Batcher:
                 continue
             masked_of.append(len(kvs))
             kvs.append(row.masked_kv)
-            steers.append(self.lm._spa_mask(row.prompt))
+            steers.append(self.lm.contrast_for(row.prompt, row.method))
             lengths.append(len(row))
-        omegas = [r.method.spa_omega for r in rows]
-        return Streams(kvs, steers, torch.tensor(lengths, device=self.lm.device), masked_of, omegas)
+        contrasts = [r.method.contrast for r in rows]
+        lengths_ = torch.tensor(lengths, device=self.lm.device)
+        return Streams(kvs, steers, lengths_, masked_of, contrasts)
 
     def _assemble(self, streams: Streams, room: int) -> tuple[_Running, Steering | None]:
         """Left-pad the streams' caches into one batch with ``room`` more positions."""

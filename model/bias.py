@@ -107,6 +107,15 @@ class ImportanceBias(nn.Module):
     def n_heads(self) -> int:
         return int(self.beta.shape[2])
 
+    def signature(self) -> list[Any]:
+        """The values that decide what the bias does, as plain lists: β, then (only where there
+        is one, so files without keep the eval keys they had) the distance scale's knots and
+        values."""
+        parts: list[Any] = [self.beta.detach().flatten().tolist()]
+        if self.distance is not None:
+            parts += [list(self.distance.knots), self.distance.values.detach().flatten().tolist()]
+        return parts
+
     @classmethod
     def uniform(
         cls,

@@ -19,14 +19,11 @@ from transformers import DynamicCache
 
 from markup import Conversation, Level, parse_messages, render
 
-from .bias import ImportanceBias
 from .loader import Loaded, load
 from .methods import Method, resolve
 from .prompt import LEVEL_INDEX, Prompt, build_prompt
 from .rows import pick
 from .steer import Steering, register, steering
-
-MASKED = -1e4  # β that removes a level's keys from attention (SPA's masked pass)
 
 
 @dataclass
@@ -72,8 +69,8 @@ class LocalModel:
 
     def prompt(self, conversation: Conversation, method: Method | None = None) -> Prompt:
         """The token ids the model sees under ``method`` (text renderings rewrite the messages)."""
-        if method is not None and method.render is not None:
-            rendered = render(conversation, method.render, safe=method.safe)
+        if method is not None and method.text is not None:
+            rendered = render(conversation, method.text.name, safe=method.safe)
             assert isinstance(rendered, list)
             conversation = parse_messages(rendered, trusted_roles=(), format="plain")
         return build_prompt(self.tokenizer, conversation)
@@ -88,11 +85,11 @@ class LocalModel:
             layers=method.layers,
         )
 
-    def _spa_mask(self, prompt: Prompt) -> Steering:
-        bias = ImportanceBias.uniform(
-            self.n_layers, self.n_heads, {Level.HARD: MASKED, Level.HIGH: MASKED}
-        )
-        return Steering(bias.to(self.device), prompt.level_one_hot())
+    def contrast_for(self, prompt: Prompt, method: Method) -> Steering | None:
+        """The steering of a contrastive method's second pass, where it has one for ``prompt``."""
+        if method.contrast is None or not method.contrast.applies(prompt):
+            return None
+        return method.contrast.steering(prompt, self.n_layers, self.n_heads, self.device)
 
     def generate(
         self,
@@ -137,7 +134,7 @@ class LocalModel:
     ) -> Iterator[int]:
         prompt = self.prompt(conversation, m)
         steer = self.steering_for(prompt, m)
-        spa = self._spa_mask(prompt) if m.spa_omega is not None and prompt.marked().any() else None
+        second = self.contrast_for(prompt, m)
         generator = torch.Generator().manual_seed(seed)  # on the CPU: the same draws anywhere
         ids = prompt.input_ids.unsqueeze(0).to(self.device)
 
@@ -145,11 +142,11 @@ class LocalModel:
         cache = DynamicCache()
         with steering(steer):
             logits = self.model(ids, cache=cache, use_cache=True).logits[0, -1]
-        spa_cache = DynamicCache() if spa is not None else None
-        if spa is not None:
-            with steering(spa):
-                masked = self.model(ids, cache=spa_cache, use_cache=True).logits[0, -1]
-            logits = logits + m.spa_omega * (logits - masked)
+        second_cache = DynamicCache() if second is not None else None
+        if second is not None and m.contrast is not None:
+            with steering(second):
+                masked = self.model(ids, cache=second_cache, use_cache=True).logits[0, -1]
+            logits = m.contrast.combine(logits, masked)
         prefill = time.perf_counter() - start
 
         out: list[int] = []
@@ -171,10 +168,10 @@ class LocalModel:
                 step = torch.tensor([[token]], device=self.device)
                 with steering(steer):
                     logits = self.model(step, cache=cache, use_cache=True).logits[0, -1]
-                if spa is not None:
-                    with steering(spa):
-                        masked = self.model(step, cache=spa_cache, use_cache=True)
-                    logits = logits + m.spa_omega * (logits - masked.logits[0, -1])
+                if second is not None and m.contrast is not None:
+                    with steering(second):
+                        masked = self.model(step, cache=second_cache, use_cache=True)
+                    logits = m.contrast.combine(logits, masked.logits[0, -1])
         finally:
             decode = time.perf_counter() - start
             text = str(self.tokenizer.decode(out, skip_special_tokens=True))
@@ -218,10 +215,11 @@ class LocalModel:
         ids = torch.cat([prompt.input_ids.to(self.device), target_ids]).unsqueeze(0)
         keep = len(target_ids) + 1  # the lm head only where the target is predicted
         logits = self._logits(ids, prompt, m, keep)
-        if m.spa_omega is not None and prompt.marked().any():
-            with steering(self._spa_mask(prompt)):
+        second = self.contrast_for(prompt, m)
+        if second is not None and m.contrast is not None:
+            with steering(second):
                 masked = self.model(ids, logits_to_keep=keep).logits[0]
-            logits = logits + m.spa_omega * (logits - masked)
+            logits = m.contrast.combine(logits, masked)
         return logits[:-1], target_ids
 
     def _logits(self, ids: torch.Tensor, prompt: Prompt, method: Method, keep: int) -> torch.Tensor:

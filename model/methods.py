@@ -1,147 +1,312 @@
-"""The steering methods, each one value of ``method=``; what each does to a prompt.
+"""The method registry: every way salience conveys importance to a model, one entry each.
 
-none     the clean prompt, nothing else
-plain    alias of none
-xml      text rendering (markup.render): hard spans in <rule>…</rule>, high in <important>
-caps     text rendering: IMPORTANT: before each hard span
-echo     text rendering: the hard rules restated after the prompt
-system   text rendering: the hard rules moved into the system message
-uniform  β on every layer and head (InstABoost-like): hard β, high β/2; queries after the
-         last marked token and every generated token are steered
-pasta    β on the heads that PASTA's profiling picked (an ImportanceBias file)
-learned  the fitted ImportanceBias file (per level, layer and head)
-distance the fitted ImportanceBias file whose β is scaled by g(distance from the rule) (issue 15)
-spa      Selective Prompt Anchoring: logits + ω·(logits − logits with the marked text masked)
+A method is one value of ``method=`` (the API, the CLI, the proxy, the eval). Four kinds:
+
+- ``none``: the clean prompt (``plain`` is its alias);
+- text methods (``xml``, ``caps``, ``echo``, ``system``): the prompt rewritten by a rendering of
+  ``markup.rendering.TEXT_METHODS``, for any model;
+- bias methods (``uniform``, ``pasta``, ``learned``, ``distance``): an additive attention bias
+  β[level, layer, head] on the marked keys of a model salience runs (``model.steer``);
+- contrastive methods (``spa``): a second pass with the marked keys masked out, combined into
+  the logits (``Contrast``).
+
+``REGISTRY`` holds one ``Entry`` per name: its kind, a line of help, what may ride in its name
+after ``@`` and how it builds a ``Method``. Everything that lists or checks methods reads it (the
+API's schemas and routes, the CLI's help, the page's method list, the eval's fingerprints), and
+the code that runs a method reads what the ``Method`` carries, never its name. Adding a method is
+adding an entry here (a text method: an entry of ``markup.rendering.TEXT_METHODS``).
 
 A parameter can ride in the name: ``uniform@0.75`` is uniform with β = 0.75, ``spa@2`` is spa
-with ω = 2 (so an eval grid can compare strengths side by side). A text rendering takes ``@raw``:
+with ω = 2 (an eval grid compares strengths side by side). A text method takes ``@raw``:
 ``xml@raw`` renders without defusing the rule markers typed in unmarked or untrusted text (an
 ablation, to measure what the defusing buys against injected rules; EVAL.md "Injection"). A bias
-file rides in the name of a method that reads one: ``learned@fits/step20.json`` (candidates
-side by side in one grid; the eval's sample keys hash the file's values, not its path).
+file rides in the name of a method that reads one: ``learned@fits/step20.json`` (candidates side
+by side in one grid; the eval's sample keys hash the file's values, not its path).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
+from markup import Level
 from markup.errors import SalienceError
-from markup.rendering import TEXT_METHODS
+from markup.rendering import TEXT_METHODS, TextMethod
 
-from .bias import ImportanceBias, level_strengths
+if TYPE_CHECKING:  # the registry is read without torch (the CLI's help, the API's schemas)
+    import torch
 
-BIAS_METHODS = ("uniform", "pasta", "learned", "distance")
-METHODS = ("none", *TEXT_METHODS, *BIAS_METHODS, "spa")
+    from .bias import ImportanceBias
+    from .prompt import Prompt
+    from .steer import Steering
+
 DATA = Path(__file__).resolve().parent / "data"
-DEFAULT_FILES = {
-    "pasta": DATA / "pasta-smollm2-135m.json",
-    "learned": DATA / "learned-smollm2-135m.json",
-    "distance": DATA / "distance-smollm2-135m.json",
-}
 # chosen on the train split (EVAL.md): the largest margin gain whose target NLL rises by at most
 # 0.05 nats per token, of 0.25, 0.5, 1, 1.5, 2 (`salience model score`)
 DEFAULT_UNIFORM_BETA = 1.0
 DEFAULT_SPA_OMEGA = 1.0
+MASKED = -1e4  # β that removes a level's keys from attention (a contrastive method's second pass)
+
+Kind = Literal["none", "text", "bias", "contrastive"]
 
 
 class MethodError(SalienceError, ValueError):
     code = "bad-method"
 
 
-_AT_ONLY = (
-    "only uniform@β, spa@ω, a rendering's @raw (xml@raw) and a bias file (learned@FILE.json) go "
-    "in the name, not {name!r}"
-)
+@dataclass(frozen=True)
+class Contrast:
+    """A contrastive method's behaviour: a second pass over the same tokens with the marked
+    (hard and high) keys masked out of attention, and each step's logits l + ω·(l − l_masked)
+    (Selective Prompt Anchoring, Tian & Zhang 2024). A prompt with nothing marked needs no
+    second pass (it would equal the first)."""
+
+    omega: float
+
+    def applies(self, prompt: Prompt) -> bool:
+        return bool(prompt.marked().any())
+
+    def steering(self, prompt: Prompt, n_layers: int, n_heads: int, device: Any) -> Steering:
+        """The second pass's steering: the marked keys masked on every layer and head."""
+        from .bias import ImportanceBias
+        from .steer import Steering
+
+        masked = {Level.HARD: MASKED, Level.HIGH: MASKED}
+        bias = ImportanceBias.uniform(n_layers, n_heads, masked).to(device)
+        return Steering(bias, prompt.level_one_hot())
+
+    def combine(self, logits: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
+        return logits + self.omega * (logits - masked)
 
 
 @dataclass
 class Method:
+    """A resolved method: what running it takes. ``text`` rewrites the prompt, ``bias`` steers
+    attention (on the queries ``gate`` picks: "after" the last marked token, or "all"),
+    ``contrast`` adds a masked second pass."""
+
     name: str
-    render: str | None = None  # a markup.render style
+    text: TextMethod | None = None
     bias: ImportanceBias | None = None
-    gate: str = "after"  # which prompt queries a bias steers: "after" the last marked token, "all"
-    spa_omega: float | None = None
+    gate: str = "after"
+    contrast: Contrast | None = None
     layers: set[int] | None = None  # layers a bias runs on (default: those with non-zero β)
     options: dict[str, Any] = field(default_factory=dict)
     safe: bool = True  # a rendering defuses typed rule markers (False: ``xml@raw`` and kin)
 
+    @property
+    def kind(self) -> Kind:
+        if self.text is not None:
+            return "text"
+        if self.bias is not None:
+            return "bias"
+        return "contrastive" if self.contrast is not None else "none"
 
-def check_name(name: str) -> None:
-    """Raise ``MethodError`` (a ValueError too) unless ``name`` names a method, ``uniform@β`` and
-    ``spa@ω`` and ``xml@raw`` included: the check ``resolve`` makes, without a model."""
-    base, at, value = name.partition("@")
-    base = "none" if base == "plain" else base
-    if base not in METHODS:
-        raise MethodError(f"unknown method {name!r} (use {', '.join(METHODS)})")
-    if at:
-        if base in TEXT_METHODS and value == "raw":
-            return
-        if base in DEFAULT_FILES and value.endswith(".json"):
-            return
-        if base not in ("uniform", "spa"):
-            raise MethodError(_AT_ONLY.format(name=name))
-        try:
-            float(value)
-        except ValueError:
-            raise MethodError(f"{name!r}: {value!r} is not a number") from None
+    def signature(self) -> list[Any]:
+        """What the method does beyond its name, as plain values (the eval hashes them into its
+        sample keys, so a changed value never reuses a stored sample): a bias's gate and values,
+        the layers it is limited to, a contrast's ω. Empty for none and the text methods."""
+        parts: list[Any] = []
+        if self.bias is not None:
+            parts += [self.gate, *self.bias.signature()]
+        if self.layers is not None:
+            parts.append(sorted(self.layers))
+        if self.contrast is not None:
+            parts.append(self.contrast.omega)
+        return parts
 
 
-def resolve(name: str, n_layers: int, n_heads: int, **options: Any) -> Method:
-    """The method ``name`` for a model of this shape. Options: ``beta`` (uniform), ``bias_path``
-    (pasta, learned), ``gate`` ("after" or "all"), ``omega`` (spa)."""
-    name = "none" if name == "plain" else name
-    if "@" in name:
-        base, _, value = name.partition("@")
-        if base in TEXT_METHODS and value == "raw":
-            return Method(name, render=base, safe=False)
-        if base in DEFAULT_FILES and value.endswith(".json"):
-            method = resolve(base, n_layers, n_heads, **{**options, "bias_path": value})
-            method.name = name
-            return method
-        key = {"uniform": "beta", "spa": "omega"}.get(base)
-        if key is None:
-            raise MethodError(_AT_ONLY.format(name=name))
-        try:
-            options = {**options, key: float(value)}
-        except ValueError:
-            raise MethodError(f"{name!r}: {value!r} is not a number") from None
-        method = resolve(base, n_layers, n_heads, **options)
-        method.name = name
-        return method
+Build = Callable[[str, int, int, dict[str, Any]], Method]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One method of the registry. ``at`` says what may follow ``@`` in its name: "raw" (a
+    rendering without defusing), "FILE.json" (another bias file), or the option a number sets
+    ("beta", "omega")."""
+
+    name: str
+    kind: Kind
+    help: str
+    build: Build
+    at: str | None = None
+    default_file: Path | None = None
+
+    @property
+    def at_form(self) -> str | None:
+        """How the name carries a parameter, for help texts: "uniform@β", "xml@raw"…"""
+        if self.at is None:
+            return None
+        symbol = {"beta": "β", "omega": "ω", "raw": "raw", "FILE.json": "FILE.json"}[self.at]
+        return f"{self.name}@{symbol}"
+
+    def options_from(self, name: str, value: str) -> dict[str, Any]:
+        """The options ``value`` (what follows ``@``) stands for; MethodError if it may not."""
+        if self.at == "raw" and value == "raw":
+            return {"safe": False}
+        if self.at == "FILE.json" and value.endswith(".json"):
+            return {"bias_path": value}
+        if self.at in ("beta", "omega"):
+            try:
+                return {self.at: float(value)}
+            except ValueError:
+                raise MethodError(f"{name!r}: {value!r} is not a number") from None
+        forms = ", ".join(f for e in REGISTRY.values() if (f := e.at_form))
+        raise MethodError(f"only {forms} carry a parameter in the name, not {name!r}")
+
+
+def _none(name: str, n_layers: int, n_heads: int, options: dict[str, Any]) -> Method:
+    return Method(name)
+
+
+def _text(name: str, n_layers: int, n_heads: int, options: dict[str, Any]) -> Method:
+    base = name.partition("@")[0]
+    safe = bool(options.get("safe", True))
+    return Method(name, text=TEXT_METHODS[base], safe=safe)
+
+
+def _gate(options: dict[str, Any]) -> str:
     gate = str(options.get("gate", "after"))
     if gate not in ("after", "all"):
         raise MethodError(f"gate must be 'after' or 'all', not {gate!r}")
-    if name == "none":
-        return Method(name)
-    if name in TEXT_METHODS:
-        return Method(name, render=name)
-    if name == "uniform":
-        beta = float(options.get("beta", DEFAULT_UNIFORM_BETA))
-        bias = ImportanceBias.uniform(
-            n_layers,
-            n_heads,
-            level_strengths(beta),
-            {"method": "uniform", "beta": beta},
-        )
-        return Method(name, bias=bias, gate=gate, options={"beta": beta})
-    if name in DEFAULT_FILES:
-        path = Path(options.get("bias_path") or DEFAULT_FILES[name])
+    return gate
+
+
+def _uniform(name: str, n_layers: int, n_heads: int, options: dict[str, Any]) -> Method:
+    from .bias import ImportanceBias, level_strengths
+
+    beta = float(options.get("beta", DEFAULT_UNIFORM_BETA))
+    meta = {"method": "uniform", "beta": beta}
+    bias = ImportanceBias.uniform(n_layers, n_heads, level_strengths(beta), meta)
+    return Method(name, bias=bias, gate=_gate(options), options={"beta": beta})
+
+
+def _from_file(how: str) -> Build:
+    """A bias method that reads an ImportanceBias file (``bias_path``, or the shipped one);
+    ``how`` says how to make one where it is missing."""
+
+    def build(name: str, n_layers: int, n_heads: int, options: dict[str, Any]) -> Method:
+        from .bias import ImportanceBias
+
+        base = name.partition("@")[0]
+        path = Path(options.get("bias_path") or REGISTRY[base].default_file or "")
         if not path.is_file():
-            how = (
-                "profile heads with `salience model profile-pasta`"
-                if name == "pasta"
-                else "fit one with `salience model fit` (--distance for a distance scale)"
-            )
-            raise MethodError(f"no {name} bias file at {path}: {how}, or pass bias_path")
+            raise MethodError(f"no {base} bias file at {path}: {how}, or pass bias_path")
         bias = ImportanceBias.load(path)
         if (bias.n_layers, bias.n_heads) != (n_layers, n_heads):
             raise MethodError(
                 f"{path} is for {bias.n_layers} layers × {bias.n_heads} heads; "
                 f"the model has {n_layers} × {n_heads}"
             )
+        gate = _gate(options)
         return Method(name, bias=bias, gate=gate, options={"bias_path": str(path)})
-    if name == "spa":
-        return Method(name, spa_omega=float(options.get("omega", DEFAULT_SPA_OMEGA)))
-    raise MethodError(f"unknown method {name!r}; use one of: {', '.join(METHODS)}")
+
+    return build
+
+
+def _spa(name: str, n_layers: int, n_heads: int, options: dict[str, Any]) -> Method:
+    omega = float(options.get("omega", DEFAULT_SPA_OMEGA))
+    return Method(name, contrast=Contrast(omega))
+
+
+_FIT = "fit one with `salience model fit` (--distance for a distance scale)"
+REGISTRY: dict[str, Entry] = {
+    e.name: e
+    for e in (
+        Entry("none", "none", "the clean prompt, nothing else", _none),
+        *(Entry(m.name, "text", m.help, _text, at="raw") for m in TEXT_METHODS.values()),
+        Entry(
+            "uniform",
+            "bias",
+            "β on every layer and head (InstABoost-like): hard β, high β/2; the queries after "
+            "the last marked token and every generated token are steered",
+            _uniform,
+            at="beta",
+        ),
+        Entry(
+            "pasta",
+            "bias",
+            "β on the heads PASTA's profiling picked",
+            _from_file("profile heads with `salience model profile-pasta`"),
+            at="FILE.json",
+            default_file=DATA / "pasta-smollm2-135m.json",
+        ),
+        Entry(
+            "learned",
+            "bias",
+            "the fitted β per level, layer and head",
+            _from_file(_FIT),
+            at="FILE.json",
+            default_file=DATA / "learned-smollm2-135m.json",
+        ),
+        Entry(
+            "distance",
+            "bias",
+            "the fitted β scaled by g(distance from the query to the rule) (issue 15)",
+            _from_file(_FIT),
+            at="FILE.json",
+            default_file=DATA / "distance-smollm2-135m.json",
+        ),
+        Entry(
+            "spa",
+            "contrastive",
+            "Selective Prompt Anchoring: logits + ω·(logits − logits with the marked text masked)",
+            _spa,
+            at="omega",
+        ),
+    )
+}
+METHODS: tuple[str, ...] = tuple(REGISTRY)
+ALIASES = {"plain": "none"}
+
+
+def entry(name: str) -> Entry:
+    """The registry's entry for ``name`` (``uniform@0.5`` → uniform's); MethodError if none."""
+    base = name.partition("@")[0]
+    found = REGISTRY.get(ALIASES.get(base, base))
+    if found is None:
+        raise MethodError(f"unknown method {name!r} (use {', '.join(METHODS)})")
+    return found
+
+
+def default_file(name: str) -> Path:
+    """The bias file a method reads unless given another (pasta, learned, distance)."""
+    found = entry(name).default_file
+    if found is None:
+        raise MethodError(f"{name!r} reads no bias file")
+    return found
+
+
+def of_kind(*kinds: Kind) -> tuple[str, ...]:
+    """The registry's names of these kinds, in its order."""
+    return tuple(e.name for e in REGISTRY.values() if e.kind in kinds)
+
+
+def help_text() -> str:
+    """One line for a CLI's help: the names, then what may ride in them."""
+    forms = [f for e in REGISTRY.values() if (f := e.at_form)]
+    return f"{', '.join(METHODS)}; with a parameter: {', '.join(forms)}"
+
+
+def check_name(name: str) -> None:
+    """Raise ``MethodError`` (a ValueError too) unless ``name`` names a method (with what may
+    ride in it): the check ``resolve`` makes, without a model."""
+    found = entry(name)
+    _, at, value = name.partition("@")
+    if at:
+        found.options_from(name, value)
+
+
+def resolve(name: str, n_layers: int, n_heads: int, **options: Any) -> Method:
+    """The method ``name`` for a model of this shape. Options: ``beta`` (uniform), ``bias_path``
+    (pasta, learned, distance), ``gate`` ("after" or "all"), ``omega`` (spa)."""
+    found = entry(name)
+    _gate(options)
+    _, at, value = name.partition("@")
+    if at:
+        options = {**options, **found.options_from(name, value)}
+    else:
+        name = found.name  # an alias resolves to the method itself
+    return found.build(name, n_layers, n_heads, options)

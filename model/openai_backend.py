@@ -22,10 +22,9 @@ import httpx
 
 from markup import Conversation, render
 from markup.errors import SalienceError
-from markup.rendering import TEXT_METHODS
 
 from .local import Generation
-from .methods import MethodError
+from .methods import MethodError, entry, of_kind, resolve
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
@@ -87,17 +86,17 @@ class OpenAIBackend:
 
     def messages(self, conversation: Conversation, method: str) -> list[dict[str, str]]:
         """The messages sent for ``method``: the clean text, or a text rendering."""
-        if method in ("none", "plain"):
+        if entry(method).kind not in ("none", "text"):
+            raise MethodError(
+                f"method {method!r} needs a model salience runs itself; a remote model takes "
+                f"only: {', '.join(of_kind('none', 'text'))} (and the text methods' @raw forms)"
+            )
+        resolved = resolve(method, 0, 0)  # none and the text methods need no model's shape
+        if resolved.text is None:
             return conversation.to_messages()
-        base, _, raw = method.partition("@")
-        if base in TEXT_METHODS and raw in ("", "raw"):
-            rendered = render(conversation, base, safe=not raw)
-            assert isinstance(rendered, list)
-            return rendered
-        raise MethodError(
-            f"method {method!r} needs the attention bias of a local model; a remote model takes "
-            f"only: none, {', '.join(TEXT_METHODS)} (and their @raw forms)"
-        )
+        rendered = render(conversation, resolved.text.name, safe=resolved.safe)
+        assert isinstance(rendered, list)
+        return rendered
 
     def generate(
         self,

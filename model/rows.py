@@ -1,11 +1,12 @@
 """Rows of one batched pass: per-row steerings stacked into one (model.steer's RowBias where the
-rows differ), the streams a pass runs (each row, then the spa rows' masked passes), and how a
-row picks its next token."""
+rows differ), the streams a pass runs (each row, then the contrastive rows' masked passes), and
+how a row picks its next token."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -13,12 +14,15 @@ from .bias import ImportanceBias, RowBias
 from .kvcache import KV
 from .steer import Steering
 
+if TYPE_CHECKING:
+    from .methods import Contrast
+
 
 def stack(steers: Sequence[Steering | None], width: int, lengths: torch.Tensor) -> Steering | None:
     """Per-row steerings as one, in a left-padded batch's coordinates (``width`` columns, row r's
     prompt in its last ``lengths[r]``). Rows that share one bias keep it as is; rows that differ
-    (several methods, a spa row's masked pass) get a ``RowBias``; a row with no steering gets no
-    bias."""
+    (several methods, a contrastive row's masked pass) get a ``RowBias``; a row with no steering
+    gets no bias."""
     present = [s for s in steers if s is not None]
     if not present:
         return None
@@ -57,13 +61,13 @@ def stack(steers: Sequence[Steering | None], width: int, lengths: torch.Tensor) 
 
 @dataclass
 class Streams:
-    """What one batched pass runs: a stream per row, then the spa rows' masked streams."""
+    """What one batched pass runs: a stream per row, then the contrastive rows' masked streams."""
 
     kvs: list[KV]
     steers: list[Steering | None]
     lengths: torch.Tensor
     masked_of: list[int | None]  # row r -> the index of its masked stream
-    omegas: list[float | None]
+    contrasts: list[Contrast | None]  # row r's contrastive method, if it has one
 
     def expand(self, tokens: Sequence[int]) -> list[int]:
         """Each row's token, then each masked stream's (its row's) token."""
@@ -74,16 +78,16 @@ class Streams:
         return torch.cat([ids, ids[extra]]) if extra else ids
 
     def combine(self, logits: torch.Tensor) -> torch.Tensor:
-        """The rows' logits from the streams': spa's l + ω(l − masked) where a row has one."""
+        """The rows' logits from the streams': a contrast's combination where a row has one."""
         rows = len(self.masked_of)
         out = logits[:rows]
         if rows == logits.shape[0]:
             return out
         out = out.clone()
         for r, m in enumerate(self.masked_of):
-            omega = self.omegas[r]
-            if m is not None and omega is not None:
-                out[r] = out[r] + omega * (out[r] - logits[m])
+            contrast = self.contrasts[r]
+            if m is not None and contrast is not None:
+                out[r] = contrast.combine(out[r], logits[m])
         return out
 
 

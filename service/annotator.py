@@ -86,9 +86,9 @@ class Annotator:
             "token_count": len(tokens),
             "document": _document_body(document, tokens, request),
         }
-        if request.render is not None:
-            body["render"] = render(document, request.render)
-            notes = render_notes(document, request.render)
+        if request.method is not None:
+            body["render"] = render(document, request.method)
+            notes = render_notes(document, request.method)
             if notes:
                 body["render_notes"] = notes
         return body
@@ -133,9 +133,9 @@ class Annotator:
             "token_count": total,
             "messages": out,
         }
-        if request.render is not None:
-            body["render"] = render(conversation, request.render)
-            notes = render_notes(conversation, request.render)
+        if request.method is not None:
+            body["render"] = render(conversation, request.method)
+            notes = render_notes(conversation, request.method)
             if notes:
                 body["render_notes"] = notes
         return body

@@ -6,11 +6,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from markup import RENDER_STYLES, Format
+from markup import TEXT_METHODS, Format
 
 SCHEMA_VERSION: Literal["1"] = "1"
-RenderStyle = Literal["plain", "xml", "caps", "echo", "system"]
-assert set(RenderStyle.__args__) == set(RENDER_STYLES)  # type: ignore[attr-defined]
+# the text methods (markup.rendering's table), and plain: the clean text
+TextMethodName = Literal[("plain", *TEXT_METHODS)]  # type: ignore[valid-type]
 LevelName = Literal["hard", "high", "normal", "low"]
 SourceName = Literal["tag", "markdown", "html", "style", "detected"]
 
@@ -44,7 +44,7 @@ def _exactly_one_input(schema: dict[str, Any]) -> None:
 
 
 ANNOTATE_EXAMPLES: list[dict[str, Any]] = [
-    {"text": EXAMPLE_TEXT, "render": "xml"},
+    {"text": EXAMPLE_TEXT, "method": "xml"},
     {
         "messages": [
             {"role": "system", "content": "<rule>Reply in French.</rule>"},
@@ -83,7 +83,14 @@ class AnnotateRequest(BaseModel):
     )
     tokens: bool = Field(True, description="include token ids, levels and markers")
     offsets: bool = Field(True, description="include each token's character offsets")
-    render: RenderStyle | None = Field(None, description="also render for a model without a bias")
+    method: TextMethodName | None = Field(
+        None,
+        description="also render the prompt with this text method, for a model without a bias "
+        "(plain: the clean text); the response's 'render' holds the result",
+    )
+    render: TextMethodName | None = Field(
+        None, deprecated=True, description="the former name of 'method', accepted until 0.3"
+    )
 
     @model_validator(mode="after")
     def _one_input(self) -> AnnotateRequest:
@@ -92,6 +99,10 @@ class AnnotateRequest(BaseModel):
                 raise ValueError(f"{name} may not be null; leave it out instead")
         if (self.text is None) == (self.messages is None):
             raise ValueError("give exactly one of text or messages")
+        if self.render is not None:
+            if self.method is not None and self.method != self.render:
+                raise ValueError("'render' is the former name of 'method'; give one of them")
+            self.method = self.render
         return self
 
 

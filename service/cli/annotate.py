@@ -2,7 +2,7 @@
 
 Reads FILE, or standard input when FILE is ``-`` or omitted and input is piped. On a terminal the
 clean text is shown with levels in colour (and a legend); piped, it prints the clean text alone.
-``--json`` prints the whole Document with tokens; ``--tokens`` one token per line; ``--render``
+``--json`` prints the whole Document with tokens; ``--tokens`` one token per line; ``--method``
 the text for a model that cannot take a bias. Markup errors print like a compiler's and exit 1.
 """
 
@@ -17,7 +17,7 @@ from typing import Any, TextIO
 
 from markup import (
     DEFAULT_TRUSTED_ROLES,
-    RENDER_STYLES,
+    TEXT_METHODS,
     Conversation,
     Document,
     EncodingError,
@@ -79,7 +79,11 @@ def register(commands: Any) -> None:
     out.add_argument("--json", action="store_true", help="the full Document with tokens, as JSON")
     out.add_argument("--tokens", action="store_true", help="one token per line")
     out.add_argument(
-        "--render", choices=list(RENDER_STYLES), help="render for a model without bias"
+        "--method",
+        "--render",  # its former name
+        dest="method",
+        choices=["plain", *TEXT_METHODS],
+        help="render with a text method, for a model without a bias (plain: the clean text)",
     )
     p.add_argument(
         "--color",
@@ -110,10 +114,10 @@ def run(args: argparse.Namespace) -> int:
             return _run_messages(args, name, text)
         document = parse(text, args.format, strict=args.strict, detect_rules=args.detect_rules)
         _print_warnings(name, text, document)
-        if args.render:
-            for note in render_notes(document, args.render):
+        if args.method:
+            for note in render_notes(document, args.method):
                 print(f"{name}: note: {note}", file=sys.stderr)
-            print(render(document, args.render))
+            print(render(document, args.method))
         elif args.json:
             _print_api_json(args, {"text": text})
         elif args.tokens:
@@ -177,10 +181,10 @@ def _run_messages(args: argparse.Namespace, name: str, text: str) -> int:
         content = messages[index].get("content") if isinstance(messages[index], dict) else ""
         _print_markup_error(f"{name}[{index}]", content if isinstance(content, str) else "", error)
         return EXIT_INPUT
-    if args.render:
-        for note in render_notes(conversation, args.render):
+    if args.method:
+        for note in render_notes(conversation, args.method):
             print(f"{name}: note: {note}", file=sys.stderr)
-        print(json.dumps(render(conversation, args.render), ensure_ascii=False, indent=2))
+        print(json.dumps(render(conversation, args.method), ensure_ascii=False, indent=2))
     elif args.json:
         _print_api_json(args, {"messages": messages})
     elif args.tokens:

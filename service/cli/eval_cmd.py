@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from model.methods import help_text
+
 from .common import (
     CliError,
     HelpFormatter,
@@ -33,11 +35,6 @@ if TYPE_CHECKING:
 DEFAULT_DB = "evals.sqlite3"
 KINDS = ("prose", "similar", "conflicting", "noise")  # evals.distractors.KINDS (tested)
 POSITIONS = ("system", "before", "after", "both", "user")  # evals.prompts.POSITIONS (tested)
-METHOD_HELP = (
-    "comma-separated: none, xml, caps, echo, system, uniform, pasta, learned, distance, spa; "
-    "uniform@β, spa@ω; xml@raw (and caps/echo/system@raw): a rendering without defusing; "
-    "learned@FILE.json (pasta, distance too): another bias file"
-)
 
 
 def _family_ids() -> tuple[str, ...]:
@@ -76,7 +73,9 @@ def register(commands: Any) -> None:
         help=f"where the rule sits: {', '.join(POSITIONS)} (user: the rule in the system message, "
         "the distractor in an untrusted user message; with kind conflicting, an injection)",
     )  # fmt: skip
-    r.add_argument("--methods", type=methods, default="none,uniform", help=METHOD_HELP)
+    r.add_argument(
+        "--methods", type=methods, default="none,uniform", help=f"comma-separated: {help_text()}"
+    )
     r.add_argument("--seed", type=int, default=0, help="item draw and generation seed")
     r.add_argument(
         "--design",

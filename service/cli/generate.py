@@ -14,14 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from markup import MarkupError, SalienceError, parse_messages
+from model.methods import help_text
 
 from .annotate import _read_input
 from .common import CliError, HelpFormatter, at_least, check_model_path, device_name, methods
-
-METHOD_HELP = (
-    "none, xml, caps, echo, system, uniform, pasta, learned, distance, spa (comma-separated to "
-    "compare)"
-)
 
 
 def register(commands: Any) -> None:
@@ -32,7 +28,9 @@ def register(commands: Any) -> None:
         formatter_class=HelpFormatter,
     )
     p.add_argument("file", nargs="?", default=None, help="prompt file, or - for standard input")
-    p.add_argument("--method", type=methods, default="none", help=METHOD_HELP)
+    p.add_argument(
+        "--method", type=methods, default="none", help=f"{help_text()} (comma-separated to compare)"
+    )
     p.add_argument("--messages", action="store_true", help="input is JSON chat messages")
     p.add_argument("--system", default=None, help="a system message to put first")
     p.add_argument(

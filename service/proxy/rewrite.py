@@ -18,11 +18,11 @@ from __future__ import annotations
 import base64
 import binascii
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from markup import RENDER_STYLES, Conversation, parse_messages, render
+from markup import Conversation, parse_messages, render
 from markup.errors import MarkupError, SalienceError
 from markup.rendering import RESERVED, TEXT_METHODS, rules
 
@@ -158,20 +158,19 @@ def requested_strict(body_options: Any, headers: Mapping[str, str] | None, defau
     return strict
 
 
-def rewrite(body: Any, options: Options, styles: Iterable[str] = TEXT_METHODS) -> Rewrite:
+def rewrite(body: Any, options: Options) -> Rewrite:
     """The body to send upstream under ``options`` (already merged with the request's own)."""
     start = time.perf_counter()
     if not isinstance(body, dict):
         raise RewriteError("the body must be a JSON object", code="bad-body")
     out = {k: v for k, v in body.items() if k != OPTIONS_FIELD}
     method = options.method
-    allowed = tuple(styles)
     if method in OFF:
         return Rewrite(out, method, False, seconds=time.perf_counter() - start)
-    if method not in allowed or method not in RENDER_STYLES:
+    if method not in TEXT_METHODS:
         raise RewriteError(
             f"method {method!r} cannot be applied to a remote model; use one of: "
-            f"{', '.join((*allowed, 'off'))}",
+            f"{', '.join((*TEXT_METHODS, 'off'))}",
             code="bad-method",
         )
     messages = body.get("messages")

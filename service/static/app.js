@@ -266,6 +266,20 @@ async function loadEncodings() {
   }
 }
 
+// The model panel's methods come from the registry (GET /model/methods): every method but none,
+// which the panel always shows beside the chosen one.
+async function loadMethods() {
+  const response = await fetch("/model/methods");
+  if (!response.ok) return;
+  const data = await response.json();
+  const select = $("#method");
+  select.replaceChildren();
+  for (const m of data.methods) {
+    if (m.kind === "none") continue;
+    select.append(el("option", { value: m.name, text: m.name, title: m.help, selected: m.name === data.default }));
+  }
+}
+
 $("#annotate-form").addEventListener("submit", (e) => {
   e.preventDefault();
   annotate();
@@ -512,4 +526,5 @@ $("#eval-form").addEventListener("submit", async (e) => {
   openJob(data.id);
 });
 
+loadMethods();
 loadEncodings().then(annotate);

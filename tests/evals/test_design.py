@@ -78,6 +78,22 @@ def test_a_refitted_bias_file_gets_new_sample_keys(backend: LocalBackend, tmp_pa
     assert ids["uniform"] != ids["uniform@0.5"] and ids["uniform"].startswith("uniform#")
 
 
+@pytest.mark.parametrize("study", ["measures", "inject"])
+def test_the_method_ids_of_committed_records_are_reproduced(
+    backend: LocalBackend, study: str
+) -> None:
+    """A method's fingerprint is part of every sample key: recomputing it from the registry
+    must give the ids of the records committed before (or a resumed study would start over)."""
+    from evals.runner import method_id
+    from evals.store import read_jsonl
+
+    records = read_jsonl(ROOT / "docs" / "eval" / study / "records.jsonl.gz")
+    recorded = {(r["method"], r["method_id"]) for r in records}
+    assert len(recorded) >= 2 and len({m for m, _ in recorded}) == len(recorded)
+    for method, key in sorted(recorded):
+        assert method_id(backend, method) == key
+
+
 def test_complete_keeps_only_prompts_every_method_answered() -> None:
     from evals.report import complete
 

@@ -54,8 +54,8 @@ def batcher(lm: LocalModel) -> Batcher:
 
 
 def atol(lm: LocalModel, name: str) -> float:
-    omega = lm.method(name).spa_omega
-    return ATOL * (1 + 2 * omega) if omega is not None else ATOL
+    contrast = lm.method(name).contrast
+    return ATOL * (1 + 2 * contrast.omega) if contrast is not None else ATOL
 
 
 def ids(lm: LocalModel, text: str) -> list[int]:
@@ -71,7 +71,7 @@ def test_batched_logits_equal_unbatched_at_every_teacher_forced_step(
     prompts = [lm.prompt(c, method) for c in CONVS]
     assert len({len(p) for p in prompts}) == len(prompts)  # every row padded differently
     marked = sum(bool(p.marked().any()) for p in prompts)
-    assert marked == (0 if method.render else 3)  # a text rendering carries no marks
+    assert marked == (0 if method.text else 3)  # a text rendering carries no marks
     filled = batcher.prefill_padded(prompts, method)  # one left-padded forward pass
     targets = [ids(lm, t) for t in TARGETS]
     batched = batcher.continuation_logits(filled, targets)  # one more, over all continuations
@@ -97,8 +97,9 @@ def test_a_reused_prefix_and_a_reused_prompt_cache_equal_recomputing(
         first_marked = int((prompt.levels >= 0).nonzero()[0]) if prompt.marked().any() else None
         if method.bias is not None and first_marked is not None:
             assert 0 < shared.shared <= first_marked  # nothing steered is reused
-        elif method.spa_omega is not None and first_marked is not None:
-            # spa's main pass is unsteered (all of it is shared); its masked pass is not
+        elif method.contrast is not None and first_marked is not None:
+            # a contrastive method's main pass is unsteered (all of it is shared), its masked
+            # pass is not
             assert shared.shared == len(prompt) - 1
             assert shared.masked_kv is not None
             assert 0 < shared.masked_shared <= first_marked

@@ -15,7 +15,7 @@ from model.bias import ImportanceBias
 from model.fit import FitConfig, batch_indices, example_loss, fit
 from model.fit_plots import heatmap, save_curve
 from model.local import LocalModel
-from model.methods import DEFAULT_FILES, Method
+from model.methods import Method, default_file
 
 
 @dataclass(frozen=True)
@@ -189,7 +189,7 @@ def test_training_data_comes_from_the_train_split_alone() -> None:
 
 
 def test_the_shipped_learned_file_loads_and_changes_generation(lm: LocalModel) -> None:
-    path = DEFAULT_FILES["learned"]
+    path = default_file("learned")
     bias = ImportanceBias.load(path)
     meta = bias.meta
     assert meta["method"] == "learned" and meta["command"].startswith("salience model fit")

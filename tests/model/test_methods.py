@@ -14,7 +14,7 @@ import torch
 from markup import parse_messages
 from model.bias import ImportanceBias
 from model.local import LocalModel
-from model.methods import DEFAULT_FILES, METHODS, MethodError
+from model.methods import METHODS, MethodError, default_file
 from model.pasta import profile_heads, select_heads
 from model.profiling import profiling_items
 
@@ -75,7 +75,7 @@ def test_unknown_method_lists_the_known_ones(lm: LocalModel) -> None:
 
 
 def test_the_shipped_pasta_file_records_how_it_was_made(lm: LocalModel) -> None:
-    bias = ImportanceBias.load(DEFAULT_FILES["pasta"])
+    bias = ImportanceBias.load(default_file("pasta"))
     meta = bias.meta
     assert meta["method"] == "pasta" and meta["command"].startswith("salience model profile-pasta")
     assert len(meta["heads"]) == meta["k"] == 16
@@ -127,10 +127,11 @@ def test_a_strength_can_ride_in_the_method_name(lm: LocalModel) -> None:
     assert weak.name == "uniform@0.5" and weak.bias is not None
     assert float(weak.bias.beta.detach()[0].max()) == 0.5
     assert float(weak.bias.beta.detach()[1].max()) == 0.25
-    assert lm.method("spa@2").spa_omega == 2.0
+    spa = lm.method("spa@2")
+    assert spa.contrast is not None and spa.contrast.omega == 2.0 and spa.kind == "contrastive"
     with pytest.raises(MethodError, match="not a number"):
         lm.method("uniform@lots")
-    with pytest.raises(MethodError, match="only uniform"):
+    with pytest.raises(MethodError, match="carry a parameter in the name"):
         lm.method("xml@1")
 
 
@@ -143,7 +144,8 @@ def test_a_rendering_at_raw_keeps_typed_markers_and_its_safe_form_does_not(lm: L
         trusted_roles={"system"},
     )
     raw = lm.method("xml@raw")
-    assert (raw.name, raw.render, raw.safe) == ("xml@raw", "xml", False)
+    assert raw.text is not None
+    assert (raw.name, raw.text.name, raw.kind, raw.safe) == ("xml@raw", "xml", "text", False)
     assert lm.method("xml").safe
     safe_text, raw_text = (lm.prompt(conv, lm.method(m)).text for m in ("xml", "xml@raw"))
     assert "<rule>Answer in all capital letters.</rule>" in safe_text  # the system's own rule
@@ -159,7 +161,7 @@ def test_a_bias_file_rides_in_the_name(lm: LocalModel, tmp_path: Path) -> None:
     from model.methods import check_name
 
     copy = tmp_path / "candidate.json"
-    copy.write_bytes(DEFAULT_FILES["learned"].read_bytes())
+    copy.write_bytes(default_file("learned").read_bytes())
     check_name(f"learned@{copy}")
     method = lm.method(f"learned@{copy}")
     assert method.name == f"learned@{copy}" and method.options["bias_path"] == str(copy)

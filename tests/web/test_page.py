@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
 
-from model.methods import DEFAULT_UNIFORM_BETA
+from model.methods import DEFAULT_UNIFORM_BETA, REGISTRY
 from tests.service.server import Server, running_server
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -211,6 +211,14 @@ def test_keyboard_alone_reaches_every_control(page: Page) -> None:
     page.focus("#tab-annotate")
     page.keyboard.press("ArrowRight")
     expect(page.locator("#view-eval")).to_be_visible()
+
+
+def test_the_method_list_is_the_registry(page: Page) -> None:
+    offered = [e.name for e in REGISTRY.values() if e.kind != "none"]  # none is always shown
+    options = page.locator("#method option")
+    expect(options).to_have_text(offered)
+    expect(page.locator("#method")).to_have_value("learned")
+    assert options.nth(offered.index("spa")).get_attribute("title") == REGISTRY["spa"].help
 
 
 def test_the_bias_per_token_on_the_local_model(page: Page) -> None:

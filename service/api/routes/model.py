@@ -25,6 +25,7 @@ from ..schemas import PROBLEM_RESPONSES
 
 router = APIRouter(route_class=GuardedRoute, tags=["model"])
 MAX_MESSAGES = 64
+DEFAULT_METHOD = "learned"
 
 
 class BiasRequest(BaseModel):
@@ -53,10 +54,37 @@ class BiasToken(BaseModel):
 
 class BiasResponse(BaseModel):
     method: str
-    kind: str  # "bias", "text" or "none"
+    kind: str  # the registry's: "none", "text", "bias" or "contrastive"
     tokens: list[BiasToken]
     layers: int
     heads: int
+
+
+class MethodInfo(BaseModel):
+    name: str
+    kind: str  # "none", "text", "bias" or "contrastive"
+    help: str
+    parameter: str | None  # how the name carries one: "uniform@β", "xml@raw"…
+
+
+class MethodsResponse(BaseModel):
+    methods: list[MethodInfo]
+    default: str  # the method the page offers first
+
+
+@router.get(
+    "/model/methods",
+    response_model=MethodsResponse,
+    summary="The steering methods: the registry every other list is read from",
+)
+async def methods() -> Any:
+    from model.methods import REGISTRY
+
+    found = [
+        {"name": e.name, "kind": e.kind, "help": e.help, "parameter": e.at_form}
+        for e in REGISTRY.values()
+    ]
+    return {"methods": found, "default": DEFAULT_METHOD}
 
 
 @router.post(
@@ -115,10 +143,9 @@ async def bias(body: BiasRequest, request: Request) -> Any:
                     "steered": bool(beta is not None and (gate is None or bool(gate[i]))),
                 }
             )
-        kind = "bias" if beta is not None else ("text" if method.render else "none")
         return {
             "method": method.name,
-            "kind": kind,
+            "kind": method.kind,
             "tokens": tokens,
             "layers": lm.n_layers,
             "heads": lm.n_heads,
