@@ -13,6 +13,7 @@ from typing import Any
 from markup import Conversation
 
 from . import split
+from .errors import GridError
 
 
 @dataclass
@@ -34,11 +35,11 @@ class Grid:
 
     def __post_init__(self) -> None:
         if self.design not in DESIGNS:
-            raise ValueError(f"design must be one of {', '.join(DESIGNS)}, not {self.design!r}")
+            raise GridError(f"design must be one of {', '.join(DESIGNS)}, not {self.design!r}")
         if not 0 <= self.samples <= 64:
-            raise ValueError(f"samples must lie in 0…64, not {self.samples}")
+            raise GridError(f"samples must lie in 0…64, not {self.samples}")
         if self.samples and not 0 <= self.temperature <= 5:
-            raise ValueError(f"temperature must lie in 0…5, not {self.temperature}")
+            raise GridError(f"temperature must lie in 0…5, not {self.temperature}")
         if self.families is not None:
             self.families = list(self.families)
 

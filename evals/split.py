@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from .errors import GridError
 from .families import FAMILIES, Family, Params
 from .tasks import TASKS, Task
 
@@ -71,9 +72,10 @@ def items(split: Split, n: int, seed: int = 0, only: Sequence[str] | None = None
         wanted = set(only)
         unknown = sorted(wanted - {f.id for f in FAMILIES})
         if unknown:
-            raise ValueError(
+            raise GridError(
                 f"unknown famil{'y' if len(unknown) == 1 else 'ies'} {', '.join(unknown)}; "
-                f"known: {', '.join(f.id for f in FAMILIES)}"
+                f"known: {', '.join(f.id for f in FAMILIES)}",
+                code="bad-family",
             )
         # train tasks and phrasings may be paired with any family (the floors that pick the
         # headline families are measured there, before any test number is seen); a test item
@@ -81,7 +83,7 @@ def items(split: Split, n: int, seed: int = 0, only: Sequence[str] | None = None
         pool = FAMILIES if split == "train" else pool_families
         pool_families = [f for f in pool if f.id in wanted]
         if not pool_families:
-            raise ValueError(
+            raise GridError(
                 f"none of {', '.join(sorted(wanted))} is in the {split} split; its families: "
                 f"{', '.join(f.id for f in families(split))}"
             )

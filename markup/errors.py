@@ -29,6 +29,8 @@ same way. The service maps this tree to JSON problem details in one place
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "BadAttributeError",
     "DocumentError",
@@ -55,15 +57,28 @@ def line_col(text: str, offset: int) -> tuple[int, int]:
 
 
 class SalienceError(Exception):
-    """Base of every error salience raises about its input."""
+    """Base of every error salience raises about its input. ``code``, ``status`` and ``title``
+    are what a service answers with (``service.core.problems``, ``service.proxy.errors``);
+    ``fields()`` locates the fault (offset, line, column, message_index) and adds what helps
+    (a limit, the encodings available), the same names on every class."""
 
     code = "salience-error"
+    status = 422
+    title = "Invalid input"
+
+    def detail(self) -> str:
+        """The message alone (``str()`` may prefix where the fault is; ``fields`` says it)."""
+        return str(self)
+
+    def fields(self) -> dict[str, Any]:
+        return {}
 
 
 class MarkupError(SalienceError):
     """The markup of a prompt is wrong; raised in strict mode only."""
 
     code = "markup-error"
+    title = "Markup error"
 
     def __init__(
         self,
@@ -80,6 +95,13 @@ class MarkupError(SalienceError):
         self.line = line
         self.column = column
         self.message_index = message_index
+
+    def detail(self) -> str:
+        return self.message
+
+    def fields(self) -> dict[str, Any]:
+        where = {"offset": self.offset, "line": self.line, "column": self.column}
+        return {**where, "message_index": self.message_index}
 
     @classmethod
     def at(cls, message: str, text: str, offset: int) -> MarkupError:
@@ -126,16 +148,26 @@ class TooManyElementsError(MarkupError):
         super().__init__(message, offset=offset, line=line, column=column)
         self.limit = limit
 
+    def fields(self) -> dict[str, Any]:
+        return {**super().fields(), "limit": self.limit}
+
 
 class MessageError(SalienceError):
     """A chat message is not a message: no role, or content that is not text."""
 
     code = "bad-message"
+    title = "Invalid message"
 
     def __init__(self, message: str, *, message_index: int) -> None:
         super().__init__(message)
         self.message = message
         self.message_index = message_index
+
+    def detail(self) -> str:
+        return self.message
+
+    def fields(self) -> dict[str, Any]:
+        return {"message_index": self.message_index}
 
     def __str__(self) -> str:
         return f"message {self.message_index}: {self.message}"
@@ -155,8 +187,12 @@ class EncodingUnavailableError(EncodingError):
     """The encoding is unknown, or its data file is not on this machine (nothing is downloaded)."""
 
     code = "encoding-unavailable"
+    title = "Encoding not available"
 
     def __init__(self, message: str, *, name: str, available: list[str]) -> None:
         super().__init__(message)
         self.name = name
         self.available = available
+
+    def fields(self) -> dict[str, Any]:
+        return {"available": self.available}

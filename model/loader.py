@@ -39,10 +39,14 @@ DEFAULT_DTYPE = {"cpu": "float32", "cuda": "bfloat16", "mps": "float32"}
 
 class ModelNotFoundError(SalienceError):
     code = "model-not-found"
+    status = 503
+    title = "Model unavailable"
 
 
 class DeviceUnavailableError(SalienceError):
     code = "device-unavailable"
+    status = 503
+    title = "Device unavailable"
 
 
 def resolve_device(device: str | None = None) -> torch.device:

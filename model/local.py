@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from transformers import DynamicCache
 
-from markup import Conversation, Level, parse_messages, render
+from markup import LEVELS, Conversation, Level, parse_messages, render
 
 from .loader import Loaded, load
 from .methods import Method, resolve
@@ -222,10 +222,48 @@ class LocalModel:
             logits = m.contrast.combine(logits, masked)
         return logits[:-1], target_ids
 
+    def token_biases(self, conversation: Conversation, method: Method) -> list[TokenBias]:
+        """Each token of the prompt ``method`` builds, with the β its keys get (over the layers
+        and heads; before a distance scale's g) and whether its queries are steered."""
+        prompt = self.prompt(conversation, method)
+        bias = method.bias
+        gate = query_gate(prompt, method.gate) if bias is not None else None
+        beta = bias.beta.detach().float().cpu() if bias is not None else None
+        out = []
+        for i, (token, level) in enumerate(
+            zip(prompt.input_ids.tolist(), prompt.levels.tolist(), strict=True)
+        ):
+            values = beta[level] if beta is not None and level >= 0 else torch.zeros(1)
+            out.append(
+                TokenBias(
+                    int(token),
+                    str(self.tokenizer.decode([token])),
+                    LEVELS[level].value if level >= 0 else None,
+                    float(values.mean()),
+                    float(values.min()),
+                    float(values.max()),
+                    beta is not None and (gate is None or bool(gate[i])),
+                )
+            )
+        return out
+
     def _logits(self, ids: torch.Tensor, prompt: Prompt, method: Method, keep: int) -> torch.Tensor:
         with steering(self.steering_for(prompt, method)):
             logits: torch.Tensor = self.model(ids, logits_to_keep=keep).logits[0]
         return logits
+
+
+@dataclass(frozen=True)
+class TokenBias:
+    """A prompt token and the bias a method puts on it (``LocalModel.token_biases``)."""
+
+    id: int
+    text: str
+    level: str | None  # its importance level, None outside every span
+    mean: float  # β over the layers and heads
+    min: float
+    max: float
+    steered: bool  # its queries get the bias
 
 
 class TokenStream:

@@ -54,6 +54,7 @@ Kind = Literal["none", "text", "bias", "contrastive"]
 
 class MethodError(SalienceError, ValueError):
     code = "bad-method"
+    title = "Unknown method"
 
 
 @dataclass(frozen=True)

@@ -31,10 +31,15 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 class BackendError(SalienceError):
     code = "backend-error"
+    status = 502
+    title = "Model server failed"
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    def __init__(self, message: str, upstream_status: int | None = None) -> None:
         super().__init__(message)
-        self.status = status
+        self.upstream_status = upstream_status  # the remote server's HTTP status, if it answered
+
+    def fields(self) -> dict[str, Any]:
+        return {"upstream_status": self.upstream_status}
 
 
 @dataclass

@@ -25,6 +25,7 @@ LEVEL_INDEX = {level: i for i, level in enumerate(LEVELS)}  # hard=0, high=1, no
 
 class TemplateError(SalienceError):
     code = "template-error"
+    title = "Chat template error"
 
 
 @dataclass(frozen=True)

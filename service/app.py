@@ -23,9 +23,9 @@ from .api.routes import annotate, encodings, eval, health, model, openai
 from .core import problems
 from .core.config import Settings
 from .core.metrics import Metrics, MetricsMiddleware
+from .engine import LocalEngine
 from .jobs import JobManager
 from .models import SharedModel
-from .proxy.local import LocalEngine
 from .proxy.upstream import Upstream
 
 log = logging.getLogger("salience.service")

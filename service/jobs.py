@@ -24,6 +24,7 @@ from evals.grid import Grid
 from evals.runner import RunStats
 from evals.runner import run as run_grid
 from evals.store import Store
+from markup.errors import SalienceError
 
 log = logging.getLogger("salience.jobs")
 
@@ -41,6 +42,17 @@ create table if not exists jobs (
 );
 """
 FINAL = frozenset({"done", "failed", "cancelled"})
+
+
+class TooManyJobsError(SalienceError):
+    code = "too-many-jobs"
+    status = 429
+    title = "Too many jobs"
+
+
+class GridTooLargeError(SalienceError):
+    code = "grid-too-large"
+    title = "Grid too large"
 
 
 class Cancelled(Exception):
@@ -83,10 +95,10 @@ class JobManager:
                 "select count(*) from jobs where status in ('queued', 'running')"
             ).fetchone()[0]
             if queued >= self.max_queued:
-                raise OverflowError(f"{queued} jobs are waiting; the limit is {self.max_queued}")
+                raise TooManyJobsError(f"{queued} jobs are waiting; the limit is {self.max_queued}")
             answers = grid.size() * (1 + grid.samples)
             if answers > self.max_samples:
-                raise ValueError(
+                raise GridTooLargeError(
                     f"the grid asks for {answers} answers ({grid.size()} samples × "
                     f"(1 + {grid.samples} sampled)); the limit is {self.max_samples}"
                 )

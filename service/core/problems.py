@@ -17,13 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from markup import (
-    EncodingUnavailableError,
-    MarkupError,
-    MessageError,
-    SalienceError,
-    TooManyElementsError,
-)
+from markup import SalienceError
 
 log = logging.getLogger("salience.service")
 PROBLEM_TYPE = "urn:salience:problem:"
@@ -69,31 +63,12 @@ def problem_response(status: int, code: str, title: str, detail: str, **fields: 
 
 
 def problem_for(error: Exception) -> dict[str, Any]:
-    """The problem body for an error of salience's tree or of the service."""
+    """The problem body for an error of salience's tree (its status, code, title and fields) or
+    one the service shaped itself."""
     if isinstance(error, ProblemError):
         return problem_body(error.status, error.code, error.title, error.detail, **error.fields)
-    if isinstance(error, MarkupError):
-        return problem_body(
-            422,
-            error.code,
-            "Markup error",
-            error.message,
-            offset=error.offset,
-            line=error.line,
-            column=error.column,
-            message_index=error.message_index,
-            limit=error.limit if isinstance(error, TooManyElementsError) else None,
-        )
-    if isinstance(error, MessageError):
-        return problem_body(
-            422, error.code, "Invalid message", error.message, message_index=error.message_index
-        )
-    if isinstance(error, EncodingUnavailableError):
-        return problem_body(
-            422, error.code, "Encoding not available", str(error), available=error.available
-        )
     if isinstance(error, SalienceError):
-        return problem_body(422, error.code, "Invalid input", str(error))
+        return problem_body(error.status, error.code, error.title, error.detail(), **error.fields())
     raise TypeError(f"no problem mapping for {type(error).__name__}")
 
 

@@ -11,8 +11,6 @@ from fastapi import Response
 
 from markup.errors import SalienceError
 
-WHERE = ("offset", "line", "column", "message_index")
-
 
 def openai_error(
     status: int, message: str, code: str, type: str = "invalid_request_error", **extra: Any
@@ -28,19 +26,14 @@ def sse_error(status: int, message: str, code: str) -> bytes:
 
 
 def refusal_body(error: BaseException) -> dict[str, Any]:
-    """The 422 body for a strict request salience cannot annotate: the error's code and where."""
-    body: dict[str, Any] = {
-        "message": str(error)
-        if isinstance(error, SalienceError)
-        else f"annotation failed: {error}",
-        "type": "invalid_request_error",
-        "param": None,
-        "code": getattr(error, "code", None) or "annotation-failed",
-    }
-    for key in WHERE:
-        value = getattr(error, key, None)
-        if value is not None:
-            body[key] = value
+    """The 422 body for a strict request salience cannot annotate: the error's code and where
+    (``SalienceError.fields``)."""
+    body: dict[str, Any] = {"type": "invalid_request_error", "param": None}
+    if isinstance(error, SalienceError):
+        body.update(message=str(error), code=error.code)
+        body.update({k: v for k, v in error.fields().items() if v is not None})
+    else:
+        body.update(message=f"annotation failed: {error}", code="annotation-failed")
     return {"error": body}
 
 

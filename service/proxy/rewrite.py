@@ -51,6 +51,9 @@ class RewriteError(SalienceError):
         self.message_index = message_index
         self.offset = offset
 
+    def fields(self) -> dict[str, Any]:
+        return {"message_index": self.message_index, "offset": self.offset}
+
 
 @dataclass(frozen=True)
 class Options:

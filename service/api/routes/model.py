@@ -15,12 +15,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from markup import LEVELS, Format, parse_messages
-from markup.errors import SalienceError
+from markup import Format, parse_messages
 
 from ...core.guard import GuardedRoute
-from ...core.problems import ProblemError
-from ...proxy.local import LocalEngine
+from ...engine import LocalEngine
 from ..schemas import PROBLEM_RESPONSES
 
 router = APIRouter(route_class=GuardedRoute, tags=["model"])
@@ -100,49 +98,26 @@ async def bias(body: BiasRequest, request: Request) -> Any:
     settings = request.app.state.settings
     engine: LocalEngine = request.app.state.local
     roles = body.trusted_roles if body.trusted_roles is not None else settings.trusted_roles
-    try:
-        conversation = parse_messages(
-            body.messages, roles, body.format, max_elements=settings.max_markup_elements
-        )
-    except SalienceError as error:
-        raise ProblemError(422, error.code, "Invalid messages", str(error)) from error
-    try:
-        lm = await engine.model()
-    except Exception as error:
-        raise ProblemError(
-            503, "model-unavailable", "Model unavailable", f"the local model: {error}"
-        ) from error
-    try:
-        method = lm.method(body.method)
-    except SalienceError as error:
-        raise ProblemError(422, error.code, "Unknown method", str(error)) from error
+    # salience's errors (markup, message, method, model unavailable) are problems as they are
+    conversation = parse_messages(
+        body.messages, roles, body.format, max_elements=settings.max_markup_elements
+    )
+    lm = await engine.model()
+    method = lm.method(body.method)
 
     def compute() -> dict[str, Any]:
-        from model.local import query_gate
-
-        prompt = lm.prompt(conversation, method)
-        levels = prompt.levels.tolist()
-        ids = prompt.input_ids.tolist()
-        gate = query_gate(prompt, method.gate) if method.bias is not None else None
-        beta = method.bias.beta.detach() if method.bias is not None else None
-        tokens = []
-        for i, (token, level) in enumerate(zip(ids, levels, strict=True)):
-            if beta is not None and level >= 0:
-                values = beta[level]
-                stats = (float(values.mean()), float(values.min()), float(values.max()))
-            else:
-                stats = (0.0, 0.0, 0.0)
-            tokens.append(
-                {
-                    "id": int(token),
-                    "text": str(lm.tokenizer.decode([token])),
-                    "level": LEVELS[level].value if level >= 0 else None,
-                    "bias_mean": round(stats[0], 4),
-                    "bias_min": round(stats[1], 4),
-                    "bias_max": round(stats[2], 4),
-                    "steered": bool(beta is not None and (gate is None or bool(gate[i]))),
-                }
-            )
+        tokens = [
+            {
+                "id": t.id,
+                "text": t.text,
+                "level": t.level,
+                "bias_mean": round(t.mean, 4),
+                "bias_min": round(t.min, 4),
+                "bias_max": round(t.max, 4),
+                "steered": t.steered,
+            }
+            for t in lm.token_biases(conversation, method)
+        ]
         return {
             "method": method.name,
             "kind": method.kind,

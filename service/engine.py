@@ -1,0 +1,130 @@
+"""The local engine: generation on the model salience runs itself, shared by the proxy's local
+chat, ``/model/bias`` and the page.
+
+The model is the process's shared one (``service.models``: SALIENCE_MODEL_PATH, or the
+embedded default), loaded in a worker thread, so the event loop never blocks on torch. One
+generation runs at a time (two cores share it badly); a bounded number may wait, and one more
+is refused (``Busy``). A generation stops at the next token when ``stop`` is set (a client that
+went away). The engine takes typed values (``Sampling``): requests are parsed at the edge.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from markup import Conversation
+from markup.errors import SalienceError
+
+from .models import SharedModel
+
+if TYPE_CHECKING:
+    from model.local import Generation, LocalModel, TokenStream
+
+
+class Busy(Exception):
+    """Too many local generations waiting."""
+
+
+class ModelUnavailableError(SalienceError):
+    """The local model could not be loaded (its file, its device, memory)."""
+
+    code = "model-unavailable"
+    status = 503
+    title = "Model unavailable"
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How to generate: at most ``max_tokens`` new tokens (the engine caps it), greedy at
+    temperature 0, else seeded."""
+
+    max_tokens: int | None = None
+    temperature: float = 0.0
+    seed: int = 0
+
+
+class LocalEngine:
+    def __init__(self, shared: SharedModel, max_waiting: int, max_tokens: int) -> None:
+        self.shared = shared  # the process's one model, shared with the eval worker
+        self.max_waiting = max_waiting
+        self.max_tokens = max_tokens
+        self._run_lock = threading.Lock()
+        self._waiting = 0
+
+    @property
+    def loaded(self) -> bool:
+        return self.shared.loaded is not None
+
+    async def model(self) -> LocalModel:
+        """The model (loaded on first use); ``ModelUnavailableError`` if it cannot be."""
+        try:
+            return await self.shared.aget()
+        except SalienceError:
+            raise
+        except Exception as error:
+            raise ModelUnavailableError(f"the local model is not available: {error}") from error
+
+    def admit(self) -> None:
+        """Count one more waiting generation, or refuse it."""
+        if self._waiting >= self.max_waiting:
+            raise Busy(f"{self._waiting} local generations are already waiting")
+        self._waiting += 1
+
+    def release(self) -> None:
+        self._waiting -= 1
+
+    def generate(
+        self,
+        lm: LocalModel,
+        conversation: Conversation,
+        method: str,
+        sampling: Sampling,
+        stop: threading.Event,
+    ) -> Generation:
+        """A whole answer (runs in a worker thread)."""
+        with self._run_lock:
+            stream = self._stream(lm, conversation, method, sampling, stop)
+            for _ in stream:
+                pass
+        assert stream.result is not None
+        return stream.result
+
+    def deltas(
+        self,
+        lm: LocalModel,
+        conversation: Conversation,
+        method: str,
+        sampling: Sampling,
+        stop: threading.Event,
+    ) -> Iterator[str | Generation]:
+        """The answer's text piece by piece (whole characters), then its ``Generation``
+        (iterated in a worker thread, one token at a time)."""
+        with self._run_lock:
+            stream = self._stream(lm, conversation, method, sampling, stop)
+            yield from stream.text_deltas()
+            result = stream.result
+        assert result is not None
+        yield result
+
+    def _stream(
+        self,
+        lm: LocalModel,
+        conversation: Conversation,
+        method: str,
+        sampling: Sampling,
+        stop: threading.Event,
+    ) -> TokenStream:
+        asked = sampling.max_tokens
+        return lm.stream(
+            conversation,
+            method,
+            max_new_tokens=self.max_tokens
+            if asked is None
+            else min(max(1, asked), self.max_tokens),
+            seed=sampling.seed,
+            temperature=sampling.temperature,
+            stop=stop,
+        )
