@@ -299,25 +299,17 @@ def prompt_scores(detector: RuleDetector, path: Path = SYSTEM_PROMPTS) -> dict[s
     found = labelled = right = detected = 0
     misses: list[str] = []
     false: list[str] = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    lines = path.read_text(encoding="utf-8").splitlines()
+    for line in lines:
         row = json.loads(line)
         prompt = row["prompt"]
         spans = detector.detect(prompt)
         rules = [(prompt.index(r), prompt.index(r) + len(r)) for r in row["rules"]]
-        for a, b in rules:
-            labelled += 1
-            if any(s < b and a < e for s, e in spans):
-                found += 1
-            else:
-                misses.append(prompt[a:b])
-        for s, e in spans:
-            detected += 1
-            if any(s < b and a < e for a, b in rules):
-                right += 1
-            else:
-                false.append(prompt[s:e])
+        labelled, detected = labelled + len(rules), detected + len(spans)
+        found += _overlapping(prompt, rules, spans, misses)
+        right += _overlapping(prompt, spans, rules, false)
     return {
-        "prompts": len(path.read_text(encoding="utf-8").splitlines()),
+        "prompts": len(lines),
         "precision": right / max(detected, 1),
         "recall": found / max(labelled, 1),
         "labelled": labelled,
@@ -325,6 +317,20 @@ def prompt_scores(detector: RuleDetector, path: Path = SYSTEM_PROMPTS) -> dict[s
         "missed": misses,
         "false": false,
     }
+
+
+def _overlapping(
+    text: str, spans: list[tuple[int, int]], others: list[tuple[int, int]], alone: list[str]
+) -> int:
+    """How many of ``spans`` overlap one of ``others``; the text of each that does not goes to
+    ``alone``."""
+    hits = 0
+    for a, b in spans:
+        if any(s < b and a < e for s, e in others):
+            hits += 1
+        else:
+            alone.append(text[a:b])
+    return hits
 
 
 def main(argv: Sequence[str] | None = None) -> int:

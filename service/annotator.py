@@ -86,12 +86,7 @@ class Annotator:
             "token_count": len(tokens),
             "document": _document_body(document, tokens, request),
         }
-        if request.method is not None:
-            body["render"] = render(document, request.method)
-            notes = render_notes(document, request.method)
-            if notes:
-                body["render_notes"] = notes
-        return body
+        return _rendered(body, document, request.method)
 
     def _messages(
         self, request: AnnotateRequest, messages: list[ChatMessage], encoding: ImportanceEncoding
@@ -133,12 +128,7 @@ class Annotator:
             "token_count": total,
             "messages": out,
         }
-        if request.method is not None:
-            body["render"] = render(conversation, request.method)
-            notes = render_notes(conversation, request.method)
-            if notes:
-                body["render_notes"] = notes
-        return body
+        return _rendered(body, conversation, request.method)
 
     def _check_limit(self, count: int) -> None:
         limit = self.settings.max_prompt_tokens
@@ -157,6 +147,18 @@ class Annotator:
             counts[span.level.value] = counts.get(span.level.value, 0) + 1
         for level, n in counts.items():
             self.metrics.spans.labels(level).inc(n)
+
+
+def _rendered(
+    body: dict[str, Any], target: Document | Conversation, method: str | None
+) -> dict[str, Any]:
+    """``body`` with ``target`` rendered by the text method ``method`` (and what it leaves out)."""
+    if method is not None:
+        body["render"] = render(target, method)
+        notes = render_notes(target, method)
+        if notes:
+            body["render_notes"] = notes
+    return body
 
 
 def _fewest_tokens(document: Document) -> int:

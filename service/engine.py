@@ -21,7 +21,7 @@ from markup.errors import SalienceError
 from .models import SharedModel
 
 if TYPE_CHECKING:
-    from model.local import Generation, LocalModel, TokenStream
+    from model.local import Generation, LocalModel
 
 
 class Busy(Exception):
@@ -76,22 +76,6 @@ class LocalEngine:
     def release(self) -> None:
         self._waiting -= 1
 
-    def generate(
-        self,
-        lm: LocalModel,
-        conversation: Conversation,
-        method: str,
-        sampling: Sampling,
-        stop: threading.Event,
-    ) -> Generation:
-        """A whole answer (runs in a worker thread)."""
-        with self._run_lock:
-            stream = self._stream(lm, conversation, method, sampling, stop)
-            for _ in stream:
-                pass
-        assert stream.result is not None
-        return stream.result
-
     def deltas(
         self,
         lm: LocalModel,
@@ -101,30 +85,26 @@ class LocalEngine:
         stop: threading.Event,
     ) -> Iterator[str | Generation]:
         """The answer's text piece by piece (whole characters), then its ``Generation``
-        (iterated in a worker thread, one token at a time)."""
+        (iterated in a worker thread, one token at a time; ``whole`` takes the answer)."""
+        asked = sampling.max_tokens
+        cap = self.max_tokens if asked is None else min(max(1, asked), self.max_tokens)
         with self._run_lock:
-            stream = self._stream(lm, conversation, method, sampling, stop)
+            stream = lm.stream(
+                conversation,
+                method,
+                max_new_tokens=cap,
+                seed=sampling.seed,
+                temperature=sampling.temperature,
+                stop=stop,
+            )
             yield from stream.text_deltas()
             result = stream.result
         assert result is not None
         yield result
 
-    def _stream(
-        self,
-        lm: LocalModel,
-        conversation: Conversation,
-        method: str,
-        sampling: Sampling,
-        stop: threading.Event,
-    ) -> TokenStream:
-        asked = sampling.max_tokens
-        return lm.stream(
-            conversation,
-            method,
-            max_new_tokens=self.max_tokens
-            if asked is None
-            else min(max(1, asked), self.max_tokens),
-            seed=sampling.seed,
-            temperature=sampling.temperature,
-            stop=stop,
-        )
+
+def whole(deltas: Iterator[str | Generation]) -> Generation:
+    """The ``Generation`` at the end of ``LocalEngine.deltas`` (the pieces are dropped)."""
+    *_, last = deltas
+    assert not isinstance(last, str), "the engine's deltas end with the generation"
+    return last

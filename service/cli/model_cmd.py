@@ -268,8 +268,6 @@ def _names(spec: str) -> list[str]:
 
 
 def run_fit(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     import torch
 
     from evals import training
@@ -289,54 +287,28 @@ def run_fit(args: argparse.Namespace) -> int:
         return lm.generate(conversation, "none", max_new_tokens=args.target_tokens).text
 
     def built(done: int, total: int) -> None:
-        print(f"\rtargets {done}/{total}", end="", file=sys.stderr, flush=True)
+        end = "\n" if done == total else ""
+        print(f"\rtargets {done}/{total}", end=end, file=sys.stderr, flush=True)
 
-    def make(items: int, seed: int, path: Path) -> training.Dataset:
-        if path.is_file():
-            data = training.Dataset.load(path, count)
-            print(f"{path}: {len(data.examples)} examples (cached)", file=sys.stderr)
-            return data
-        data = training.build(
-            answer,
-            count,
-            items=items,
-            variants=args.variants,
-            seed=seed,
-            kinds=_names(args.kinds),
-            lengths=_ints(args.lengths),
-            positions=_names(args.positions),
-            progress=built,
-        )
-        print(file=sys.stderr)
-        data.save(path)
-        return data
+    def log(line: str) -> None:
+        print(line, file=sys.stderr)
 
-    data_path = Path(args.data)
-    dataset = make(args.items, args.seed, data_path)
-    # validation: other train-split items (a different seed), never fitted on
-    val_path = data_path.with_name(data_path.stem + "-validation" + data_path.suffix)
-    validation = make(args.validation, args.seed + 1000, val_path) if args.validation else None
-
-    def short(e: training.Example) -> bool:
-        return args.max_length is None or e.length <= args.max_length
-
-    train_examples = [e for e in dataset.examples if short(e)]
-    val_examples = [] if validation is None else [e for e in validation.examples if short(e)]
-    val_examples = val_examples[: args.validation]
-    fitted = {e.item for e in train_examples}
-    val_examples = [e for e in val_examples if e.item not in fitted]
-    sources = {s: sum(e.source == s for e in dataset.examples) for s in ("own", "transformed")}
-    print(
-        f"{len(dataset.examples)} examples from {args.items - len(dataset.skipped)} items "
-        f"({sources}; {len(dataset.skipped)} items without a target), "
-        f"{len(val_examples)} validation, data version {dataset.version}"
-        + (
-            f"; fitting on {len(train_examples)} with ≤ {args.max_length} distractor tokens"
-            if args.max_length is not None
-            else ""
-        ),
-        file=sys.stderr,
+    data = training.fit_data(
+        args.data,
+        answer,
+        count,
+        items=args.items,
+        validation=args.validation,
+        seed=args.seed,
+        max_length=args.max_length,
+        log=log,
+        variants=args.variants,
+        kinds=_names(args.kinds),
+        lengths=_ints(args.lengths),
+        positions=_names(args.positions),
+        progress=built,
     )
+    log(data.summary(args.max_length))
     config = FitConfig(
         steps=args.steps,
         batch=args.batch,
@@ -371,18 +343,18 @@ def run_fit(args: argparse.Namespace) -> int:
     command = "salience model fit " + " ".join(shlex.quote(a) for a in sys.argv[3:] if a)
     bias, curve = fit(
         lm,
-        train_examples,
+        data.train,
         config,
-        validation=val_examples,
+        validation=data.validation,
         checkpoint=args.checkpoint,
         meta={
             "command": command.strip(),
-            "data_version": dataset.version,
-            "data": dataset.settings,
-            "examples": len(train_examples),
+            "data_version": data.dataset.version,
+            "data": data.dataset.settings,
+            "examples": len(data.train),
             "max_length": args.max_length,
-            "validation_examples": len(val_examples),
-            "target_sources": sources,
+            "validation_examples": len(data.validation),
+            "target_sources": data.sources,
             "model": lm.loaded.source.rsplit("/", 1)[-1],
         },
         progress=progress,

@@ -21,7 +21,7 @@ from markup import parse_messages
 from markup.errors import MarkupError, SalienceError
 
 from ..core.config import Settings
-from ..engine import Busy, LocalEngine, Sampling
+from ..engine import Busy, LocalEngine, Sampling, whole
 from .errors import openai_error, refusal
 from .rewrite import Options, RewriteError, fail_open_header, options_of
 from .streaming import SSE, ClientGone, LiveStreamingResponse, timing, until_disconnect
@@ -96,9 +96,8 @@ async def local_chat(request: Request, body: Any, method: str, settings: Setting
             media_type=SSE,
         )
     try:
-        out = await until_disconnect(
-            request, asyncio.to_thread(engine.generate, lm, conversation, method, sampling, stop)
-        )
+        deltas = engine.deltas(lm, conversation, method, sampling, stop)
+        out = await until_disconnect(request, asyncio.to_thread(whole, deltas))
     except ClientGone:
         stop.set()
         return Response(status_code=499)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -164,13 +165,14 @@ def test_a_bias_leaves_prompts_without_marks_unchanged(lm: LocalModel) -> None:
     torch.testing.assert_close(steered, stock, atol=1e-4, rtol=0)
 
 
-def test_training_data_comes_from_the_train_split_alone() -> None:
-    def answer(conversation: Conversation) -> str:
-        # a deterministic stand-in for the model's answer: the task's expected keyword
-        text = conversation.messages[-1].document.text
-        task = next(t for t in split.tasks("train") if t.prompt in text)
-        return f"It is {task.expect[0] if task.expect else 'done'}." if task.expect else "Done."
+def answer(conversation: Conversation) -> str:
+    """A deterministic stand-in for the model's answer: the task's expected keyword."""
+    text = conversation.messages[-1].document.text
+    task = next(t for t in split.tasks("train") if t.prompt in text)
+    return f"It is {task.expect[0] if task.expect else 'done'}." if task.expect else "Done."
 
+
+def test_training_data_comes_from_the_train_split_alone() -> None:
     data = training.build(answer, lambda s: len(s.split()), items=24, variants=3, seed=1)
     assert data.examples, data.skipped
     train_families = {f.id for f in split.families("train")}
@@ -186,6 +188,34 @@ def test_training_data_comes_from_the_train_split_alone() -> None:
     # the dataset version changes with what the fit sees
     other = training.build(answer, lambda s: len(s.split()), items=24, variants=3, seed=2)
     assert other.version != data.version
+
+
+def test_fit_data_is_built_once_and_validates_on_items_it_never_fits(tmp_path: Path) -> None:
+    calls: list[int] = []
+
+    def counted(conversation: Conversation) -> str:
+        calls.append(1)
+        return answer(conversation)
+
+    def count(text: str) -> int:
+        return len(text.split())
+
+    path = tmp_path / "fit-data.json"
+    options: dict[str, Any] = {"items": 16, "validation": 12, "seed": 3, "variants": 3}
+    options.update(lengths=(0, 64, 256), max_length=64, log=lambda _: None)
+    data = training.fit_data(path, counted, count, **options)
+    assert path.is_file() and (tmp_path / "fit-data-validation.json").is_file()
+    assert data.train and data.validation
+    assert all(e.length <= 64 for e in data.train + data.validation)
+    assert len(data.train) < len(data.dataset.examples)  # the 256-token examples are left out
+    assert not {e.item for e in data.validation} & {e.item for e in data.train}
+    assert data.dataset.settings["seed"] == 3  # the validation items come from another seed
+    assert "data version" in data.summary(64) and "≤ 64 distractor tokens" in data.summary(64)
+    built = len(calls)
+    again = training.fit_data(path, counted, count, **options)
+    assert len(calls) == built  # loaded, not regenerated
+    assert again.dataset.version == data.dataset.version
+    assert [e.item for e in again.validation] == [e.item for e in data.validation]
 
 
 def test_the_shipped_learned_file_loads_and_changes_generation(lm: LocalModel) -> None:
