@@ -14,17 +14,23 @@ are named with it; they live next to what raises them, so that markup stays torc
      ├── EncodingError               a tokenizer encoding problem
      │    └── EncodingUnavailableError an encoding whose data is not on this machine
      ├── model.methods.MethodError     an unknown method or parameter, a missing bias file
-     ├── model.loader.ModelNotFoundError       no model at the path (or the hub is unreachable)
-     ├── model.loader.DeviceUnavailableError   the device asked for is not on this machine
+     ├── model.loader.ModelNotFoundError       no model at the path (or the hub is unreachable)  503
+     ├── model.loader.DeviceUnavailableError   the device asked for is not on this machine       503
      ├── model.prompt.TemplateError    the model's chat template cannot render the conversation
-     ├── model.openai_backend.BackendError     a remote model server failed (status, message)
+     ├── model.openai_backend.BackendError     a remote model server failed (upstream_status)   502
+     ├── evals.errors.GridError        an eval grid that cannot run (bad-grid, bad-family)
+     ├── service.engine.ModelUnavailableError  the local model could not be loaded             503
+     ├── service.jobs.TooManyJobsError         the eval job queue is full                       429
+     ├── service.jobs.GridTooLargeError        a job asks for more answers than the limit
      └── service.proxy.rewrite.RewriteError    a chat request the proxy cannot annotate
 
-Every ``MarkupError`` carries the character ``offset`` of the fault in the text as the caller
-sent it (before NFC normalisation), with its 1-based ``line`` and ``column``, and, for chat
-messages, the ``message_index``; ``RewriteError`` carries ``message_index`` (and ``offset``) the
-same way. The service maps this tree to JSON problem details in one place
-(``service.core.problems``) and to OpenAI-style errors in one place (``service.proxy.errors``).
+Each class says how a service answers it: ``code``, ``status`` (422 unless the tree gives another)
+and ``title``; ``fields()`` gives where the fault is, by the same names everywhere. Every
+``MarkupError`` carries the character ``offset`` of the fault in the text as the caller sent it
+(before NFC normalisation), with its 1-based ``line`` and ``column``, and, for chat messages, the
+``message_index``; ``RewriteError`` carries ``message_index`` (and ``offset``) the same way. The
+service maps this tree to JSON problem details in one place (``service.core.problems``) and to
+OpenAI-style errors in one place (``service.proxy.errors``).
 """
 
 from __future__ import annotations

@@ -20,6 +20,14 @@ def openai_error(
     return Response(orjson.dumps({"error": error}), status, media_type="application/json")
 
 
+def invalid(error: SalienceError) -> Response:
+    """A salience error as an OpenAI-style error: 400, OpenAI's status for a request it cannot
+    serve, where the error is the caller's (salience's 422); the error's own status otherwise
+    (503: the model is unavailable), with its code and where it applies."""
+    status = 400 if error.status == 422 else error.status
+    return openai_error(status, str(error), error.code, **error.fields())
+
+
 def sse_error(status: int, message: str, code: str) -> bytes:
     error = {"message": message, "type": "upstream_error", "code": code, "status": status}
     return b"data: " + orjson.dumps({"error": error}) + b"\n\n"

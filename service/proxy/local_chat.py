@@ -22,7 +22,7 @@ from markup.errors import MarkupError, SalienceError
 
 from ..core.config import Settings
 from ..engine import Busy, LocalEngine, Sampling, whole
-from .errors import openai_error, refusal
+from .errors import invalid, openai_error, refusal
 from .rewrite import Options, RewriteError, fail_open_header, options_of
 from .streaming import SSE, ClientGone, LiveStreamingResponse, timing, until_disconnect
 
@@ -41,7 +41,7 @@ async def local_chat(request: Request, body: Any, method: str, settings: Setting
             settings.proxy_detect_rules,
         ).merged(options_of(body), request.headers)
     except RewriteError as error:
-        return openai_error(400, str(error), error.code)
+        return invalid(error)
     method = options.method
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
@@ -59,10 +59,10 @@ async def local_chat(request: Request, body: Any, method: str, settings: Setting
         try:
             conversation = parse_messages(messages, (), format="plain")
         except SalienceError as shape:
-            return openai_error(400, str(shape), shape.code)
+            return invalid(shape)
         salience, method = f"local; method=none; {fail_open_header(error)}", "none"
     except SalienceError as error:
-        return openai_error(400, str(error), error.code)
+        return invalid(error)
     annotate_s = time.perf_counter() - start
     try:
         engine.admit()
@@ -79,10 +79,9 @@ async def local_chat(request: Request, body: Any, method: str, settings: Setting
     try:
         lm = await engine.model()
         lm.method(method)  # an unknown method or a missing bias file is the caller's to fix
-    except SalienceError as error:
+    except SalienceError as error:  # an unknown method, a missing bias file, no model
         release()
-        status = 503 if error.status == 503 else 400  # OpenAI's status for a bad request
-        return openai_error(status, error.detail(), error.code)
+        return invalid(error)
     stop = threading.Event()
     headers = {"x-salience": salience, "server-timing": timing(annotate=annotate_s)}
     sampling = sampling_of(body)
