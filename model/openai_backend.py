@@ -93,8 +93,9 @@ class OpenAIBackend:
         """The messages sent for ``method``: the clean text, or a text rendering."""
         if entry(method).kind not in ("none", "text"):
             raise MethodError(
-                f"method {method!r} needs a model salience runs itself; a remote model takes "
-                f"only: {', '.join(of_kind('none', 'text'))} (and the text methods' @raw forms)"
+                f"method {method!r} needs the attention bias (or masked pass) of a model salience "
+                f"runs itself; a remote model takes only: {', '.join(of_kind('none', 'text'))} "
+                "(and the text methods' @raw forms)"
             )
         resolved = resolve(method, 0, 0)  # none and the text methods need no model's shape
         if resolved.text is None:
