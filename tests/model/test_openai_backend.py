@@ -68,7 +68,8 @@ def test_4xx_is_not_retried_and_carries_the_server_message() -> None:
         pytest.raises(BackendError, match="induced 400") as caught,
     ):
         backend.generate(CONV)
-    assert caught.value.status == 400 and len(behaviour.received) == 1
+    assert caught.value.upstream_status == 400 and len(behaviour.received) == 1
+    assert caught.value.status == 502  # what salience answers: the model server failed
 
 
 def test_a_stalled_server_times_out_within_the_limit() -> None:
