@@ -214,3 +214,24 @@ def test_rows_with_and_without_g_batch_together(lm: LocalModel) -> None:
             expected.append(lm.continuation_logits(conv, text, method)[0])
     for got, want in zip(batcher.continuation_logits(rows, targets), expected, strict=True):
         assert torch.allclose(got, want, atol=ATOL), (got - want).abs().max()
+
+
+def test_the_shipped_distance_file_loads_with_its_provenance(lm: LocalModel) -> None:
+    from model.methods import default_file
+
+    method = lm.method("distance")
+    assert method.bias is not None and method.bias.distance is not None
+    assert list(method.bias.distance.knots) == [0, 16, 64, 256, 1024, 2048]
+    meta = ImportanceBias.load(default_file("distance")).meta
+    assert meta["command"].startswith("salience model fit") and "--distance" in meta["command"]
+    assert len(meta["data_version"]) == 12 and meta["fit"]["seed"] == meta["data"]["seed"] == 0
+    # it steers: the shipped g and β change the answer's logits against none
+    conv = parse_messages(
+        [
+            {"role": "system", "content": "<rule>Answer in French.</rule>"},
+            {"role": "user", "content": "Where is Rome?"},
+        ]
+    )
+    steered, _ = lm.continuation_logits(conv, "Rome", method)
+    plain, _ = lm.continuation_logits(conv, "Rome", "none")
+    assert not torch.allclose(steered, plain, atol=1e-3)
