@@ -78,7 +78,7 @@ def test_a_refitted_bias_file_gets_new_sample_keys(backend: LocalBackend, tmp_pa
     assert ids["uniform"] != ids["uniform@0.5"] and ids["uniform"].startswith("uniform#")
 
 
-@pytest.mark.parametrize("study", ["measures", "inject"])
+@pytest.mark.parametrize("study", ["measures", "inject", "distance"])
 def test_the_method_ids_of_committed_records_are_reproduced(
     backend: LocalBackend, study: str
 ) -> None:
