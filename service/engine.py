@@ -22,6 +22,7 @@ from .models import SharedModel
 
 if TYPE_CHECKING:
     from model.local import Generation, LocalModel
+    from model.methods import Method
 
 
 class Busy(Exception):
@@ -80,7 +81,7 @@ class LocalEngine:
         self,
         lm: LocalModel,
         conversation: Conversation,
-        method: str,
+        method: Method,
         sampling: Sampling,
         stop: threading.Event,
     ) -> Iterator[str | Generation]:

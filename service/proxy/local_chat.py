@@ -78,7 +78,7 @@ async def local_chat(request: Request, body: Any, method: str, settings: Setting
 
     try:
         lm = await engine.model()
-        lm.method(method)  # an unknown method or a missing bias file is the caller's to fix
+        resolved = lm.method(method)  # an unknown method or a missing bias file: the caller's
     except SalienceError as error:  # an unknown method, a missing bias file, no model
         release()
         return invalid(error)
@@ -87,7 +87,7 @@ async def local_chat(request: Request, body: Any, method: str, settings: Setting
     sampling = sampling_of(body)
     model = body.get("model")
     if body.get("stream") is True:
-        deltas = engine.deltas(lm, conversation, method, sampling, stop)
+        deltas = engine.deltas(lm, conversation, resolved, sampling, stop)
         return LiveStreamingResponse(
             _until_stopped(_chunks(deltas, model), stop, release),
             200,
@@ -95,7 +95,7 @@ async def local_chat(request: Request, body: Any, method: str, settings: Setting
             media_type=SSE,
         )
     try:
-        deltas = engine.deltas(lm, conversation, method, sampling, stop)
+        deltas = engine.deltas(lm, conversation, resolved, sampling, stop)
         out = await until_disconnect(request, asyncio.to_thread(whole, deltas))
     except ClientGone:
         stop.set()
