@@ -15,13 +15,13 @@ The last line reads: ray overhead: single <s> s, ray <s> s, ratio <x> (records e
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import sqlite3
 import sys
 import tempfile
 import time
+from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -32,15 +32,9 @@ from evals.runner import run
 from evals.store import Store
 
 
-def records(db: Path) -> list[tuple[str, str]]:
-    with sqlite3.connect(db) as c:
-        rows = c.execute("select key, result from samples").fetchall()
-    out = []
-    for key, result in sorted(rows):
-        data = json.loads(result)
-        del data["seconds"]
-        out.append((key, json.dumps(data, sort_keys=True)))
-    return out
+def outcomes(db: Path) -> list[tuple[str, dict[str, Any]]]:
+    with closing(Store(db)) as store:
+        return store.outcomes("b")
 
 
 def main() -> int:
@@ -83,7 +77,7 @@ def main() -> int:
             t = time.perf_counter()
             run(grid, backend, Store(spread), "b", batch=args.batch, executor=executor)
             ray_times.append(time.perf_counter() - t + load)  # the driver loads (it plans)
-            same = records(one) == records(spread)
+            same = outcomes(one) == outcomes(spread)
             equal = equal and same
             print(
                 f"repeat {repeat + 1}: single {single_times[-1]:.1f} s, ray "

@@ -125,6 +125,19 @@ class Store:
         ):
             yield {"key": key, **json.loads(factors), **json.loads(result)}
 
+    def outcomes(self, run: str) -> list[tuple[str, dict[str, Any]]]:
+        """``(key, result)`` per record of ``run``, by key, without the seconds it took: what two
+        runs of one grid must agree on (the same keys, answers, verdicts and margins), wherever
+        and however they ran."""
+        out = []
+        for key, result in self.db.execute(
+            "select key, result from samples where run = ? order by key", (run,)
+        ):
+            data = json.loads(result)
+            data.pop("seconds", None)
+            out.append((key, data))
+        return out
+
     def runs(self) -> list[str]:
         return [r[0] for r in self.db.execute("select distinct run from samples order by run")]
 

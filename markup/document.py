@@ -8,7 +8,7 @@ every span are ``normal`` by default.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -91,13 +91,7 @@ class ParseWarning:
     column: int
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "code": self.code,
-            "message": self.message,
-            "offset": self.offset,
-            "line": self.line,
-            "column": self.column,
-        }
+        return asdict(self)
 
 
 @dataclass(frozen=True, slots=True)

@@ -123,22 +123,32 @@ class MarkupError(SalienceError):
 
 
 class UnclosedTagError(MarkupError):
+    """An opening tag that is never closed; ``offset`` is where it opens."""
+
     code = "unclosed-tag"
 
 
 class MismatchedTagError(MarkupError):
+    """A closing tag for another element than the one open; ``offset`` is the closing tag."""
+
     code = "mismatched-tag"
 
 
 class UnexpectedCloseTagError(MarkupError):
+    """A closing tag with no element open to close."""
+
     code = "unexpected-close-tag"
 
 
 class MalformedTagError(MarkupError):
+    """A known tag that is not well formed: no ``>``, broken quoting, stray characters."""
+
     code = "malformed-tag"
 
 
 class BadAttributeError(MarkupError):
+    """A level attribute that is missing or not one of the levels."""
+
     code = "bad-attribute"
 
 
@@ -186,6 +196,8 @@ class DocumentError(SalienceError):
 
 
 class EncodingError(SalienceError):
+    """A tokenizer encoding salience cannot use."""
+
     code = "encoding-error"
 
 

@@ -38,12 +38,16 @@ DEFAULT_DTYPE = {"cpu": "float32", "cuda": "bfloat16", "mps": "float32"}
 
 
 class ModelNotFoundError(SalienceError):
+    """No model at the path, or a hub id this machine cannot fetch (nothing is downloaded)."""
+
     code = "model-not-found"
     status = 503
     title = "Model unavailable"
 
 
 class DeviceUnavailableError(SalienceError):
+    """The device asked for (``cuda``, ``mps``) is not on this machine."""
+
     code = "device-unavailable"
     status = 503
     title = "Device unavailable"

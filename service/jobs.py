@@ -45,12 +45,16 @@ FINAL = frozenset({"done", "failed", "cancelled"})
 
 
 class TooManyJobsError(SalienceError):
+    """The queue already holds ``max_queued`` jobs waiting to run; answered 429."""
+
     code = "too-many-jobs"
     status = 429
     title = "Too many jobs"
 
 
 class GridTooLargeError(SalienceError):
+    """A job asks for more answers than one job may (``max_samples``)."""
+
     code = "grid-too-large"
     title = "Grid too large"
 

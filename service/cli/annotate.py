@@ -35,7 +35,7 @@ from markup import (
     tokenize,
 )
 
-from .common import CliError, HelpFormatter, read_text
+from .common import CliError, command, prompt_options, read_text
 
 EXIT_OK, EXIT_INPUT, EXIT_USAGE = 0, 1, 2
 
@@ -48,13 +48,14 @@ _RESET = "\x1b[0m"
 
 
 def register(commands: Any) -> None:
-    p: argparse.ArgumentParser = commands.add_parser(
+    p = command(
+        commands,
         "annotate",
-        help="parse importance markup and show spans, tokens or a rendering",
-        description=__doc__,
-        formatter_class=HelpFormatter,
+        "parse importance markup and show spans, tokens or a rendering",
+        __doc__,
+        run=run,
     )
-    p.add_argument("file", nargs="?", default=None, help="input file, or - for standard input")
+    prompt_options(p, what="input file")
     p.add_argument(
         "--format",
         default="auto",
@@ -62,14 +63,7 @@ def register(commands: Any) -> None:
         help="markup dialect (auto: detected from the text)",
     )
     p.add_argument("--strict", action="store_true", help="markup faults are errors, not repairs")
-    p.add_argument(
-        "--detect-rules",
-        action="store_true",
-        help="also mark sentences that state a rule as hard (source detected), where no "
-        "explicit mark lies; in trusted messages only",
-    )
     p.add_argument("--encoding", default="cl100k_base", help="tiktoken base encoding")
-    p.add_argument("--messages", action="store_true", help="input is JSON chat messages")
     p.add_argument(
         "--trusted-roles",
         default=",".join(sorted(DEFAULT_TRUSTED_ROLES)),
@@ -91,7 +85,6 @@ def register(commands: Any) -> None:
         default="auto",
         help="colour the levels (auto: on a terminal, unless NO_COLOR is set)",
     )
-    p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:

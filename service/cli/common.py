@@ -15,9 +15,10 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 EXIT_OK, EXIT_RUNTIME, EXIT_USAGE = 0, 1, 2
+MODEL_HELP = "a .gguf file or model folder (default: embedded)"
 
 
 class CliError(Exception):
@@ -50,6 +51,47 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def command(
+    commands: Any,
+    name: str,
+    help: str,
+    description: str | None = None,
+    run: Callable[[argparse.Namespace], int] | None = None,
+) -> argparse.ArgumentParser:
+    """A (sub)command: ``help`` in its parent's command list, ``description`` (a module's
+    docstring, say) written as it is, every option's default after its help, and ``run`` the
+    function ``salience.main`` calls with the parsed arguments."""
+    parser: argparse.ArgumentParser = commands.add_parser(
+        name, help=help, description=description, formatter_class=HelpFormatter
+    )
+    if run is not None:
+        parser.set_defaults(run=run)
+    return parser
+
+
+def prompt_options(parser: argparse.ArgumentParser, *, what: str) -> None:
+    """The prompt a command reads: FILE (``what`` it is) or standard input, ``--messages`` for
+    JSON chat messages, and ``--detect-rules``."""
+    parser.add_argument("file", nargs="?", default=None, help=f"{what}, or - for standard input")
+    parser.add_argument("--messages", action="store_true", help="input is JSON chat messages")
+    parser.add_argument(
+        "--detect-rules",
+        action="store_true",
+        help="also mark sentences that state a rule as hard (source detected) where no explicit "
+        "mark lies; in trusted messages only",
+    )
+
+
+def model_options(parser: argparse.ArgumentParser, *, seed: str) -> None:
+    """``--seed`` (what it seeds: ``seed``), ``--threads`` and ``--model``: the options of every
+    command that loads the local model."""
+    parser.add_argument("--seed", type=int, default=0, help=seed)
+    parser.add_argument(
+        "--threads", type=at_least(1), default=None, help="torch threads (default: all)"
+    )
+    parser.add_argument("--model", default=None, help=MODEL_HELP)
 
 
 def read_text(path: str | None, what: str = "input") -> tuple[str, str | None]:

@@ -18,11 +18,12 @@ from model.methods import help_text
 
 from .common import (
     CliError,
-    HelpFormatter,
     at_least,
     check_model_path,
+    command,
     device_name,
     methods,
+    model_options,
     names,
     whole_numbers,
     writable_file,
@@ -49,12 +50,9 @@ FAMILY_IDS = _family_ids()
 def register(commands: Any) -> None:
     from .eval_reports import export_eval, floors_eval, list_eval, report_eval
 
-    p: argparse.ArgumentParser = commands.add_parser(
-        "eval", help="run or report the constraint-following evaluation", description=__doc__,
-        formatter_class=HelpFormatter,
-    )  # fmt: skip
+    p = command(commands, "eval", "run or report the constraint-following evaluation", __doc__)
     sub = p.add_subparsers(dest="eval_command", metavar="COMMAND", required=True)
-    r = sub.add_parser("run", help="run a grid (resumes a killed run)")
+    r = command(sub, "run", help="run a grid (resumes a killed run)", run=run_eval)
     r.add_argument("--name", default=None, help="run name (default: derived from the grid)")
     r.add_argument("--db", default=DEFAULT_DB, help="the SQLite file the records go to")
     r.add_argument(
@@ -76,16 +74,14 @@ def register(commands: Any) -> None:
     r.add_argument(
         "--methods", type=methods, default="none,uniform", help=f"comma-separated: {help_text()}"
     )
-    r.add_argument("--seed", type=int, default=0, help="item draw and generation seed")
     r.add_argument(
         "--design",
         default="crossed",
         choices=["crossed", "rotated"],
         help="crossed: every item gets every (kind, position); rotated: one pair per item, in turn",
     )
-    r.add_argument("--threads", type=at_least(1), default=None, help="torch threads (local model)")
     r.add_argument("--max-new-tokens", type=at_least(1), default=64, help="answer budget")
-    r.add_argument("--model", default=None, help="local model path (default: embedded)")
+    model_options(r, seed="item draw and generation seed")
     r.add_argument(
         "--base-url", default=None, help="an OpenAI-compatible server instead (…/v1); several "
         "comma-separated serving the same model share the requests in turn",
@@ -146,8 +142,7 @@ def register(commands: Any) -> None:
     )
     r.add_argument("--jsonl", default=None, help="also export the records to this JSONL file")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
-    r.set_defaults(run=run_eval)
-    rep = sub.add_parser("report", help="summarise a run as Markdown")
+    rep = command(sub, "report", help="summarise a run as Markdown", run=report_eval)
     rep.add_argument(
         "name", nargs="?", default=None, help="the run (`salience eval list` shows them)"
     )
@@ -170,28 +165,30 @@ def register(commands: Any) -> None:
         metavar="FILE",
         help="a headline-families file (eval floors --write): also the measures on those alone",
     )
-    rep.set_defaults(run=report_eval)
-    ex = sub.add_parser("export", help="write a run's records as JSONL (.gz: compressed)")
+    ex = command(
+        sub, "export", help="write a run's records as JSONL (.gz: compressed)", run=export_eval
+    )
     ex.add_argument("name", help="the run")
     ex.add_argument("--db", default=DEFAULT_DB, help="the SQLite file of the records")
     ex.add_argument("--out", required=True, help="the file to write, e.g. records.jsonl.gz")
-    ex.set_defaults(run=export_eval)
-    ls = sub.add_parser("list", help="the runs in a database: settings, cells, samples, dates")
+    ls = command(
+        sub, "list", help="the runs in a database: settings, cells, samples, dates", run=list_eval
+    )
     ls.add_argument("--db", default=DEFAULT_DB, help="the SQLite file of the records")
     ls.add_argument("--json", action="store_true", help="one JSON object per run")
-    ls.set_defaults(run=list_eval)
-    fl = sub.add_parser(
+    fl = command(
+        sub,
         "floors",
         help="per-family length-0 floors under none, and the headline families they select",
         description="The headline families are those whose sampled length-0 `both` under "
         "`none` is at least --min, measured on a train-split run (decided before any test "
         "number is seen).",
+        run=floors_eval,
     )
     fl.add_argument("name", help="a run with method none at length 0 and --samples")
     fl.add_argument("--db", default=DEFAULT_DB, help="the SQLite file of the records")
     fl.add_argument("--min", type=float, default=0.3, help="the floor")
     fl.add_argument("--write", default=None, metavar="FILE", help="write the selection as JSON")
-    fl.set_defaults(run=floors_eval)
 
 
 def run_eval(args: argparse.Namespace) -> int:

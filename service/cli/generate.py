@@ -17,29 +17,32 @@ from markup import MarkupError, SalienceError, parse_messages
 from model.methods import help_text
 
 from .annotate import _read_input
-from .common import CliError, HelpFormatter, at_least, check_model_path, device_name, methods
+from .common import (
+    CliError,
+    at_least,
+    check_model_path,
+    command,
+    device_name,
+    methods,
+    model_options,
+    prompt_options,
+)
 
 
 def register(commands: Any) -> None:
-    p: argparse.ArgumentParser = commands.add_parser(
+    p = command(
+        commands,
         "generate",
-        help="answer a prompt on the local model, steered by a method",
-        description=__doc__,
-        formatter_class=HelpFormatter,
+        "answer a prompt on the local model, steered by a method",
+        __doc__,
+        run=run,
     )
-    p.add_argument("file", nargs="?", default=None, help="prompt file, or - for standard input")
+    prompt_options(p, what="prompt file")
     p.add_argument(
         "--method", type=methods, default="none", help=f"{help_text()} (comma-separated to compare)"
     )
-    p.add_argument("--messages", action="store_true", help="input is JSON chat messages")
     p.add_argument("--system", default=None, help="a system message to put first")
-    p.add_argument(
-        "--detect-rules",
-        action="store_true",
-        help="mark sentences that state a rule as hard (trusted messages; explicit marks win)",
-    )
     p.add_argument("--max-new-tokens", type=at_least(1), default=64, help="answer budget")
-    p.add_argument("--seed", type=int, default=0, help="sampling seed")
     p.add_argument("--temperature", type=float, default=0.0, help="0: greedy")
     p.add_argument("--beta", type=float, default=None, help="uniform: β for hard (high gets β/2)")
     p.add_argument(
@@ -47,7 +50,7 @@ def register(commands: Any) -> None:
     )
     p.add_argument("--omega", type=float, default=None, help="spa: ω")
     p.add_argument("--bias-path", default=None, help="pasta/learned: an ImportanceBias JSON file")
-    p.add_argument("--model", default=None, help="a .gguf file or model folder (default: embedded)")
+    model_options(p, seed="sampling seed")
     p.add_argument(
         "--dtype", default=None, choices=["float32", "bfloat16"],
         help="model weights (default: float32 on the CPU, bfloat16 on CUDA)",
@@ -59,7 +62,6 @@ def register(commands: Any) -> None:
         help="where the model runs (default: $SALIENCE_DEVICE, else auto: a GPU if there is one)",
     )
     p.add_argument("--json", action="store_true", help="one JSON object per method")
-    p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -13,23 +13,22 @@ import sys
 import time
 from typing import Any
 
-from .common import CliError
+from .common import CliError, command, model_options
 
-MODEL_HELP = "a .gguf file or model folder (default: embedded)"
 DEFAULT_PASTA = "model/data/pasta-smollm2-135m.json"
 DEFAULT_LEARNED = "model/data/learned-smollm2-135m.json"
 
 
 def register(commands: Any) -> None:
-    p: argparse.ArgumentParser = commands.add_parser(
-        "model",
-        help="profile or inspect the local model's steering parameters",
-        description=__doc__,
+    p = command(
+        commands, "model", "profile or inspect the local model's steering parameters", __doc__
     )
     sub = p.add_subparsers(dest="model_command", metavar="COMMAND", required=True)
-    pasta = sub.add_parser(
+    pasta = command(
+        sub,
         "profile-pasta",
         help="PASTA head profiling: steer each head alone, keep the k that help most",
+        run=run_pasta,
     )
     pasta.add_argument(
         "--data",
@@ -42,19 +41,18 @@ def register(commands: Any) -> None:
     pasta.add_argument("--distractor", type=int, default=8, help="background sentences per item")
     pasta.add_argument("--k", type=int, default=16, help="heads to keep")
     pasta.add_argument("--beta", type=float, default=1.5, help="β on the kept heads")
-    pasta.add_argument("--seed", type=int, default=0, help="item draw seed")
     pasta.add_argument("--layers", default=None, help="e.g. 0-29 or 3,5 (default: all)")
-    pasta.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
-    pasta.add_argument("--model", default=None, help=MODEL_HELP)
+    model_options(pasta, seed="item draw seed")
     pasta.add_argument("--out", default=DEFAULT_PASTA, help="the bias file to write")
-    pasta.set_defaults(run=run_pasta)
 
-    score = sub.add_parser(
+    score = command(
+        sub,
         "score",
         help="margin gain and target NLL change of methods on a fit dataset (train split)",
         description="For each example with a rejected answer: how much a method raises "
         "log p(target) − log p(rejected) over the unsteered model, and how much it changes the "
         "target's NLL (model/select.py). Chooses strengths without touching the test split.",
+        run=run_score,
     )
     score.add_argument("--data", required=True, help="a dataset written by `model fit --data`")
     score.add_argument(
@@ -70,17 +68,16 @@ def register(commands: Any) -> None:
         default=None,
         help="also name the method with the largest margin gain whose NLL rises by at most this",
     )
-    score.add_argument("--seed", type=int, default=0, help="example order seed")
-    score.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
-    score.add_argument("--model", default=None, help=MODEL_HELP)
-    score.set_defaults(run=run_score)
+    model_options(score, seed="example order seed")
 
-    fit = sub.add_parser(
+    fit = command(
+        sub,
         "fit",
         help="fit the learned bias (β per level, layer, head) on the eval's train split",
         description="Targets come from the model's own answers (see evals/training.py); the "
         "dataset is cached in --data, the optimiser state in --checkpoint, so a killed fit "
         "resumes where it stopped.",
+        run=run_fit,
     )
     fit.add_argument("--items", type=int, default=40, help="train-split items")
     fit.add_argument("--variants", type=int, default=4, help="prompts per item")
@@ -125,15 +122,12 @@ def register(commands: Any) -> None:
     )
     fit.add_argument("--distance-lr", type=float, default=0.02, help="learning rate of g")
     fit.add_argument("--validate-every", type=int, default=25, help="steps between validations")
-    fit.add_argument("--seed", type=int, default=0, help="data and order seed")
-    fit.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
-    fit.add_argument("--model", default=None, help=MODEL_HELP)
+    model_options(fit, seed="data and order seed")
     fit.add_argument("--data", default="fit-data.json", help="cached training set")
     fit.add_argument("--checkpoint", default="fit.ckpt", help="resumable state")
     fit.add_argument("--curve", default="docs/eval/fit/curve", help="loss curve (.json/.png)")
     fit.add_argument("--heatmap", default="docs/eval/fit/beta", help="β heat map (.png/.svg)")
     fit.add_argument("--out", default=DEFAULT_LEARNED, help="the bias file to write")
-    fit.set_defaults(run=run_fit)
 
 
 def _knots(spec: str | None) -> tuple[int, ...]:

@@ -9,22 +9,16 @@ import argparse
 import os
 from typing import Any
 
-from .common import CliError, HelpFormatter, at_least
+from .common import CliError, at_least, command
 
 
 def register(commands: Any) -> None:
-    p: argparse.ArgumentParser = commands.add_parser(
-        "serve",
-        help="run the HTTP service (POST /annotate, /docs)",
-        description=__doc__,
-        formatter_class=HelpFormatter,
-    )
+    p = command(commands, "serve", "run the HTTP service (POST /annotate, /docs)", __doc__, run=run)
     p.add_argument("--host", default=None, help="default: $SALIENCE_HOST or 127.0.0.1")
     p.add_argument("--port", type=at_least(1), default=None, help="default: $SALIENCE_PORT or 8000")
     p.add_argument(
         "--workers", type=at_least(1), default=None, help="default: $SALIENCE_WORKERS or 1"
     )
-    p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -31,27 +31,22 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
-        self.tokens = Counter(
-            "salience_tokens_annotated",
-            "Tokens produced by annotation, markers included.",
-            registry=self.registry,
+        self.tokens = self._counter(
+            "salience_tokens_annotated", "Tokens produced by annotation, markers included."
         )
-        self.spans = Counter(
-            "salience_spans_annotated",
-            "Importance spans found, by level.",
-            ["level"],
-            registry=self.registry,
+        self.spans = self._counter(
+            "salience_spans_annotated", "Importance spans found, by level.", "level"
         )
-        self.prompts = Counter(
-            "salience_prompts_annotated",
-            "Prompts (texts or chat requests) annotated.",
-            registry=self.registry,
+        self.prompts = self._counter(
+            "salience_prompts_annotated", "Prompts (texts or chat requests) annotated."
         )
-        self.model_loads = Counter(
+        self.model_loads = self._counter(
             "salience_model_loads",
             "Local models loaded into this process (one is shared by every user of it).",
-            registry=self.registry,
         )
+
+    def _counter(self, name: str, documentation: str, *labels: str) -> Counter:
+        return Counter(name, documentation, labels, registry=self.registry)
 
 
 class MetricsMiddleware:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable
+from typing import Any
 
 import httpx
 import orjson
@@ -30,11 +31,27 @@ from .rewrite import Options, fail_open_header, options_of, requested_strict, re
 __all__ = ["AsyncSalienceTransport", "SalienceTransport"]
 
 
-class _Rewriter:
+class _Rewriting:
+    """What both transports share: their options, the wrapped transport (``inner``: httpx's or
+    httpx2's, sync or async; the package's default one when none is given) and the request they
+    send instead of the caller's."""
+
+    inner: Any
+
     def __init__(
-        self, method: str, strict: bool, trusted_roles: Iterable[str], detect_rules: bool
+        self,
+        transport: Any = None,
+        *,
+        method: str = "xml",
+        strict: bool = False,
+        trusted_roles: Iterable[str] = ("system", "developer"),
+        detect_rules: bool = False,
     ) -> None:
+        self.inner = transport if transport is not None else self._default_inner()
         self.options = Options(method, strict, tuple(trusted_roles), detect_rules=detect_rules)
+
+    def _default_inner(self) -> Any:
+        raise NotImplementedError
 
     def prepare(self, request: httpx.Request) -> tuple[httpx.Request, str] | httpx.Response:
         """The request to send and the X-Salience value, or a refusal (strict)."""
@@ -77,55 +94,41 @@ def _refusal(request: httpx.Request, error: BaseException) -> httpx.Response:
     )
 
 
-class SalienceTransport(httpx.BaseTransport):
-    def __init__(
-        self,
-        transport: httpx.BaseTransport | None = None,
-        *,
-        method: str = "xml",
-        strict: bool = False,
-        trusted_roles: Iterable[str] = ("system", "developer"),
-        detect_rules: bool = False,
-    ) -> None:
-        self.inner = transport if transport is not None else httpx.HTTPTransport()
-        self.rewriter = _Rewriter(method, strict, trusted_roles, detect_rules)
+def _marked(response: httpx.Response, header: str) -> httpx.Response:
+    if header:
+        response.headers["x-salience"] = header
+    return response
+
+
+class SalienceTransport(_Rewriting, httpx.BaseTransport):
+    """Annotates chat requests for a synchronous client (``httpx.Client``, ``openai.OpenAI``)."""
+
+    def _default_inner(self) -> httpx.BaseTransport:
+        return httpx.HTTPTransport()
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        prepared = self.rewriter.prepare(request)
+        prepared = self.prepare(request)
         if not isinstance(prepared, tuple):  # a refusal (httpx or httpx2 Response)
             return prepared
         outgoing, header = prepared
-        response = self.inner.handle_request(outgoing)
-        if header:
-            response.headers["x-salience"] = header
-        return response
+        return _marked(self.inner.handle_request(outgoing), header)
 
     def close(self) -> None:
         self.inner.close()
 
 
-class AsyncSalienceTransport(httpx.AsyncBaseTransport):
-    def __init__(
-        self,
-        transport: httpx.AsyncBaseTransport | None = None,
-        *,
-        method: str = "xml",
-        strict: bool = False,
-        trusted_roles: Iterable[str] = ("system", "developer"),
-        detect_rules: bool = False,
-    ) -> None:
-        self.inner = transport if transport is not None else httpx.AsyncHTTPTransport()
-        self.rewriter = _Rewriter(method, strict, trusted_roles, detect_rules)
+class AsyncSalienceTransport(_Rewriting, httpx.AsyncBaseTransport):
+    """The same for an asynchronous client (``httpx.AsyncClient``, ``openai.AsyncOpenAI``)."""
+
+    def _default_inner(self) -> httpx.AsyncBaseTransport:
+        return httpx.AsyncHTTPTransport()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        prepared = self.rewriter.prepare(request)
+        prepared = self.prepare(request)
         if not isinstance(prepared, tuple):  # a refusal (httpx or httpx2 Response)
             return prepared
         outgoing, header = prepared
-        response = await self.inner.handle_async_request(outgoing)
-        if header:
-            response.headers["x-salience"] = header
-        return response
+        return _marked(await self.inner.handle_async_request(outgoing), header)
 
     async def aclose(self) -> None:
         await self.inner.aclose()

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
+from typing import Any
+
+from evals.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,16 +28,10 @@ def eval_run(db: Path, grid: list[str], *extra: str) -> subprocess.Popen[str]:
     )  # fmt: skip
 
 
-def rows(db: Path) -> list[tuple[str, dict[str, object]]]:
-    """(key, result) per record, without the timing (which differs run to run)."""
-    with sqlite3.connect(db) as c:
-        found = c.execute("select key, result from samples where run = 't'").fetchall()
-    out = []
-    for key, result in sorted(found):
-        data = json.loads(result)
-        del data["seconds"]
-        out.append((key, data))
-    return out
+def rows(db: Path) -> list[tuple[str, dict[str, Any]]]:
+    """(key, result) per record of run ``t``, without the timing (which differs run to run)."""
+    with closing(Store(db)) as store:
+        return store.outcomes("t")
 
 
 def count(db: Path) -> int:

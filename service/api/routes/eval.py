@@ -7,7 +7,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -105,6 +105,16 @@ def _job_or_404(jobs: JobManager, job_id: str) -> dict[str, Any]:
     return job
 
 
+def _holding(job_id: str, request: Request) -> JobManager:
+    """The job manager, once it is known to hold the job the path names (404 if not)."""
+    jobs = _jobs(request)
+    _job_or_404(jobs, job_id)
+    return jobs
+
+
+Holding = Annotated[JobManager, Depends(_holding)]
+
+
 @router.post(
     "/eval",
     status_code=202,
@@ -165,9 +175,7 @@ def _estimate(e: Estimate | None) -> dict[str, float] | None:
     response_class=StreamingResponse,
     responses={**EVAL_RESPONSES, 200: {"content": {"text/event-stream": {}}}},
 )
-async def events(job_id: str, request: Request) -> StreamingResponse:
-    jobs = _jobs(request)
-    _job_or_404(jobs, job_id)
+async def events(job_id: str, request: Request, jobs: Holding) -> StreamingResponse:
     queue = jobs.subscribe(job_id)
 
     async def stream() -> AsyncIterator[bytes]:
@@ -215,14 +223,12 @@ def _sse(name: str, data: dict[str, Any]) -> bytes:
 )
 async def report(
     job_id: str,
-    request: Request,
+    jobs: Holding,
     format: Literal["markdown", "png", "svg"] = "markdown",
     metric: Literal["strict", "quality", "both", "measures", "margin"] = "both",
 ) -> Response:
     """The Markdown summary, or (``format=png|svg``) the plot of ``metric`` against length
     (``measures``: greedy, sampled and margin side by side)."""
-    jobs = _jobs(request)
-    _job_or_404(jobs, job_id)
     records = jobs.records(job_id)
     if format == "markdown":
         return Response(markdown(job_id, records), media_type="text/markdown")
@@ -250,7 +256,5 @@ async def report(
     responses=EVAL_RESPONSES,
     summary="Cancel a queued or running job (samples already recorded are kept)",
 )
-async def cancel(job_id: str, request: Request) -> Any:
-    jobs = _jobs(request)
-    _job_or_404(jobs, job_id)
+async def cancel(job_id: str, jobs: Holding) -> Any:
     return jobs.cancel(job_id)
