@@ -29,7 +29,7 @@ import sys
 import time
 from typing import Any
 
-from evals.backends import LocalBackend, References, Unit
+from evals.backends import Decoding, LocalBackend, References, Unit
 from evals.grid import Grid
 from evals.records import reference_pair, row_seed
 from evals.runner import plan
@@ -64,7 +64,9 @@ def references(grid: Grid, backend: LocalBackend) -> dict[str, References | None
 
     out: dict[str, References | None] = {}
     for item in split.items(grid.split, grid.items, grid.seed):  # type: ignore[arg-type]
-        answer = backend.generate(prompts.task_alone(item), "none", grid.max_new_tokens, 0)
+        answer = backend.generate(
+            prompts.task_alone(item), "none", Decoding(grid.max_new_tokens, 0)
+        )
         refs = reference_pair(item, answer)
         out[item.id] = refs or References(violating=answer or "No.", compliant=answer.upper())
     return out
@@ -106,7 +108,7 @@ def main() -> int:
         t = time.perf_counter()
         for u in group:
             g = time.perf_counter()
-            fp32.generate(u.conversation, u.method, u.max_new_tokens, u.seed)
+            fp32.generate(u.conversation, u.method, Decoding(u.max_new_tokens, u.seed))
             seconds["old-greedy"] += time.perf_counter() - g
             score_references(fp32, u)
         seconds["old"] += time.perf_counter() - t

@@ -67,6 +67,15 @@ class Outcome:
 
 
 @dataclass(frozen=True)
+class Decoding:
+    """How one answer is drawn: its token budget, the seed and the temperature (0: greedy)."""
+
+    max_new_tokens: int
+    seed: int
+    temperature: float = 0.0
+
+
+@dataclass(frozen=True)
 class BackendSpec:
     """How to build a backend anywhere: its kind and its constructor's arguments (plain data, so
     it crosses process boundaries), plus the torch threads a local model uses there."""
@@ -99,14 +108,7 @@ class Backend:
     def count(self, text: str) -> int:
         raise NotImplementedError
 
-    def generate(
-        self,
-        conversation: Conversation,
-        method: str,
-        max_new_tokens: int,
-        seed: int,
-        temperature: float = 0.0,
-    ) -> str:
+    def generate(self, conversation: Conversation, method: str, decoding: Decoding) -> str:
         raise NotImplementedError
 
     def fingerprint(self, method: str) -> str:
@@ -122,7 +124,7 @@ class Backend:
         self, conversations: Sequence[Conversation], method: str, max_new_tokens: int, seed: int
     ) -> list[str]:
         """Greedy answers to several prompts."""
-        return [self.generate(c, method, max_new_tokens, seed) for c in conversations]
+        return [self.generate(c, method, Decoding(max_new_tokens, seed)) for c in conversations]
 
     def evaluate(self, units: Sequence[Unit], rows: int = 16) -> Iterator[tuple[str, Outcome]]:
         """Compute ``units``; yields (key, outcome) for each. The default: one by one."""
@@ -143,9 +145,9 @@ def evaluate_one(backend: Backend, u: Unit) -> Outcome:
     """One sample, computed the plain way: a generation per answer and a full scoring pass per
     reference (any backend; the local model's batched path must agree with it)."""
     t = time.perf_counter()
-    greedy = backend.generate(u.conversation, u.method, u.max_new_tokens, u.seed)
+    greedy = backend.generate(u.conversation, u.method, Decoding(u.max_new_tokens, u.seed))
     samples = [
-        backend.generate(u.conversation, u.method, u.max_new_tokens, s, u.temperature)
+        backend.generate(u.conversation, u.method, Decoding(u.max_new_tokens, s, u.temperature))
         for s in u.sample_seeds
     ]
     margin_parts = None
@@ -213,21 +215,10 @@ class LocalBackend(Backend):
             return ""
         return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:10]
 
-    def generate(
-        self,
-        conversation: Conversation,
-        method: str,
-        max_new_tokens: int,
-        seed: int,
-        temperature: float = 0.0,
-    ) -> str:
+    def generate(self, conversation: Conversation, method: str, decoding: Decoding) -> str:
+        d = decoding
         return self.lm.generate(
-            conversation,
-            method,
-            max_new_tokens=max_new_tokens,
-            seed=seed,
-            temperature=temperature,
-            **self.options,
+            conversation, method, d.max_new_tokens, d.seed, d.temperature, **self.options
         ).text
 
     def score(
@@ -373,14 +364,8 @@ class RemoteBackend(Backend):
     def count(self, text: str) -> int:
         return len(self._encoding.encode_ordinary(text))
 
-    def generate(
-        self,
-        conversation: Conversation,
-        method: str,
-        max_new_tokens: int,
-        seed: int,
-        temperature: float = 0.0,
-    ) -> str:
+    def generate(self, conversation: Conversation, method: str, decoding: Decoding) -> str:
         with self._lock:  # the runner's threads share the turn
             client = self.clients[next(self._turn)]
-        return client.generate(conversation, method, max_new_tokens, seed, temperature).text
+        d = decoding
+        return client.generate(conversation, method, d.max_new_tokens, d.seed, d.temperature).text

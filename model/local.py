@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ParamSpec
 
 import torch
 from transformers import DynamicCache
@@ -35,6 +35,23 @@ class Generation:
     prefill_seconds: float
     decode_seconds: float
     stopped: str  # "eos" or "length"
+
+
+P = ParamSpec("P")
+
+
+def _run_to_the_end(stream: Callable[P, TokenStream]) -> Callable[P, Generation]:
+    """``generate`` from ``stream``: the same arguments, the stream run to its end."""
+
+    def generate(*args: P.args, **kwargs: P.kwargs) -> Generation:
+        tokens = stream(*args, **kwargs)
+        for _ in tokens:
+            pass
+        assert tokens.result is not None
+        return tokens.result
+
+    generate.__doc__ = "Generate the whole answer at once (``stream`` run to its end)."
+    return generate
 
 
 class LocalModel:
@@ -91,21 +108,6 @@ class LocalModel:
             return None
         return method.contrast.steering(prompt, self.n_layers, self.n_heads, self.device)
 
-    def generate(
-        self,
-        conversation: Conversation,
-        method: str | Method = "none",
-        max_new_tokens: int = 64,
-        seed: int = 0,
-        temperature: float = 0.0,
-        **options: Any,
-    ) -> Generation:
-        stream = self.stream(conversation, method, max_new_tokens, seed, temperature, **options)
-        for _ in stream:
-            pass
-        assert stream.result is not None
-        return stream.result
-
     def stream(
         self,
         conversation: Conversation,
@@ -120,6 +122,8 @@ class LocalModel:
         Setting ``stop`` ends it at the next token (a client that went away)."""
         m = method if isinstance(method, Method) else self.method(method, **options)
         return TokenStream(self, conversation, m, max_new_tokens, seed, temperature, stop)
+
+    generate = _run_to_the_end(stream)
 
     @torch.no_grad()
     def _tokens(

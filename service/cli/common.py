@@ -12,12 +12,14 @@ prints a traceback unless ``SALIENCE_DEBUG=1``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 EXIT_OK, EXIT_RUNTIME, EXIT_USAGE = 0, 1, 2
+T = TypeVar("T")
 MODEL_HELP = "a .gguf file or model folder (default: embedded)"
 
 
@@ -92,6 +94,14 @@ def model_options(parser: argparse.ArgumentParser, *, seed: str) -> None:
         "--threads", type=at_least(1), default=None, help="torch threads (default: all)"
     )
     parser.add_argument("--model", default=None, help=MODEL_HELP)
+
+
+def from_options(cls: Callable[..., T], args: argparse.Namespace, **given: Any) -> T:
+    """The dataclass ``cls`` built from the command line: each of its fields that is an option
+    of the same name takes the option's value, ``given`` overrides those (values an option
+    holds in another form), and every other field keeps its default."""
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    return cls(**{n: getattr(args, n) for n in names if hasattr(args, n)}, **given)
 
 
 def read_text(path: str | None, what: str = "input") -> tuple[str, str | None]:

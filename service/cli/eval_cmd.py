@@ -22,6 +22,7 @@ from .common import (
     check_model_path,
     command,
     device_name,
+    from_options,
     methods,
     model_options,
     names,
@@ -199,22 +200,7 @@ def run_eval(args: argparse.Namespace) -> int:
     from evals.store import RunConflict, Store
 
     try:
-        grid = Grid(
-            split=args.split,
-            items=args.items,
-            kinds=args.kinds,
-            lengths=args.lengths,
-            positions=args.positions,
-            methods=args.methods,
-            seed=args.seed,
-            max_new_tokens=args.max_new_tokens,
-            margin=args.margin,
-            design=args.design,
-            samples=args.samples,
-            temperature=args.temperature,
-            families=args.families,
-            dataset=args.dataset,
-        )
+        grid = from_options(Grid, args)
         if not args.dataset:
             split.items(grid.split, 1, grid.seed, grid.families)  # type: ignore[arg-type]
     except ValueError as error:

@@ -13,7 +13,7 @@ import sys
 import time
 from typing import Any
 
-from .common import CliError, command, model_options
+from .common import CliError, command, from_options, model_options
 
 DEFAULT_PASTA = "model/data/pasta-smollm2-135m.json"
 DEFAULT_LEARNED = "model/data/learned-smollm2-135m.json"
@@ -303,22 +303,7 @@ def run_fit(args: argparse.Namespace) -> int:
         progress=built,
     )
     log(data.summary(args.max_length))
-    config = FitConfig(
-        steps=args.steps,
-        batch=args.batch,
-        lr=args.lr,
-        kl=args.kl,
-        l2=args.l2,
-        seed=args.seed,
-        objective=args.objective,
-        nll_weight=args.nll_weight,
-        validate_every=args.validate_every,
-        init_beta=args.init_beta,
-        embed=args.embed,
-        embed_lr=args.embed_lr,
-        distance_knots=_knots(args.distance),
-        distance_lr=args.distance_lr,
-    )
+    config = from_options(FitConfig, args, distance_knots=_knots(args.distance))
     start = time.perf_counter()
 
     def progress(step: int, curve: Any) -> None:

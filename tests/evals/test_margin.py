@@ -4,7 +4,7 @@ through the family's transform."""
 
 from __future__ import annotations
 
-from evals.backends import Backend, Outcome, References, Unit, evaluate_one
+from evals.backends import Backend, Decoding, Outcome, References, Unit, evaluate_one
 from evals.families import BY_ID
 from evals.grid import Grid, _Planned
 from evals.records import reference_pair, result_of
@@ -23,14 +23,7 @@ class LengthScorer(Backend):
     def count(self, text: str) -> int:
         return len(text)
 
-    def generate(
-        self,
-        conversation: Conversation,
-        method: str,
-        max_new_tokens: int,
-        seed: int,
-        temperature: float = 0.0,
-    ) -> str:
+    def generate(self, conversation: Conversation, method: str, decoding: Decoding) -> str:
         return "Rome is the capital"
 
     def score(

@@ -109,6 +109,9 @@ def test_eval_limits_and_unknown_jobs_are_problems(server: Server) -> None:
         problem(client.post("/eval", json={**GRID, "methods": ["loud"]}), 422, "invalid-request")
         problem(client.get("/eval/nope"), 404, "job-not-found")
         problem(client.delete("/eval/nope"), 404, "job-not-found")
+        problem(client.get("/eval/nope/events"), 404, "job-not-found")
+        problem(client.get("/eval/nope/report"), 404, "job-not-found")
+        problem(client.get("/eval/nope/report?format=png"), 404, "job-not-found")
 
 
 def test_a_queued_job_can_be_cancelled_and_the_queue_is_bounded(server: Server) -> None:

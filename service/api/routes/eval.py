@@ -113,14 +113,14 @@ def _holding(job_id: str, request: Request) -> JobManager:
 
 
 Holding = Annotated[JobManager, Depends(_holding)]
+A_JOB: dict[str, Any] = {"response_model": Job, "responses": EVAL_RESPONSES}  # routes answering one
 
 
 @router.post(
     "/eval",
     status_code=202,
-    response_model=Job,
-    responses=EVAL_RESPONSES,
     summary="Start an eval job on the local model (a grid of items × lengths × methods)",
+    **A_JOB,
 )
 async def submit(body: EvalRequest, request: Request) -> Any:
     from evals import split
@@ -141,15 +141,10 @@ async def list_jobs(request: Request) -> Any:
     return _jobs(request).recent()
 
 
-@router.get(
-    "/eval/{job_id}",
-    response_model=Job,
-    responses=EVAL_RESPONSES,
-    summary="A job's state, progress and (when done) its results",
-)
+@router.get("/eval/{job_id}", summary="A job's state, progress and, when done, results", **A_JOB)
 async def get_job(job_id: str, request: Request) -> Any:
     jobs = _jobs(request)
-    job = _job_or_404(jobs, job_id)
+    job = _job_or_404(jobs, job_id)  # the job itself, where the others need only its manager
     records = jobs.records(job_id)
     if records:
         sampled = estimates(records, ("method", "length"), "sampled")
@@ -250,11 +245,6 @@ async def report(
     return Response(data, media_type="image/png" if format == "png" else "image/svg+xml")
 
 
-@router.delete(
-    "/eval/{job_id}",
-    response_model=Job,
-    responses=EVAL_RESPONSES,
-    summary="Cancel a queued or running job (samples already recorded are kept)",
-)
+@router.delete("/eval/{job_id}", summary="Cancel a job (the samples it recorded stay)", **A_JOB)
 async def cancel(job_id: str, jobs: Holding) -> Any:
     return jobs.cancel(job_id)
