@@ -26,6 +26,7 @@ from .core.metrics import Metrics, MetricsMiddleware
 from .engine import LocalEngine
 from .jobs import JobManager
 from .models import SharedModel
+from .proxy.errors import invalid
 from .proxy.upstream import Upstream
 
 log = logging.getLogger("salience.service")
@@ -107,7 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     shared = SharedModel(settings.model_path, on_load=metrics.model_loads.inc)
     app.state.model = shared
     app.state.local = LocalEngine(shared, settings.local_max_waiting, settings.local_max_tokens)
-    problems.install(app)
+    problems.install(app, {"/v1/": invalid})  # the proxy answers in OpenAI's dialect
     app.include_router(annotate.router)
     app.include_router(encodings.router)
     app.include_router(health.router)

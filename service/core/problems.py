@@ -3,12 +3,15 @@
 Every error response of the service has ``Content-Type: application/problem+json`` and a body
 with ``type``, ``title``, ``status`` and ``detail``, plus what locates the fault where it applies:
 ``offset``/``line``/``column`` (characters of the text as sent), ``message_index``, ``errors``
-(schema violations), ``available`` (encodings), ``limit``.
+(schema violations), ``available`` (encodings), ``limit``. Under a path prefix that speaks
+another error dialect (the OpenAI-compatible ``/v1``), the same errors go to that dialect's one
+renderer instead, so that no route catches an error to re-shape it.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
@@ -72,10 +75,17 @@ def problem_for(error: Exception) -> dict[str, Any]:
     raise TypeError(f"no problem mapping for {type(error).__name__}")
 
 
-def install(app: FastAPI) -> None:
-    """Register the handlers: the only place errors become responses."""
+def install(
+    app: FastAPI, dialects: Mapping[str, Callable[[SalienceError | ProblemError], Response]] = {}
+) -> None:
+    """Register the handlers: the only place errors become responses. ``dialects`` maps a path
+    prefix to the renderer of salience's errors for the routes under it."""
 
     async def salience_error(request: Request, error: Exception) -> Response:
+        assert isinstance(error, SalienceError | ProblemError)
+        for prefix, render in dialects.items():
+            if request.url.path.startswith(prefix):
+                return render(error)
         body = problem_for(error)
         headers = error.headers if isinstance(error, ProblemError) else None
         return Response(

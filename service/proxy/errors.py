@@ -11,6 +11,8 @@ from fastapi import Response
 
 from markup.errors import SalienceError
 
+from ..core.problems import ProblemError
+
 
 def openai_error(
     status: int, message: str, code: str, type: str = "invalid_request_error", **extra: Any
@@ -20,10 +22,16 @@ def openai_error(
     return Response(orjson.dumps({"error": error}), status, media_type="application/json")
 
 
-def invalid(error: SalienceError) -> Response:
-    """A salience error as an OpenAI-style error: 400, OpenAI's status for a request it cannot
-    serve, where the error is the caller's (salience's 422); the error's own status otherwise
-    (503: the model is unavailable), with its code and where it applies."""
+def invalid(error: SalienceError | ProblemError) -> Response:
+    """An error of salience's tree, or one the service shaped (a body over the limit), as an
+    OpenAI-style error: a salience error the caller made (salience's 422) is a 400, OpenAI's
+    status for a request it cannot serve; any other keeps its status (503: the model is
+    unavailable), with its code, where it applies and its headers. The service's handlers call
+    this for every error raised under ``/v1`` (``service.core.problems.install``)."""
+    if isinstance(error, ProblemError):
+        response = openai_error(error.status, error.detail, error.code, **error.fields)
+        response.headers.update(error.headers)
+        return response
     status = 400 if error.status == 422 else error.status
     return openai_error(status, str(error), error.code, **error.fields())
 

@@ -22,8 +22,8 @@ from markup.errors import MarkupError, SalienceError
 
 from ..core.config import Settings
 from ..engine import Busy, LocalEngine, Sampling, whole
-from .errors import invalid, openai_error, refusal
-from .rewrite import Options, RewriteError, fail_open_header, options_of
+from .errors import openai_error, refusal
+from .rewrite import Options, fail_open_header, options_of
 from .streaming import SSE, ClientGone, LiveStreamingResponse, timing, until_disconnect
 
 if TYPE_CHECKING:
@@ -32,16 +32,15 @@ if TYPE_CHECKING:
 
 async def local_chat(request: Request, body: Any, method: str, settings: Settings) -> Response:
     engine: LocalEngine = request.app.state.local
-    try:
-        options = Options(
-            method,
-            settings.proxy_strict,
-            settings.trusted_roles,
-            settings.max_markup_elements,
-            settings.proxy_detect_rules,
-        ).merged(options_of(body), request.headers)
-    except RewriteError as error:
-        return invalid(error)
+    # a bad option (RewriteError), like every error of salience's tree raised here, is answered
+    # in OpenAI's dialect by the service's handler for /v1 (service.proxy.errors.invalid)
+    options = Options(
+        method,
+        settings.proxy_strict,
+        settings.trusted_roles,
+        settings.max_markup_elements,
+        settings.proxy_detect_rules,
+    ).merged(options_of(body), request.headers)
     method = options.method
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
@@ -55,14 +54,10 @@ async def local_chat(request: Request, body: Any, method: str, settings: Setting
     except MarkupError as error:
         if options.strict:
             return refusal(error)
-        # fail open: the text as written, no importance, no steering
-        try:
-            conversation = parse_messages(messages, (), format="plain")
-        except SalienceError as shape:
-            return invalid(shape)
+        # fail open: the text as written, no importance, no steering (a message that is not a
+        # message still fails: MessageError)
+        conversation = parse_messages(messages, (), format="plain")
         salience, method = f"local; method=none; {fail_open_header(error)}", "none"
-    except SalienceError as error:
-        return invalid(error)
     annotate_s = time.perf_counter() - start
     try:
         engine.admit()
@@ -77,11 +72,11 @@ async def local_chat(request: Request, body: Any, method: str, settings: Setting
             engine.release()
 
     try:
-        lm = await engine.model()
-        resolved = lm.method(method)  # an unknown method or a missing bias file: the caller's
-    except SalienceError as error:  # an unknown method, a missing bias file, no model
-        release()
-        return invalid(error)
+        lm = await engine.model()  # no model: ModelUnavailableError, 503
+        resolved = lm.method(method)  # an unknown method, a missing bias file: the caller's
+    except SalienceError:
+        release()  # the slot is given back; the handler answers
+        raise
     stop = threading.Event()
     headers = {"x-salience": salience, "server-timing": timing(annotate=annotate_s)}
     sampling = sampling_of(body)

@@ -25,7 +25,6 @@ from fastapi import APIRouter, Request, Response
 
 from ...core.config import Settings
 from ...core.guard import read_guarded_body
-from ...core.problems import ProblemError
 from ...proxy.errors import openai_error, refusal
 from ...proxy.local_chat import local_chat
 from ...proxy.relay import forward, returned_headers, upstream_error, upstream_headers
@@ -57,10 +56,7 @@ def _local_method(model: str, settings: Settings) -> str | None:
 )
 async def chat_completions(request: Request) -> Response:
     settings: Settings = request.app.state.settings
-    try:
-        raw = await read_guarded_body(request, settings)
-    except ProblemError as error:
-        return openai_error(error.status, error.detail, error.code)
+    raw = await read_guarded_body(request, settings)  # over the limit: an OpenAI-style 413
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as error:
