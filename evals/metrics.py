@@ -92,7 +92,7 @@ def paired(
     by_item: dict[str, list[int]] = defaultdict(list)
     for (item, _, _), d in zip(pairs, diffs, strict=True):
         by_item[item].append(d)
-    clusters = list(by_item.values())
+    clusters = [by_item[item] for item in sorted(by_item)]  # by item: not by the file's order
     rng = random.Random(seed)
     boots = []
     for _ in range(resamples):
@@ -174,6 +174,9 @@ def clustered(pairs: Sequence[tuple[str, float]], resamples: int = 2000, seed: i
     prompts of one item are not independent)."""
     if not pairs:
         return Estimate(0, 0, 0.0, 0.0, 0.0)
+    # sorted: the figures depend on the pairs alone, not on the order of the records nor on
+    # which other methods a file holds (a study's file grows in phases)
+    pairs = sorted(pairs)
     by_item: dict[str, list[float]] = defaultdict(list)
     for item, v in pairs:
         by_item[item].append(v)
@@ -245,13 +248,14 @@ def paired_measure(
                 pairs.append((item, a - b))
     if not pairs:
         return PairedEstimate(method, 0, 0, 0.0, 0.0, 0.0, 1.0)
+    pairs.sort()
     est = clustered(pairs, resamples, seed)
     sums: dict[str, float] = defaultdict(float)
     for item, d in pairs:
         sums[item] += d
     observed = abs(sum(sums.values()))
     rng = random.Random(seed + 1)
-    values = list(sums.values())
+    values = [sums[item] for item in sorted(sums)]
     extreme = sum(
         abs(sum(v if rng.random() < 0.5 else -v for v in values)) >= observed - 1e-12
         for _ in range(resamples)

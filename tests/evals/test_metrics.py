@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
-from evals.metrics import cell, effective_length, mcnemar, paired, wilson
+from evals.metrics import cell, effective_length, mcnemar, paired, paired_measure, wilson
 
 
 def test_wilson_matches_known_values() -> None:
@@ -73,3 +75,22 @@ def test_the_injection_section_compares_each_rendering_with_its_raw_form() -> No
     assert any(line.startswith("| xml@raw | conflicting | 512 | 12 | 0.33 [") for line in lines)
     assert "## Injected rules" in markdown("run", records)
     assert injection([{**r, "position": "before"} for r in records]) == []
+
+
+def test_intervals_depend_on_the_pairs_alone_not_the_order_or_other_methods() -> None:
+    """A study's file grows as methods are added in phases; the figures already published for
+    the methods it held must not move when the file is re-sorted or another method joins."""
+    rng = random.Random(7)
+    records = []
+    for i in range(40):
+        records.append(record(f"i{i}", f"p{i}", "none", strict=rng.random() < 0.3))
+        records.append(record(f"i{i}", f"p{i}", "uniform", strict=rng.random() < 0.5))
+        records[-1]["margin"], records[-2]["margin"] = rng.gauss(1, 1), rng.gauss(0, 1)
+    shuffled = records[:]
+    rng.shuffle(shuffled)
+    joined = shuffled + [{**r, "method": "echo"} for r in records if r["method"] == "none"]
+    first, second, third = (paired(r, "uniform", "strict") for r in (records, shuffled, joined))
+    assert first == second == third
+    measured = [paired_measure(r, "uniform", "margin") for r in (records, shuffled, joined)]
+    assert measured[0].low < measured[0].diff < measured[0].high
+    assert measured[0] == measured[1] == measured[2]

@@ -1,0 +1,76 @@
+"""Every committed study's summary is what its committed records give today.
+
+EVAL.md quotes these summaries; a change to the statistics (or a records file re-exported
+without its report) would otherwise leave published numbers that no command reproduces.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from service.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+STUDIES = {  # folder → the report's arguments before --records, as EVAL.md gives them
+    "distance": [],
+    "measures": ["measures", "--headline", str(ROOT / "evals/data/headline-smollm2-135m.json")],
+    "inject": ["inject"],
+}
+
+
+def test_every_committed_records_file_has_its_report_here() -> None:
+    folders = {p.parent.name for p in (ROOT / "docs/eval").glob("*/records.jsonl.gz")}
+    assert folders == set(STUDIES)
+
+
+@pytest.mark.parametrize("study", sorted(STUDIES))
+def test_the_committed_summary_is_reproduced_from_the_committed_records(
+    study: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = ROOT / "docs/eval" / study
+    argv = ["eval", "report", *STUDIES[study], "--records", str(folder / "records.jsonl.gz")]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    committed = (folder / "summary.md").read_text(encoding="utf-8")
+    # --out adds the links to the plots at the end; the rest is the printed report
+    assert "\n## Plots\n" in committed
+    assert printed == committed.split("\n## Plots\n", 1)[0]
+
+
+def _paired_cells(summary: str) -> dict[tuple[str, str, str], str]:
+    """(method, length, measure) → "diff [low, high] (p P)" from a summary's tables against
+    `none`; greedy measures are named "greedy strict" and so on, as EVAL.md names them."""
+    cells: dict[tuple[str, str, str], str] = {}
+    section = ""
+    for line in summary.splitlines():
+        if line.startswith("## "):
+            section = line
+        row = re.fullmatch(
+            r"\| (\S+) \| (\d+) \| ([a-z_ ]+) \| \d+ \| (.+ \[.+\]) \| ([\d.]+) \|", line
+        )
+        if row and "Against `none`" in section:
+            method, length, measure, estimate, p = row.groups()
+            if not measure.startswith(("sampled", "margin")):
+                measure = f"greedy {measure}"
+            cells[(method, length, measure)] = f"{estimate} (p {p})"
+    return cells
+
+
+def test_eval_md_quotes_the_distance_study_as_its_report_gives_it() -> None:
+    """Each cell of EVAL.md's distance-study table is the report's figure for that cell."""
+    cells = _paired_cells((ROOT / "docs/eval/distance/summary.md").read_text(encoding="utf-8"))
+    eval_md = (ROOT / "EVAL.md").read_text(encoding="utf-8")
+    section = eval_md.split("## A bias that depends on distance", 1)[1].split("\n## ", 1)[0]
+    columns = ["sampled both", "greedy both", "greedy quality", "sampled strict", "margin"]
+    header = "| method | length | " + " | ".join(columns) + " |"
+    rows = section.split(header, 1)[1].split("\n\n", 1)[0].strip().splitlines()[1:]
+    quoted = set()
+    for row in rows:
+        method, length, *values = row.strip("| ").split(" | ")
+        for column, value in zip(columns, values, strict=True):
+            assert value == cells[(method, length, column)], (method, length, column)
+        quoted.add(method)
+    assert quoted == {method for method, _, _ in cells}  # every method the file holds is quoted
