@@ -20,6 +20,7 @@ from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+from ._splice import Splice
 from ._styles import DEFAULT_STYLE_LEVELS, StyleLevels
 from .document import Document, Format, Level, ParseWarning, Source, Span
 from .errors import MarkupError, TooManyElementsError
@@ -152,7 +153,8 @@ class ParseContext:
         return f"line {line}, column {column}"
 
     def build(self, fmt: Format) -> Document:
-        clean, to_clean = _apply(self.text, self.edits)
+        splice = Splice(self.text, self.edits)
+        clean, to_clean = splice.text, splice.to_new
         marks = self.marks
         if any(m.css for m in marks):
             marks = _without_dominant_css(marks, to_clean, clean, self.style_levels)
@@ -171,48 +173,6 @@ class ParseContext:
                 )
             )
         return Document(clean, tuple(spans), fmt, tuple(warnings))
-
-
-def _apply(text: str, edits: list[tuple[int, int, str]]) -> tuple[str, Callable[[int], int]]:
-    if not edits:
-        return text, _identity
-    edits.sort(key=lambda e: (e[0], e[1]))
-    pieces: list[str] = []
-    starts: list[int] = []
-    clean_starts: list[int] = []  # where each edit's replacement begins in the clean text
-    ends: list[int] = []
-    lengths: list[int] = []
-    pos = 0
-    clean_pos = 0
-    for a, b, replacement in edits:
-        if a < pos:
-            # Two removals overlap (a nested callout's marker line inside the outer quote's
-            # prefix): the union goes. Only the part past the previous edit is new.
-            if b <= pos:
-                continue
-            a = pos
-        pieces.append(text[pos:a])
-        clean_pos += a - pos
-        starts.append(a)
-        clean_starts.append(clean_pos)
-        ends.append(b)
-        lengths.append(len(replacement))
-        pieces.append(replacement)
-        clean_pos += len(replacement)
-        pos = b
-    pieces.append(text[pos:])
-
-    def to_clean(offset: int) -> int:
-        i = bisect_right(starts, offset) - 1
-        if i < 0:
-            return offset
-        if offset == starts[i]:
-            return clean_starts[i]
-        if offset <= ends[i]:
-            return clean_starts[i] + lengths[i]
-        return clean_starts[i] + lengths[i] + (offset - ends[i])
-
-    return "".join(pieces), to_clean
 
 
 # A CSS signal over this share of a document's text is its style, not emphasis; documents
@@ -266,10 +226,6 @@ def _without_dominant_css(
             via = " + ".join(c for c in causes if c) or None
             out.append(replace(m, level=level, signals=m.signals - frozenset(dominant), via=via))
     return out
-
-
-def _identity(offset: int) -> int:
-    return offset
 
 
 def _paint(marks: list[Mark], to_clean: Callable[[int], int]) -> list[Span]:

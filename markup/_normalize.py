@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from bisect import bisect_right
 from collections.abc import Callable
+
+from ._splice import Splice
 
 _NON_ASCII_PIECE = re.compile(r"[\x00-\x7f]?[^\x00-\x7f]+")
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -33,37 +34,13 @@ def nfc_with_map(text: str) -> tuple[str, Callable[[int], int]]:
     text = replace_surrogates(text)
     if unicodedata.is_normalized("NFC", text):
         return text, _identity
-    out: list[str] = []
-    # (normalised start, original start, normalised length, original length) of changed pieces
-    norm_starts: list[int] = []
-    pieces: list[tuple[int, int, int]] = []
-    pos = 0
-    shift = 0  # normalised offset minus original offset, before the current piece
+    edits = []
     for m in _NON_ASCII_PIECE.finditer(text):
-        a, b = m.span()
-        piece = text[a:b]
-        normal = unicodedata.normalize("NFC", piece)
-        if normal == piece:
-            continue
-        out.append(text[pos:a])
-        out.append(normal)
-        norm_starts.append(a + shift)
-        pieces.append((a, len(normal), b - a))
-        shift += len(normal) - (b - a)
-        pos = b
-    out.append(text[pos:])
-
-    def to_original(offset: int) -> int:
-        i = bisect_right(norm_starts, offset) - 1
-        if i < 0:
-            return offset
-        orig_start, norm_len, orig_len = pieces[i]
-        inside = offset - norm_starts[i]
-        if inside < norm_len:
-            return orig_start + (inside if norm_len == orig_len else 0)
-        return orig_start + orig_len + (inside - norm_len)
-
-    return "".join(out), to_original
+        normal = unicodedata.normalize("NFC", m.group())
+        if normal != m.group():
+            edits.append((m.start(), m.end(), normal))
+    splice = Splice(text, edits)
+    return splice.text, splice.to_old
 
 
 def _identity(offset: int) -> int:
