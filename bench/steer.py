@@ -11,8 +11,11 @@ the distractor), in one run, interleaved:
              factors on the folded path, and a per-step row on decoding steps (issue 15)
 
 prefill = one forward pass over the prompt; decode = the mean time per token of 16 greedy steps
-with the KV cache. ratio = biased / plain and learned / plain (1.0: the bias costs nothing;
-goal <= 1.1 at 2,048).
+with the KV cache; and, alone, the time a decoding step spends building the bias rows of every
+layer (b, l, d). ratio = method / plain (1.0: the bias costs nothing; goal at 2,048: prefill
+<= 1.1, decode time <= 1.11, i.e. >= 0.9x the speed). Printed: the best-of ratio (fastest
+method run / fastest plain run) and, in brackets, the median over repeats of the paired ratio
+(method / plain in the same repeat). Within a repeat the methods run in a rotated order.
 
     .venv/bin/python bench/steer.py [--repeats 5] [--dtype float32|bfloat16] [--json]
 """
@@ -75,12 +78,27 @@ def prefill(lm: LocalModel, ids: torch.Tensor, state: Steering | None) -> float:
 def decode(lm: LocalModel, ids: torch.Tensor, state: Steering | None) -> float:
     cache = DynamicCache()
     with torch.no_grad(), steering(state):
-        logits = lm.model(ids, past_key_values=cache, use_cache=True).logits[0, -1]
+        logits = lm.model(ids, cache=cache, use_cache=True).logits[0, -1]
         start = time.perf_counter()
         for _ in range(DECODE_STEPS):
             step = logits.argmax().view(1, 1)
-            logits = lm.model(step, past_key_values=cache, use_cache=True).logits[0, -1]
+            logits = lm.model(step, cache=cache, use_cache=True).logits[0, -1]
     return (time.perf_counter() - start) / DECODE_STEPS
+
+
+def row_cost(lm: LocalModel, prompt_len: int, state: Steering, steps: int = 200) -> float:
+    """Seconds per decoding step that building the bias rows takes (every layer), alone."""
+    with torch.no_grad():
+        start = time.perf_counter()
+        for k in range(prompt_len + 1, prompt_len + 1 + steps):
+            for layer in range(lm.n_layers):
+                state.decode_row(layer, k, torch.float32)
+    return (time.perf_counter() - start) / steps
+
+
+def paired(method: list[float], plain: list[float]) -> float:
+    """The median over repeats of method / plain within the same repeat."""
+    return statistics.median(a / b for a, b in zip(method, plain, strict=True))
 
 
 def main() -> int:
@@ -100,7 +118,7 @@ def main() -> int:
         scaled.beta.copy_(bias.beta)
         assert scaled.distance is not None
         scaled.distance.values.copy_(torch.linspace(0.5, 2.0, 6).expand(4, -1))  # grows with d
-    rows = []
+    rows: list[dict[str, Any]] = []
     for target in (512, 2048):
         prompt = build_prompt(lm.tokenizer, conversation_of(lm, target))
         ids = prompt.input_ids.unsqueeze(0)
@@ -108,42 +126,47 @@ def main() -> int:
         fitted = Steering(learned, prompt.level_one_hot())
         far = Steering(scaled, prompt.level_one_hot())
         assert state.active == set(range(lm.n_layers))
-        keys = ("pp", "pb", "pl", "pd", "dp", "db", "dl", "dd")
-        times: dict[str, list[float]] = {k: [] for k in keys}
-        prefill(lm, ids, None)
-        prefill(lm, ids, state)  # warm every path
-        prefill(lm, ids, fitted)
-        prefill(lm, ids, far)
-        for _ in range(args.repeats):  # interleaved, so that noise hits all alike
-            times["pp"].append(prefill(lm, ids, None))
-            times["pb"].append(prefill(lm, ids, state))
-            times["pl"].append(prefill(lm, ids, fitted))
-            times["pd"].append(prefill(lm, ids, far))
-            times["dp"].append(decode(lm, ids, None))
-            times["db"].append(decode(lm, ids, state))
-            times["dl"].append(decode(lm, ids, fitted))
-            times["dd"].append(decode(lm, ids, far))
+        states: dict[str, Steering | None] = {"p": None, "b": state, "l": fitted, "d": far}
+        times: dict[str, list[float]] = {f"{k}{m}": [] for k in "pd" for m in states}
+        for warm in states.values():  # warm every path
+            prefill(lm, ids, warm)
+            decode(lm, ids, warm)
+        order = list(states)
+        for r in range(args.repeats):
+            # interleaved, so that noise hits all alike, and rotated, so that no method always
+            # runs first (or right after another's decode)
+            turn = order[r % len(order) :] + order[: r % len(order)]
+            for m in turn:
+                times[f"p{m}"].append(prefill(lm, ids, states[m]))
+            for m in turn:
+                times[f"d{m}"].append(decode(lm, ids, states[m]))
         best = {k: min(v) for k, v in times.items()}
-        med = {k: statistics.median(v) for k, v in times.items()}
+        rows_ms = {
+            m: row_cost(lm, len(prompt), Steering(st.bias, prompt.level_one_hot())) * 1e3
+            for m, st in states.items()
+            if st is not None
+        }
+        med = {k: paired(v, times[k[0] + "p"]) for k, v in times.items()}
         rows.append(
             {
                 "tokens": len(prompt),
                 "prefill_plain_s": best["pp"],
                 "prefill_biased_s": best["pb"],
                 "prefill_ratio": best["pb"] / best["pp"],
-                "prefill_ratio_median": med["pb"] / med["pp"],
+                "prefill_ratio_median": med["pb"],
                 "decode_plain_ms": best["dp"] * 1e3,
                 "decode_biased_ms": best["db"] * 1e3,
                 "decode_ratio": best["db"] / best["dp"],
-                "decode_ratio_median": med["db"] / med["dp"],
+                "decode_ratio_median": med["db"],
                 "prefill_learned_ratio": best["pl"] / best["pp"],
-                "prefill_learned_ratio_median": med["pl"] / med["pp"],
+                "prefill_learned_ratio_median": med["pl"],
                 "decode_learned_ratio": best["dl"] / best["dp"],
-                "decode_learned_ratio_median": med["dl"] / med["dp"],
+                "decode_learned_ratio_median": med["dl"],
                 "prefill_distance_ratio": best["pd"] / best["pp"],
-                "prefill_distance_ratio_median": med["pd"] / med["pp"],
+                "prefill_distance_ratio_median": med["pd"],
                 "decode_distance_ratio": best["dd"] / best["dp"],
-                "decode_distance_ratio_median": med["dd"] / med["dp"],
+                "decode_distance_ratio_median": med["dd"],
+                "row_ms_per_step": rows_ms,
             }
         )
     if args.json:
@@ -166,6 +189,9 @@ def main() -> int:
             f"{r['decode_learned_ratio']:>7.2f} ({r['decode_learned_ratio_median']:.2f})"
             f"{r['decode_distance_ratio']:>7.2f} ({r['decode_distance_ratio_median']:.2f})"
         )
+    for r in rows:
+        cost = ", ".join(f"{k} {v:.2f} ms" for k, v in r["row_ms_per_step"].items())
+        print(f"{r['tokens']:>7} tokens: building the bias rows per decoding step: {cost}")
     return 0
 
 

@@ -92,6 +92,15 @@ class Steering:
             marked = self.key_levels[..., :2].sum(dim=-1) > 0  # LEVELS: hard, high, …
             where = torch.arange(marked.shape[1], device=self.device).expand_as(marked)
             self._last_marked = torch.where(marked, where, -1).cummax(dim=1).values
+            # for decoding steps: the prompt columns that carry a level in any row, their
+            # levels, and every layer's β (layers, B|1, H, L)
+            self._marked_cols = self.key_levels.sum(dim=-1).sum(dim=0).nonzero().flatten()
+            self._marked_levels = self.key_levels[:, self._marked_cols].float()  # (B, M, L)
+            self._beta_all = torch.stack(
+                [layer_beta(self.bias, i).detach().float() for i in range(self.bias.beta.shape[-2])]
+            )
+        self._scaled_rows: torch.Tensor | None = None  # (layers, B, H, 1, capacity)
+        self._scaled_g: torch.Tensor | None = None  # the g those rows were written with
         # layer -> (H,) attention mass on marked keys, averaged over steered query positions
         self.mass: dict[int, torch.Tensor] = {}
 
@@ -133,22 +142,31 @@ class Steering:
         return row[..., :k_len]
 
     def _scaled_decode_row(self, layer: int, k_len: int, dtype: torch.dtype) -> torch.Tensor:
-        per_level = self._rows.get(layer)  # (B, H, L, T_prompt): β[h, l] on the keys of level l
-        if per_level is None or per_level.dtype != dtype:
-            levels = self.key_levels.to(torch.float32)
-            beta = layer_beta(self.bias, layer).detach().float()
-            beta = beta.expand(levels.shape[0], -1, -1)
-            per_level = torch.einsum("bhl,btl->bhlt", beta, levels).to(dtype)
-            self._rows[layer] = per_level
+        """With a distance scale the row changes with every step's g, but only on the marked
+        columns: one small product per step gives every layer's values there,
+        Σ_l β[layer, h, l] · g_l · m_l(t) for the columns t marked in any row, written into one
+        zero buffer (layers, B, H, 1, capacity) that each layer then reads as a view. A step whose
+        g equals the last one's (past the last knot) writes nothing."""
+        buffer = self._scaled_rows
+        if buffer is None or buffer.shape[-1] < k_len or buffer.dtype != dtype:
+            old = 0 if buffer is None else buffer.shape[-1]
+            capacity = max(k_len, 2 * old, 256)
+            n_layers = self.bias.beta.shape[-2]
+            rows, heads = self.key_levels.shape[0], self.bias.beta.shape[-1]
+            buffer = torch.zeros(
+                n_layers, rows, heads, 1, capacity, dtype=dtype, device=self.device
+            )
+            self._scaled_rows, self._scaled_g = buffer, None
         g = self.query_scale(1, k_len)
         assert g is not None
-        values = torch.einsum("bhlt,bl->bht", per_level, g[:, 0].detach().to(dtype))
-        n = min(k_len, values.shape[-1])
-        row = torch.zeros(
-            values.shape[0], values.shape[1], 1, k_len, dtype=dtype, device=self.device
-        )
-        row[:, :, 0, :n] = values[..., :n]
-        return row
+        g = g[:, 0].detach().float()  # (B, L)
+        if self._scaled_g is None or not torch.equal(g, self._scaled_g):
+            # (layers, B|1, H, L) · g → (layers, B, H, L); then onto the marked columns' levels
+            coef = self._beta_all * g.unsqueeze(0).unsqueeze(2)
+            values = torch.einsum("nbhl,bml->nbhm", coef, self._marked_levels)
+            buffer[:, :, :, 0, self._marked_cols] = values.to(dtype)
+            self._scaled_g = g
+        return buffer[layer, ..., :k_len]
 
     def query_scale(self, q_len: int, k_len: int) -> torch.Tensor | None:
         """(B, q_len, L): g_level(distance) for the query positions k_len-q_len … k_len-1, where

@@ -90,7 +90,6 @@ def dense_reference(lm: LocalModel, state: Steering) -> Iterator[None]:
     """Attention with the bias as an explicit (q, k) additive mask: every query of the pass gets
     Σ_l β[h, l] · g_l(distance of the query) on each key of level l, causal — what the folded
     path must compute without building it."""
-    gate_mask = state.gate
 
     def dense(module: Any, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
               attention_mask: Any, dropout: float = 0.0, scaling: float | None = None,
@@ -102,12 +101,13 @@ def dense_reference(lm: LocalModel, state: Steering) -> Iterator[None]:
         key, value = key.repeat_interleave(rep, 1), value.repeat_interleave(rep, 1)
         scores = query @ key.transpose(-1, -2) * (scaling or d**-0.5)  # (1, H, q, k)
         beta = state.bias.layer(layer)  # (H, L)
-        levels = state.key_levels[0, :k_len]  # (k, L)
+        levels = state.keys(k_len, torch.float32)[0, 0]  # (k, L); generated keys: none
         factors = state.query_scale(q_len, k_len)
         g = factors[0] if factors is not None else torch.ones(q_len, levels.shape[-1])
         add = torch.einsum("hl,ql,kl->hqk", beta, g, levels)
-        if gate_mask is not None:
-            add = add * gate_mask[0, k_len - q_len : k_len].view(1, q_len, 1)
+        gate = state.query_gate(q_len, k_len, torch.float32)  # generated queries included
+        if gate is not None:
+            add = add * gate[0]
         causal = torch.ones(q_len, k_len, dtype=torch.bool).tril(k_len - q_len)
         scores = (scores + add).masked_fill(~causal, float("-inf"))
         out = F.softmax(scores, dim=-1) @ value
@@ -138,6 +138,44 @@ def test_the_folded_path_with_per_query_factors_equals_a_dense_additive_mask(
     assert torch.allclose(folded, dense, atol=ATOL), (folded - dense).abs().max()
     flat = logits(lm, prompt.input_ids, Steering(biased(lm, False), prompt.level_one_hot(), gate))
     assert not torch.allclose(folded, flat, atol=1e-2)  # g changed what the model computes
+
+
+def test_decoding_steps_with_per_query_factors_equal_the_dense_reference(
+    lm: LocalModel,
+) -> None:
+    """Generated tokens, one step at a time with the KV cache (the per-step row, which only the
+    marked columns' values change), against one dense pass over prompt + generated tokens —
+    with g changing between steps (knots 0…128 around the rule's distance) and, in a second
+    state, beyond the last knot (g constant: the step reuses its rows)."""
+    prompt = build_prompt(lm.tokenizer, CONV)
+    values = torch.tensor(
+        [[0.2, 1.0, 2.5, 4.0], [1.0, 0.5, 0.5, 3.0], [1.0, 1, 1, 1], [1.0, 1, 1, 1]]
+    )
+    generated = [100, 200, 300, 400, 500, 600]
+    full = torch.cat([prompt.input_ids, torch.tensor(generated)])
+    for knots in ((0, 8, 32, 128), (0, 2, 4, 8)):
+        bias = biased(lm, True, values)
+        assert bias.distance is not None
+        bias.distance = DistanceScale(4, knots)
+        with torch.no_grad():
+            bias.distance.values.copy_(values)
+        state = Steering(bias, prompt.level_one_hot())
+        cache = DynamicCache()
+        with torch.no_grad(), steering(state):
+            out = lm.model(prompt.input_ids.unsqueeze(0), cache=cache, use_cache=True)
+            steps = [out.logits[0, -1]]
+            for token in generated:
+                step = lm.model(torch.tensor([[token]]), cache=cache, use_cache=True)
+                steps.append(step.logits[0, -1])
+        reference_state = Steering(bias, prompt.level_one_hot())
+        with dense_reference(lm, reference_state):
+            dense = logits(lm, full, reference_state)[len(prompt) - 1 :]
+        for i, got in enumerate(steps):
+            assert torch.allclose(got, dense[i], atol=ATOL), (i, (got - dense[i]).abs().max())
+        flat = Steering(biased(lm, False), prompt.level_one_hot())
+        with torch.no_grad():
+            plain = logits(lm, full, flat)[len(prompt) - 1 :]
+        assert not torch.allclose(torch.stack(steps), plain, atol=1e-2)  # g did something
 
 
 def test_g_has_a_gradient_and_the_model_stays_frozen(lm: LocalModel) -> None:
