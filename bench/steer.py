@@ -132,10 +132,10 @@ def main() -> int:
             prefill(lm, ids, warm)
             decode(lm, ids, warm)
         order = list(states)
-        for r in range(args.repeats):
+        for repeat in range(args.repeats):
             # interleaved, so that noise hits all alike, and rotated, so that no method always
             # runs first (or right after another's decode)
-            turn = order[r % len(order) :] + order[: r % len(order)]
+            turn = order[repeat % len(order) :] + order[: repeat % len(order)]
             for m in turn:
                 times[f"p{m}"].append(prefill(lm, ids, states[m]))
             for m in turn:
