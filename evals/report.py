@@ -78,10 +78,50 @@ def markdown(run: str, records: Sequence[dict[str, Any]]) -> str:
                             f"[{p.low:+.2f}, {p.high:+.2f}] | {p.p_mcnemar:.3f} |"
                         )
     lines += _sampled_and_margin(records, methods)
+    lines += by_position(records, methods)
     lines += _effective_lengths(records, methods)
     lines += floors(records)
     lines += injection(records)
     return "\n".join(lines) + "\n"
+
+
+def by_position(records: Sequence[dict[str, Any]], methods: list[str]) -> list[str]:
+    """Each method against ``none`` split by where the rule sat (before or after the distractor),
+    per length: greedy quality (McNemar) and the sampled ``both`` fraction (sign-flip over
+    items). At length 2,048 the rule is next to the question when it comes after the distractor,
+    as it is at length 0 either way, so this separates what the rule's distance does from what
+    the prompt's length does. Only where a run has both positions."""
+    positions = [p for p in ("before", "after") if any(r.get("position") == p for r in records)]
+    if len(positions) < 2 or "none" not in methods or len(methods) < 2:
+        return []
+    sampled = any(r.get("sampled") for r in records)
+    lines = [
+        "",
+        "## By rule position (before or after the distractor), each method against `none` "
+        "on the same prompts (item-clustered bootstrap; p: McNemar for greedy, sign-flip for "
+        "sampled)",
+        "",
+        "| method | length | position | measure | pairs | difference [95 % CI] | p |",
+        "|---|---:|---|---|---:|---|---:|",
+    ]
+    lengths = sorted({r["length"] for r in records})
+    for method in methods[1:]:
+        for length in lengths:
+            for position in positions:
+                at = [r for r in records if r["length"] == length and r["position"] == position]
+                g = paired(at, method, "quality")
+                if g.n:
+                    lines.append(
+                        f"| {method} | {length} | {position} | greedy quality | {g.n} | "
+                        f"{g.diff:+.2f} [{g.low:+.2f}, {g.high:+.2f}] | {g.p_mcnemar:.3f} |"
+                    )
+                d = paired_measure(at, method, "sampled", "both") if sampled else None
+                if d is not None and d.n:
+                    lines.append(
+                        f"| {method} | {length} | {position} | sampled both | {d.n} | "
+                        f"{d.diff:+.2f} [{d.low:+.2f}, {d.high:+.2f}] | {d.p:.3f} |"
+                    )
+    return lines
 
 
 def injection(records: Sequence[dict[str, Any]]) -> list[str]:

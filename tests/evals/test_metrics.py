@@ -94,3 +94,37 @@ def test_intervals_depend_on_the_pairs_alone_not_the_order_or_other_methods() ->
     measured = [paired_measure(r, "uniform", "margin") for r in (records, shuffled, joined)]
     assert measured[0].low < measured[0].diff < measured[0].high
     assert measured[0] == measured[1] == measured[2]
+
+
+def test_the_position_section_splits_each_difference_by_where_the_rule_sat() -> None:
+    """Quality lost only where the rule is next to the question (length 0 either way, 2,048
+    after): the section shows it cell by cell; a one-position run has no such section."""
+    from evals.report import by_position, markdown
+
+    records = []
+    for i in range(16):
+        for length in (0, 2048):
+            for position in ("before", "after"):
+                near = length == 0 or position == "after"
+                phash = f"{i}-{length}-{position}"
+                for method, q, both in (("none", True, 0.0), ("x", not (near and i < 8), 0.25)):
+                    r = record(f"i{i}", phash, method, strict=True, q=q)
+                    r |= {
+                        "length": length,
+                        "position": position,
+                        "model": "m",
+                        "split": "t",
+                        "family": "f",
+                    }
+                    s = {"both": both, "strict": 1.0, "loose": 1.0, "quality": 1.0}
+                    r |= {"sampled": {"k": 4, "temperature": 0.7, **s}}
+                    records.append(r)
+    lines = by_position(records, ["none", "x"])
+    cells = [(0, "before", "-0.50"), (0, "after", "-0.50"), (2048, "before", "+0.00")]
+    for length, position, diff in [*cells, (2048, "after", "-0.50")]:
+        row = f"| x | {length} | {position} | greedy quality | 16 | {diff} ["
+        assert any(line.startswith(row) for line in lines), row
+        row = f"| x | {length} | {position} | sampled both | 16 | +0.25 ["
+        assert any(line.startswith(row) for line in lines), row
+    assert "## By rule position" in markdown("run", records)
+    assert by_position([r for r in records if r["position"] == "before"], ["none", "x"]) == []
