@@ -9,6 +9,7 @@ softmax renormalises). It saves to and loads from a small JSON file.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,28 +26,46 @@ VERSION = 1
 DISTANCE_KNOTS = (0, 16, 64, 256, 1024, 4096, 16384)  # tokens; g is linear in log(1 + d) between
 
 
-class DistanceScale(nn.Module):
-    """g_level(d): how much of β a query gives the marked keys of a level, as a function of its
-    distance d (in tokens) from the end of the nearest marked span before it.
+INPUTS = ("distance", "ratio")  # what a scale reads of each query (Steering.query_scale)
+FEATURES = {  # how a file describes it
+    "distance": "log1p(tokens from the end of the nearest marked span before the query)",
+    "ratio": "log1p((keys seen - marked keys seen) / marked keys seen), marked: hard or high",
+}
 
-    Piecewise linear in x = log(1 + d), through one value per level at each knot (constant
-    past the last knot and before the first). All values 1 is g ≡ 1: the distance-free β.
+
+class DistanceScale(nn.Module):
+    """g_level(x): how much of β a query gives the marked keys of a level, as a function of one
+    number x the query has.
+
+    ``input`` says which: ``distance`` (the default), the tokens from the end of the nearest
+    marked span before the query; or ``ratio``, the unmarked keys the query sees per marked key
+    it sees, (n − m) / m (n keys seen, m of them hard or high) — what decides the marked keys'
+    share of attention.
+
+    Piecewise linear in log(1 + x), through one value per level at each knot (constant past the
+    last knot and before the first). All values 1 is g ≡ 1: the distance-free β.
     An additive β multiplies a key's attention weight by e^β, but the marked keys' share falls
     roughly as 1/(keys seen), so a β that is right up close is too weak far away; g lets the fit
     grow it with log distance, as Scalable-Softmax (Nakanishi, 2025) grows the logit scale
     with log n, or shrink it up close.
     """
 
-    def __init__(self, n_levels: int, knots: tuple[int, ...] = DISTANCE_KNOTS) -> None:
+    def __init__(
+        self, n_levels: int, knots: tuple[int, ...] = DISTANCE_KNOTS, input: str = "distance"
+    ) -> None:
         super().__init__()
         if list(knots) != sorted(set(knots)) or knots[0] < 0:
             raise ValueError(f"knots must be increasing and non-negative, not {knots}")
+        if input not in INPUTS:
+            raise ValueError(f"a scale reads {' or '.join(INPUTS)}, not {input!r}")
         self.register_buffer("x", torch.log1p(torch.tensor(knots, dtype=torch.float32)))
         self.knots = tuple(int(k) for k in knots)
+        self.input = input
         self.values = nn.Parameter(torch.ones(n_levels, len(knots)))
 
     def forward(self, distance: torch.Tensor) -> torch.Tensor:
-        """(…, n_levels) factors for distances of any shape (negative counts as 0)."""
+        """(…, n_levels) factors for inputs (distances or ratios) of any shape (negative counts
+        as 0)."""
         x = torch.log1p(distance.float().clamp(min=0))
         knots: torch.Tensor = self.x  # type: ignore[assignment]
         x = x.clamp(float(knots[0]), float(knots[-1]))
@@ -88,6 +107,7 @@ class ImportanceBias(nn.Module):
         meta: dict[str, Any] | None = None,
         hidden: int | None = None,
         distance: tuple[int, ...] | None = None,
+        scale_input: str = "distance",
     ) -> None:
         super().__init__()
         self.beta = nn.Parameter(torch.zeros(len(LEVELS), n_layers, n_heads))
@@ -95,8 +115,10 @@ class ImportanceBias(nn.Module):
             self.embed = nn.Parameter(torch.zeros(len(LEVELS), hidden))
         else:
             self.register_parameter("embed", None)
-        # optional: β · g(distance of the query from the rule), see DistanceScale
-        self.distance = DistanceScale(len(LEVELS), distance) if distance is not None else None
+        # optional: β · g(distance of the query from the rule, or its ratio), see DistanceScale
+        self.distance = (
+            DistanceScale(len(LEVELS), distance, scale_input) if distance is not None else None
+        )
         self.meta: dict[str, Any] = dict(meta or {})
 
     @property
@@ -114,6 +136,8 @@ class ImportanceBias(nn.Module):
         parts: list[Any] = [self.beta.detach().flatten().tolist()]
         if self.distance is not None:
             parts += [list(self.distance.knots), self.distance.values.detach().flatten().tolist()]
+            if self.distance.input != "distance":
+                parts.append(self.distance.input)
         return parts
 
     @classmethod
@@ -129,6 +153,33 @@ class ImportanceBias(nn.Module):
         with torch.no_grad():
             for level, value in betas.items():
                 bias.beta[LEVELS.index(level)] = value
+        return bias
+
+    @classmethod
+    def share(
+        cls, n_layers: int, n_heads: int, share: float, meta: dict[str, Any] | None = None
+    ) -> ImportanceBias:
+        """The bias that gives the marked keys a target share of attention, whatever the
+        prompt's length: with n keys seen, m of them marked, and the logits otherwise alike, an
+        additive β gives the marked keys the share m·e^β / (m·e^β + n − m), which is ``share``
+        when β = logit(share) + log((n − m) / m). So hard keys get
+        max(0, logit(share) + log((n − m) / m)) and high keys half of it (as uniform does), on
+        every layer and head: no bias where the rule already holds that share (a short prompt),
+        more as unmarked text piles up — the log-n growth of Scalable-Softmax (Nakanishi, 2025),
+        with the marked keys' count in it. g runs through the knots 0, 1, 2, 4, … 16,384 of
+        the ratio (n − m) / m."""
+        if not 0 < share < 1:
+            raise ValueError(f"share must lie strictly between 0 and 1, not {share}")
+        knots = (0, *(2**i for i in range(15)))
+        bias = cls(n_layers, n_heads, meta, distance=knots, scale_input="ratio")
+        assert bias.distance is not None
+        ratio = torch.tensor(knots, dtype=torch.float32)
+        logit = math.log(share / (1 - share))
+        g = (logit + torch.log(ratio)).clamp(min=0)  # log 0 = -inf: no bias
+        with torch.no_grad():
+            for level, value in level_strengths(1.0).items():
+                bias.beta[LEVELS.index(level)] = value
+            bias.distance.values.copy_(g.expand(len(LEVELS), -1))
         return bias
 
     def set_strength(self, beta: float, layer: int | None = None, head: int | None = None) -> None:
@@ -156,7 +207,8 @@ class ImportanceBias(nn.Module):
             }
         if self.distance is not None:
             extra["distance"] = {
-                "feature": "log1p(tokens from the end of the nearest marked span before the query)",
+                "feature": FEATURES[self.distance.input],
+                "input": self.distance.input,
                 "knots": list(self.distance.knots),
                 "values": [
                     [round(float(x), 6) for x in row] for row in self.distance.values.detach()
@@ -189,7 +241,15 @@ class ImportanceBias(nn.Module):
         hidden = int(data["hidden"]) if "embed" in data else None
         distance = data.get("distance")
         knots = tuple(int(k) for k in distance["knots"]) if distance is not None else None
-        bias = cls(int(data["n_layers"]), int(data["n_heads"]), data.get("meta"), hidden, knots)
+        scale_input = str(distance.get("input", "distance")) if distance is not None else "distance"
+        bias = cls(
+            int(data["n_layers"]),
+            int(data["n_heads"]),
+            data.get("meta"),
+            hidden,
+            knots,
+            scale_input,
+        )
         values = torch.tensor(data["beta"], dtype=torch.float32)
         if values.shape != bias.beta.shape:
             raise ValueError(

@@ -5,8 +5,9 @@ A method is one value of ``method=`` (the API, the CLI, the proxy, the eval). Fo
 - ``none``: the clean prompt (``plain`` is its alias);
 - text methods (``xml``, ``caps``, ``echo``, ``system``): the prompt rewritten by a rendering of
   ``markup.rendering.TEXT_METHODS``, for any model;
-- bias methods (``uniform``, ``pasta``, ``learned``, ``distance``): an additive attention bias
-  β[level, layer, head] on the marked keys of a model salience runs (``model.steer``);
+- bias methods (``uniform``, ``pasta``, ``learned``, ``distance``, ``share``): an additive
+  attention bias β[level, layer, head] on the marked keys of a model salience runs
+  (``model.steer``);
 - contrastive methods (``spa``): a second pass with the marked keys masked out, combined into
   the logits (``Contrast``).
 
@@ -47,6 +48,11 @@ DATA = Path(__file__).resolve().parent / "data"
 # 0.05 nats per token, of 0.25, 0.5, 1, 1.5, 2 (`salience model score`)
 DEFAULT_UNIFORM_BETA = 1.0
 DEFAULT_SPA_OMEGA = 1.0
+# the attention share `share` holds the marked keys to: what uniform's β = 1 gives a rule of the
+# train split's median length (9 tokens) in a prompt of its median length at 2,048 distractor
+# tokens (2,100 keys): 9e / (9e + 2,091) = 0.0116 — so `share` steers a 2k prompt about as
+# uniform does and a short one not at all (EVAL.md, issue 15)
+DEFAULT_SHARE = 0.0116
 MASKED = -1e4  # β that removes a level's keys from attention (a contrastive method's second pass)
 
 Kind = Literal["none", "text", "bias", "contrastive"]
@@ -140,8 +146,8 @@ class Entry:
         """How the name carries a parameter, for help texts: "uniform@β", "xml@raw"…"""
         if self.at is None:
             return None
-        symbol = {"beta": "β", "omega": "ω", "raw": "raw", "FILE.json": "FILE.json"}[self.at]
-        return f"{self.name}@{symbol}"
+        symbols = {"beta": "β", "omega": "ω", "share": "s", "raw": "raw", "FILE.json": "FILE.json"}
+        return f"{self.name}@{symbols[self.at]}"
 
     def options_from(self, name: str, value: str) -> dict[str, Any]:
         """The options ``value`` (what follows ``@``) stands for; MethodError if it may not."""
@@ -149,7 +155,7 @@ class Entry:
             return {"safe": False}
         if self.at == "FILE.json" and value.endswith(".json"):
             return {"bias_path": value}
-        if self.at in ("beta", "omega"):
+        if self.at in ("beta", "omega", "share"):
             try:
                 return {self.at: float(value)}
             except ValueError:
@@ -182,6 +188,17 @@ def _uniform(name: str, n_layers: int, n_heads: int, options: dict[str, Any]) ->
     meta = {"method": "uniform", "beta": beta}
     bias = ImportanceBias.uniform(n_layers, n_heads, level_strengths(beta), meta)
     return Method(name, bias=bias, gate=_gate(options), options={"beta": beta})
+
+
+def _share(name: str, n_layers: int, n_heads: int, options: dict[str, Any]) -> Method:
+    from .bias import ImportanceBias
+
+    share = float(options.get("share", DEFAULT_SHARE))
+    if not 0 < share < 1:
+        raise MethodError(f"{name!r}: the share must lie strictly between 0 and 1, not {share}")
+    meta = {"method": "share", "share": share}
+    bias = ImportanceBias.share(n_layers, n_heads, share, meta)
+    return Method(name, bias=bias, gate=_gate(options), options={"share": share})
 
 
 def _from_file(how: str) -> Build:
@@ -251,6 +268,14 @@ REGISTRY: dict[str, Entry] = {
             default_file=DATA / "distance-smollm2-135m.json",
         ),
         Entry(
+            "share",
+            "bias",
+            "β that holds the marked keys to a share s of attention whatever the length: hard "
+            "max(0, logit(s) + log(unmarked/marked keys seen)), high half (issue 15)",
+            _share,
+            at="share",
+        ),
+        Entry(
             "spa",
             "contrastive",
             "Selective Prompt Anchoring: logits + ω·(logits − logits with the marked text masked)",
@@ -302,7 +327,8 @@ def check_name(name: str) -> None:
 
 def resolve(name: str, n_layers: int, n_heads: int, **options: Any) -> Method:
     """The method ``name`` for a model of this shape. Options: ``beta`` (uniform), ``bias_path``
-    (pasta, learned, distance), ``gate`` ("after" or "all"), ``omega`` (spa)."""
+    (pasta, learned, distance), ``share`` (share), ``gate`` ("after" or "all"), ``omega``
+    (spa)."""
     found = entry(name)
     _gate(options)
     _, at, value = name.partition("@")

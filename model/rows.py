@@ -43,8 +43,9 @@ def stack(steers: Sequence[Steering | None], width: int, lengths: torch.Tensor) 
     uniform = len(present) == rows and all(
         s.bias is first.bias and s.layers == first.layers for s in present
     )
+    offsets = (width - lengths).to(device=device, dtype=torch.long)  # left padding per row
     if uniform:
-        return Steering(first.bias, levels, gate=gate, layers=first.layers)
+        return Steering(first.bias, levels, gate=gate, layers=first.layers, offsets=offsets)
     biases: list[ImportanceBias | None] = []
     layer_sets: list[set[int] | None] = []
     for s in steers:
@@ -56,7 +57,7 @@ def stack(steers: Sequence[Steering | None], width: int, lengths: torch.Tensor) 
             layer_sets.append(s.active)
         else:
             raise TypeError("a row's steering must carry one ImportanceBias")
-    return Steering(RowBias(biases, layer_sets), levels, gate=gate)
+    return Steering(RowBias(biases, layer_sets), levels, gate=gate, offsets=offsets)
 
 
 @dataclass

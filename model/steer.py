@@ -70,6 +70,9 @@ class Steering:
     # of the prompt (a prompt continued from a shared prefix); None: a pass shorter than the
     # prompt is a decoding step
     start: int | None = None
+    # (B,) left-padding columns per row (model.rows.stack): a scale that reads the keys a query
+    # sees (input ``ratio``) does not count them; None: no padding
+    offsets: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         self.active = self.bias.active_layers() if self.layers is None else set(self.layers)
@@ -92,6 +95,12 @@ class Steering:
             marked = self.key_levels[..., :2].sum(dim=-1) > 0  # LEVELS: hard, high, …
             where = torch.arange(marked.shape[1], device=self.device).expand_as(marked)
             self._last_marked = torch.where(marked, where, -1).cummax(dim=1).values
+            self._marked_seen = marked.long().cumsum(dim=1)  # (B, T): marked keys up to each
+            self._offsets = (
+                self.offsets.to(self.device).view(-1, 1)
+                if self.offsets is not None
+                else torch.zeros(1, 1, dtype=torch.long, device=self.device)
+            )
             # for decoding steps: the prompt columns that carry a level in any row, their
             # levels, and every layer's β (layers, B|1, H, L)
             self._marked_cols = self.key_levels.sum(dim=-1).sum(dim=0).nonzero().flatten()
@@ -169,26 +178,40 @@ class Steering:
         return buffer[layer, ..., :k_len]
 
     def query_scale(self, q_len: int, k_len: int) -> torch.Tensor | None:
-        """(B, q_len, L): g_level(distance) for the query positions k_len-q_len … k_len-1, where
-        the distance runs from the nearest hard/high token at or before the query (for generated
-        queries: the prompt's last one); None when the bias has no distance scale (g ≡ 1)."""
+        """(B, q_len, L): g_level(x) for the query positions k_len-q_len … k_len-1, where x is
+        what the scale reads: the distance from the nearest hard/high token at or before the
+        query (for generated queries: the prompt's last one), or the ratio of unmarked to
+        marked keys the query sees (padding not counted; generated keys are unmarked); None
+        when the bias has no scale (g ≡ 1)."""
         if self._scales is None:
             return None
         if self._scale is not None and self._scale[:2] == (q_len, k_len):
             return self._scale[2]  # every layer of one pass asks for the same factors
         positions = torch.arange(k_len - q_len, k_len, device=self.device)
-        last = self._last_marked[:, positions.clamp(max=self.prompt_len - 1)]  # (B, q)
-        distance = positions.unsqueeze(0) - last  # no marked token yet: β multiplies nothing
+        inputs: dict[str, torch.Tensor] = {}
+
+        def read(name: str) -> torch.Tensor:  # (B, q), computed once per pass
+            if name not in inputs:
+                at = positions.clamp(max=self.prompt_len - 1)
+                if name == "distance":  # no marked token yet: β multiplies nothing
+                    inputs[name] = positions.unsqueeze(0) - self._last_marked[:, at]
+                else:
+                    seen = (positions.unsqueeze(0) + 1 - self._offsets).float()
+                    marked = self._marked_seen[:, at].float()
+                    # no marked key seen: β multiplies nothing; the ratio is then immaterial
+                    inputs[name] = (seen - marked) / marked.clamp(min=1)
+            return inputs[name]
+
         factors: torch.Tensor
         if isinstance(self._scales, DistanceScale):
-            factors = self._scales(distance)
+            factors = self._scales(read(self._scales.input))
         else:
             rows = []
             for r, scale in enumerate(self._scales):
                 if scale is None:
                     rows.append(torch.ones(q_len, self.key_levels.shape[-1], device=self.device))
                 else:
-                    rows.append(scale(distance[r]))
+                    rows.append(scale(read(scale.input)[r]))
             factors = torch.stack(rows)
         if not factors.requires_grad:  # a fitting pass builds its graph anew each time
             self._scale = (q_len, k_len, factors)
