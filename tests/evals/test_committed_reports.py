@@ -74,3 +74,27 @@ def test_eval_md_quotes_the_distance_study_as_its_report_gives_it() -> None:
             assert value == cells[(method, length, column)], (method, length, column)
         quoted.add(method)
     assert quoted == {method for method, _, _ in cells}  # every method the file holds is quoted
+
+
+def test_eval_md_quotes_the_position_split_as_the_report_gives_it() -> None:
+    """EVAL.md's "Distance or length?" table: each quality cell is the report's "By rule
+    position" figure for that method, length and position."""
+    summary = (ROOT / "docs/eval/distance/summary.md").read_text(encoding="utf-8")
+    cells = {}
+    for line in summary.split("## By rule position", 1)[1].split("\n## ", 1)[0].splitlines():
+        row = re.fullmatch(
+            r"\| (\S+) \| (\d+) \| (\w+) \| greedy quality \| \d+ \| (.+\]) \| .+", line
+        )
+        if row:
+            method, length, position, estimate = row.groups()
+            cells[(method, length, position)] = estimate
+    eval_md = (ROOT / "EVAL.md").read_text(encoding="utf-8")
+    section = eval_md.split("*Distance or length?*", 1)[1]
+    header = "| method | greedy quality, length 0 (before / after) | 2,048, rule before |"
+    rows = section.split(header, 1)[1].split("\n\n", 1)[0].strip().splitlines()[2:]
+    assert len(rows) == 4
+    for row in rows:
+        method, at_zero, before, after = row.strip("| ").split(" | ")
+        assert at_zero == f"{cells[(method, '0', 'before')]} / {cells[(method, '0', 'after')]}"
+        assert before == cells[(method, "2048", "before")], method
+        assert after == cells[(method, "2048", "after")], method
