@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 import torch
 from transformers.cache_utils import Cache
 
-from .kvcache import KV, Preallocated, cache_kv, growing_cache, row_of
+from .kvcache import KV, Preallocated, cache_kv, growing_cache, output_cache, row_of
 from .prompt import Prompt
 from .rows import Streams, pick, stack
 from .steer import Steering, steering
@@ -117,7 +117,7 @@ class Batcher:
         cache = growing_cache(prefix.kv, n) if prefix.kv is not None else None
         with steering(None), torch.no_grad():
             out = self.model(ids, cache=cache, use_cache=True, logits_to_keep=1)
-        prefix.kv = [(k, v) for k, v in cache_kv(out.past_key_values)]
+        prefix.kv = [(k, v) for k, v in cache_kv(output_cache(out))]
         prefix.length = n
 
     @torch.no_grad()
@@ -158,7 +158,7 @@ class Batcher:
             steer.start = shared
         with steering(steer):
             out = self.model(ids, cache=cache, use_cache=True, logits_to_keep=1)
-        return cache_kv(out.past_key_values), out.logits[0, -1]
+        return cache_kv(output_cache(out)), out.logits[0, -1]
 
     @torch.no_grad()
     def prefill_padded(self, prompts: Sequence[Prompt], method: Method) -> list[Prefilled]:
@@ -208,7 +208,7 @@ class Batcher:
                 use_cache=True,
                 logits_to_keep=1,
             )
-        return cache_kv(out.past_key_values), out.logits[:, -1]
+        return cache_kv(output_cache(out)), out.logits[:, -1]
 
     def release(self) -> None:
         """Drop the pooled batch buffers (they hold the last batch's size of memory)."""

@@ -4,6 +4,8 @@ per-layer (keys, values) lists the batcher moves between prompts and batches."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from transformers.cache_utils import Cache, DynamicLayer
 
@@ -58,6 +60,14 @@ def _room(buffer: torch.Tensor, n: int) -> torch.Tensor:
 
 def growing_cache(kv: KV, capacity: int) -> Cache:
     return Cache(layers=[GrowingLayer(k, v, capacity) for k, v in kv])
+
+
+def output_cache(out: Any) -> Cache:
+    """The cache a forward pass returned: ``out.cache`` (transformers 5.x's name; reading
+    ``past_key_values`` warns that it is deprecated), else ``out.past_key_values``."""
+    cache = getattr(out, "cache", None)
+    found: Cache = cache if cache is not None else out.past_key_values
+    return found
 
 
 def cache_kv(cache: Cache) -> KV:

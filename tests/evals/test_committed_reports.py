@@ -93,8 +93,8 @@ def test_eval_md_quotes_the_position_split_as_the_report_gives_it() -> None:
     header = "| method | greedy quality, length 0 (before / after) | 2,048, rule before |"
     rows = section.split(header, 1)[1].split("\n\n", 1)[0].strip().splitlines()[2:]
     assert len(rows) == 4
-    for row in rows:
-        method, at_zero, before, after = row.strip("| ").split(" | ")
+    for line in rows:
+        method, at_zero, before, after = line.strip("| ").split(" | ")
         assert at_zero == f"{cells[(method, '0', 'before')]} / {cells[(method, '0', 'after')]}"
         assert before == cells[(method, "2048", "before")], method
         assert after == cells[(method, "2048", "after")], method

@@ -11,7 +11,7 @@ import pytest
 import torch
 from transformers import DynamicCache
 
-from markup import LEVELS, Level, parse_messages
+from markup import LEVELS, Conversation, Level, parse_messages
 from model.batch import Batcher
 from model.bias import ImportanceBias
 from model.local import LocalModel
@@ -22,7 +22,7 @@ from model.steer import Steering, steering
 from .test_distance import ATOL, dense_reference, logits
 
 
-def chat(background_repeats: int) -> object:
+def chat(background_repeats: int) -> Conversation:
     return parse_messages(
         [
             {"role": "system", "content": "You help. <rule>Always answer in French.</rule>"},
