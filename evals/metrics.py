@@ -233,17 +233,18 @@ def paired_measure(
     metric: str = "both",
     resamples: int = 2000,
     seed: int = 0,
+    against: str = "none",
 ) -> PairedEstimate:
-    """``method`` against ``none`` on the prompts both hold the measure for: the mean paired
-    difference, an item-clustered bootstrap interval, and a sign-flip randomisation p-value
-    (each item's differences flipped together)."""
+    """``method`` against ``against`` (default ``none``) on the prompts both hold the measure
+    for: the mean paired difference, an item-clustered bootstrap interval, and a sign-flip
+    randomisation p-value (each item's differences flipped together)."""
     by_prompt: dict[tuple[str, str], dict[str, dict[str, Any]]] = defaultdict(dict)
     for r in records:
         by_prompt[(r["prompt_hash"], r["item"])][r["method"]] = r
     pairs: list[tuple[str, float]] = []
     for (_, item), m in by_prompt.items():
-        if method in m and "none" in m:
-            a, b = measure(m[method], name, metric), measure(m["none"], name, metric)
+        if method in m and against in m:
+            a, b = measure(m[method], name, metric), measure(m[against], name, metric)
             if a is not None and b is not None:
                 pairs.append((item, a - b))
     if not pairs:

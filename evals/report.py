@@ -79,6 +79,7 @@ def markdown(run: str, records: Sequence[dict[str, Any]]) -> str:
                         )
     lines += _sampled_and_margin(records, methods)
     lines += by_position(records, methods)
+    lines += head_to_head(records, methods)
     lines += _effective_lengths(records, methods)
     lines += floors(records)
     lines += injection(records)
@@ -121,6 +122,41 @@ def by_position(records: Sequence[dict[str, Any]], methods: list[str]) -> list[s
                         f"| {method} | {length} | {position} | sampled both | {d.n} | "
                         f"{d.diff:+.2f} [{d.low:+.2f}, {d.high:+.2f}] | {d.p:.3f} |"
                     )
+    return lines
+
+
+def head_to_head(records: Sequence[dict[str, Any]], methods: list[str]) -> list[str]:
+    """Per length, the method with the largest sampled ``both`` gain over ``none`` against each
+    other method on the same prompts: which method is best, and by how much (item-clustered
+    bootstrap, sign-flip p). Only where the run has sampled answers and three or more methods."""
+    if not any(r.get("sampled") for r in records) or "none" not in methods or len(methods) < 3:
+        return []
+    lines = [
+        "",
+        "## Head to head: the best method at each length (largest sampled `both` gain over "
+        "`none`) against every other method, same prompts (item-clustered bootstrap; sign-flip p)",
+        "",
+        "| length | best | gain over none | against | prompts | difference [95 % CI] | p |",
+        "|---:|---|---|---|---:|---|---:|",
+    ]
+    for length in sorted({r["length"] for r in records}):
+        at = [r for r in records if r["length"] == length]
+        gains = {m: paired_measure(at, m, "sampled", "both") for m in methods[1:]}
+        gains = {m: g for m, g in gains.items() if g.n}
+        if not gains:
+            continue
+        best = max(gains, key=lambda m: (gains[m].diff, m))  # ties: the later name, stably
+        g = gains[best]
+        gain = f"{g.diff:+.2f} [{g.low:+.2f}, {g.high:+.2f}]"
+        for other in methods[1:]:
+            if other == best:
+                continue
+            d = paired_measure(at, best, "sampled", "both", against=other)
+            if d.n:
+                lines.append(
+                    f"| {length} | {best} | {gain} | {other} | {d.n} | {d.diff:+.2f} "
+                    f"[{d.low:+.2f}, {d.high:+.2f}] | {d.p:.3f} |"
+                )
     return lines
 
 

@@ -128,3 +128,28 @@ def test_the_position_section_splits_each_difference_by_where_the_rule_sat() -> 
         assert any(line.startswith(row) for line in lines), row
     assert "## By rule position" in markdown("run", records)
     assert by_position([r for r in records if r["position"] == "before"], ["none", "x"]) == []
+
+
+def test_head_to_head_names_the_best_method_and_its_margin_over_each_other() -> None:
+    """Three methods over `none`: `b` gains most (+0.5), `a` +0.25; the section names `b` and
+    gives b − a = +0.25 on the same prompts; with a single method besides `none` there is no
+    section."""
+    from evals.report import head_to_head
+
+    records = []
+    for i in range(16):
+        for method, both in (("none", 0.0), ("a", 0.25), ("b", 0.5), ("c", 0.0)):
+            r = record(f"i{i}", f"p{i}", method, strict=True)
+            s = {"both": both, "strict": 1.0, "loose": 1.0, "quality": 1.0}
+            r |= {"length": 512, "sampled": {"k": 4, "temperature": 0.7, **s}}
+            records.append(r)
+    lines = head_to_head(records, ["none", "a", "b", "c"])
+    assert any(
+        line.startswith("| 512 | b | +0.50 [+0.50, +0.50] | a | 16 | +0.25 [") for line in lines
+    )
+    assert any(
+        line.startswith("| 512 | b | +0.50 [+0.50, +0.50] | c | 16 | +0.50 [") for line in lines
+    )
+    assert not any("| b | 16 |" in line for line in lines)  # never against itself
+    only = [r for r in records if r["method"] in ("none", "a")]
+    assert head_to_head(only, ["none", "a"]) == []
