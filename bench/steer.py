@@ -9,10 +9,12 @@ the distractor), in one run, interleaved:
              embedding (a forward hook on the input embeddings)
     distance ``uniform``'s β times g(distance of the query from the rule): the per-query
              factors on the folded path, and a per-step row on decoding steps (issue 15)
+    share    ``share`` (its default s): β from the ratio of unmarked to marked keys each query
+             sees, so factors that change at every query and every decoding step (issue 15)
 
 prefill = one forward pass over the prompt; decode = the mean time per token of 16 greedy steps
 with the KV cache; and, alone, the time a decoding step spends building the bias rows of every
-layer (b, l, d). ratio = method / plain (1.0: the bias costs nothing; goal at 2,048: prefill
+layer. ratio = method / plain (1.0: the bias costs nothing; goal at 2,048: prefill
 <= 1.1, decode time <= 1.11, i.e. >= 0.9x the speed). Printed: the best-of ratio (fastest
 method run / fastest plain run) and, in brackets, the median over repeats of the paired ratio
 (method / plain in the same repeat). Within a repeat the methods run in a rotated order.
@@ -36,11 +38,12 @@ from markup import Level, parse_messages
 from model.bias import ImportanceBias
 from model.corpus import docstring_sentences
 from model.local import LocalModel
-from model.methods import default_file
+from model.methods import DEFAULT_SHARE, default_file
 from model.prompt import build_prompt
 from model.steer import Steering, steering
 
 DECODE_STEPS = 16
+NAMES = {"b": "biased", "l": "learned", "d": "distance", "s": "share"}  # the steered methods
 
 
 def distractor(words: int) -> str:
@@ -118,6 +121,7 @@ def main() -> int:
         scaled.beta.copy_(bias.beta)
         assert scaled.distance is not None
         scaled.distance.values.copy_(torch.linspace(0.5, 2.0, 6).expand(4, -1))  # grows with d
+    share = ImportanceBias.share(lm.n_layers, lm.n_heads, DEFAULT_SHARE)
     rows: list[dict[str, Any]] = []
     for target in (512, 2048):
         prompt = build_prompt(lm.tokenizer, conversation_of(lm, target))
@@ -125,8 +129,15 @@ def main() -> int:
         state = Steering(bias, prompt.level_one_hot())
         fitted = Steering(learned, prompt.level_one_hot())
         far = Steering(scaled, prompt.level_one_hot())
+        held = Steering(share, prompt.level_one_hot())
         assert state.active == set(range(lm.n_layers))
-        states: dict[str, Steering | None] = {"p": None, "b": state, "l": fitted, "d": far}
+        states: dict[str, Steering | None] = {
+            "p": None,
+            "b": state,
+            "l": fitted,
+            "d": far,
+            "s": held,
+        }
         times: dict[str, list[float]] = {f"{k}{m}": [] for k in "pd" for m in states}
         for warm in states.values():  # warm every path
             prefill(lm, ids, warm)
@@ -151,44 +162,44 @@ def main() -> int:
             {
                 "tokens": len(prompt),
                 "prefill_plain_s": best["pp"],
-                "prefill_biased_s": best["pb"],
-                "prefill_ratio": best["pb"] / best["pp"],
-                "prefill_ratio_median": med["pb"],
                 "decode_plain_ms": best["dp"] * 1e3,
-                "decode_biased_ms": best["db"] * 1e3,
-                "decode_ratio": best["db"] / best["dp"],
-                "decode_ratio_median": med["db"],
-                "prefill_learned_ratio": best["pl"] / best["pp"],
-                "prefill_learned_ratio_median": med["pl"],
-                "decode_learned_ratio": best["dl"] / best["dp"],
-                "decode_learned_ratio_median": med["dl"],
-                "prefill_distance_ratio": best["pd"] / best["pp"],
-                "prefill_distance_ratio_median": med["pd"],
-                "decode_distance_ratio": best["dd"] / best["dp"],
-                "decode_distance_ratio_median": med["dd"],
-                "row_ms_per_step": rows_ms,
+                # per method: best-of ratio and the median of paired ratios, prefill and decode
+                **{
+                    f"{stage}_{NAMES[m]}_{kind}": value
+                    for m in NAMES
+                    for stage, k in (("prefill", f"p{m}"), ("decode", f"d{m}"))
+                    for kind, value in (
+                        ("ratio", best[k] / best[k[0] + "p"]),
+                        ("ratio_median", med[k]),
+                    )
+                },
+                "row_ms_per_step": {NAMES[m]: v for m, v in rows_ms.items()},
             }
         )
     if args.json:
         print(json.dumps({"dtype": args.dtype, "rows": rows}, indent=2))
         return 0
-    print(f"dtype {args.dtype}, {args.repeats} interleaved repeats, best (median) ratios")
     print(
-        f"{'tokens':>7}{'prefill plain':>15}{'biased':>9}{'ratio':>14}{'learned':>14}"
-        f"{'distance':>14}{'decode plain':>15}{'biased':>9}{'ratio':>14}{'learned':>14}"
-        f"{'distance':>14}"
+        f"dtype {args.dtype}, {args.repeats} interleaved repeats; time ratios to plain: "
+        "best (median)"
+    )
+    names = list(NAMES.values())
+    print(
+        f"{'tokens':>7}{'prefill plain':>15}"
+        + "".join(f"{n:>14}" for n in names)
+        + f"{'decode plain':>15}"
+        + "".join(f"{n:>14}" for n in names)
     )
     for r in rows:
-        print(
-            f"{r['tokens']:>7}{r['prefill_plain_s']:>13.3f} s{r['prefill_biased_s']:>7.3f} s"
-            f"{r['prefill_ratio']:>7.2f} ({r['prefill_ratio_median']:.2f})"
-            f"{r['prefill_learned_ratio']:>7.2f} ({r['prefill_learned_ratio_median']:.2f})"
-            f"{r['prefill_distance_ratio']:>7.2f} ({r['prefill_distance_ratio_median']:.2f})"
-            f"{r['decode_plain_ms']:>12.1f} ms{r['decode_biased_ms']:>6.1f} ms"
-            f"{r['decode_ratio']:>7.2f} ({r['decode_ratio_median']:.2f})"
-            f"{r['decode_learned_ratio']:>7.2f} ({r['decode_learned_ratio_median']:.2f})"
-            f"{r['decode_distance_ratio']:>7.2f} ({r['decode_distance_ratio_median']:.2f})"
-        )
+        cells = [f"{r['tokens']:>7}{r['prefill_plain_s']:>13.3f} s"]
+        cells += [
+            f"{r[f'prefill_{n}_ratio']:>7.2f} ({r[f'prefill_{n}_ratio_median']:.2f})" for n in names
+        ]
+        cells.append(f"{r['decode_plain_ms']:>12.1f} ms")
+        cells += [
+            f"{r[f'decode_{n}_ratio']:>7.2f} ({r[f'decode_{n}_ratio_median']:.2f})" for n in names
+        ]
+        print("".join(cells))
     for r in rows:
         cost = ", ".join(f"{k} {v:.2f} ms" for k, v in r["row_ms_per_step"].items())
         print(f"{r['tokens']:>7} tokens: building the bias rows per decoding step: {cost}")
