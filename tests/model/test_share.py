@@ -15,7 +15,7 @@ from markup import LEVELS, Conversation, Level, parse_messages
 from model.batch import Batcher
 from model.bias import ImportanceBias
 from model.local import LocalModel
-from model.methods import MethodError, resolve
+from model.methods import DEFAULT_SHARE, MethodError, resolve
 from model.prompt import build_prompt
 from model.steer import Steering, steering
 
@@ -72,9 +72,9 @@ def test_a_short_prompt_gets_no_bias_and_a_long_one_does(lm: LocalModel) -> None
     assert torch.equal(same, plain)
     long = chat(120)  # ~1,000 keys
     prompt = build_prompt(lm.tokenizer, long)
-    state = lm.steering_for(prompt, method)
-    assert state is not None
-    factors = state.query_scale(len(prompt), len(prompt))
+    bias = ImportanceBias.share(lm.n_layers, lm.n_heads, DEFAULT_SHARE)
+    assert method.bias is not None and method.bias.signature() == bias.signature()  # the default
+    factors = Steering(bias, prompt.level_one_hot()).query_scale(len(prompt), len(prompt))
     assert isinstance(factors, torch.Tensor) and float(factors[0, -1, 0].detach()) > 0.5
     with torch.no_grad():
         steered = lm.continuation_logits(long, " Quatre.", method)[0]
