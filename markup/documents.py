@@ -78,6 +78,10 @@ def document_html(data: bytes, name: str = "", max_runs: int | None = None) -> s
         return docx_to_html(data, max_runs)
     if kind == "rtf":
         return rtf_to_html(data, max_runs)
+    suffix = name.lower().rpartition(".")[2] if "." in name else ""
+    if suffix in ("docx", "rtf"):  # named as a document, and not one: no silent read as text
+        what = "a zip archive holding a Word document" if suffix == "docx" else "RTF ({\\rtf)"
+        raise DocumentError(f"{name} is named .{suffix} but is not {what}")
     return None
 
 

@@ -23,6 +23,7 @@ are named with it; they live next to what raises them, so that markup stays torc
      ├── service.jobs.TooManyJobsError         the eval job queue is full                       429
      ├── service.jobs.GridTooLargeError        a job asks for more answers than the limit
      └── service.proxy.rewrite.RewriteError    a chat request the proxy cannot annotate
+          └── ParameterError                     a parameter of the wrong type or range (param)
 
 Each class says how a service answers it: ``code``, ``status`` (422 unless the tree gives another)
 and ``title``; ``fields()`` gives where the fault is, by the same names everywhere. Every

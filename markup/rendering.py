@@ -20,7 +20,11 @@ every style, whichever markers that style itself uses:
   these rules must be followed:", any case): put in quotation marks (“…”), read as a mention,
   not as salience's marker.
 
-Marked text (hard and high spans of trusted messages) is the author's own and is left alone.
+Marked text (hard and high spans of trusted messages) is the author's own and is left alone, and
+so is code in trusted text: a code span or fenced block (``markup._code``) is literal, so it comes
+out byte for byte in every rendering (``Use `<rule>` tags`` stays as written). Untrusted text is
+defused everywhere, code included. ``plain`` is the clean text: a trusted document renders as its
+``text`` exactly (it adds no marker, so nothing needs defusing); untrusted messages are defused.
 
 ``render(..., safe=False)`` skips the defusing. It exists to measure what the defusing buys
 (the eval's ``xml@raw`` method, EVAL.md "Injection"); nothing in the service calls it.
@@ -33,6 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from ._code import code_regions
 from .document import Conversation, Document, Level
 
 RULES_HEADER = "Rules you must follow:"
@@ -70,6 +75,7 @@ class TextMethod:
 
 
 PLAIN = TextMethod("plain", "the clean text, marks dropped")
+_UNMARKED = TextMethod("unmarked", "the text with its marks dropped, defused like any rendering")
 TEXT_METHODS: dict[str, TextMethod] = {
     m.name: m
     for m in (
@@ -113,6 +119,31 @@ def defuse(text: str) -> str:
     return _RESERVED_WORDS.sub(lambda m: f"“{m.group(0)}”", text)
 
 
+def _defuser(text: str, trusted: bool) -> Callable[[int, int], str]:
+    """``quote(a, b)``: ``text[a:b]`` defused, except (in trusted text) where it is code, which
+    stays byte for byte. Code is found in the whole text once, so a fence that opens in one
+    stretch and closes in another is still code."""
+    regions = code_regions(text) if trusted and RESERVED.search(text) else []
+    if not regions:
+        return lambda a, b: defuse(text[a:b])
+
+    def quote(a: int, b: int) -> str:
+        out: list[str] = []
+        pos = a
+        for start, end in regions:
+            if end <= pos:
+                continue
+            if start >= b:
+                break
+            out.append(defuse(text[pos:start]) if start > pos else "")
+            out.append(text[max(start, pos) : min(end, b)])
+            pos = min(end, b)
+        out.append(defuse(text[pos:b]))
+        return "".join(out)
+
+    return quote
+
+
 def text_method(name: str) -> TextMethod:
     """The rendering called ``name``: a text method, or ``plain`` (``none`` too)."""
     if name in ("plain", "none"):
@@ -150,7 +181,7 @@ def render(
     target: Document | Conversation, method: str, *, safe: bool = True
 ) -> str | list[dict[str, str]]:
     """``target`` rendered by the text method ``method`` (or ``plain``); ``safe=False`` leaves
-    typed markers as they are (see above)."""
+    typed markers as they are (see above). A ``Document`` is the author's, so trusted."""
     chosen = text_method(method)
     if isinstance(target, Document):
         return render_document(target, chosen, safe=safe)
@@ -167,23 +198,26 @@ def _rule_list(header: str, items: list[str]) -> str:
     return header + "\n" + "\n".join(f"- {item}" for item in items)
 
 
-def _inline(document: Document, method: TextMethod, safe: bool = True) -> str:
+def _inline(document: Document, method: TextMethod, safe: bool = True, trusted: bool = True) -> str:
     """Each span rewritten in place; a removed span takes with it the space its removal would
     leave doubled ("a <rule>r</rule> b" → "a b", not "a  b"). Text outside hard and high spans is
-    defused (no reserved marker survives in it)."""
-    quote = defuse if safe else _verbatim
+    defused (no reserved marker survives in it), except code in trusted text; ``plain`` renders
+    trusted text as its clean text."""
     text = document.text
+    if method is PLAIN and trusted:
+        return text
+    quote_range = _defuser(text, trusted) if safe else (lambda a, b: text[a:b])
     out: list[str] = []
     pos = 0
     cut = False  # the last span was removed
     for span in document.spans:
-        between = quote(text[pos : span.start])
+        between = quote_range(pos, span.start)
         out.append(_after_cut(out, between) if cut else between)
-        piece = method.span(text[span.start : span.end], span.level, quote)
+        piece = method.span(text[span.start : span.end], span.level, defuse if safe else _verbatim)
         cut = piece == "" and span.start != span.end
         out.append(piece)
         pos = span.end
-    rest = quote(text[pos:])
+    rest = quote_range(pos, len(text))
     out.append(_after_cut(out, rest) if cut else rest)
     return "".join(out)
 
@@ -205,7 +239,8 @@ def _after_cut(out: list[str], following: str) -> str:
 
 def render_document(document: Document, method: TextMethod, *, safe: bool = True) -> str:
     found = rules(document)
-    body = _inline(document, PLAIN if method.rules and not found else method, safe)
+    # a restating method with nothing to restate writes the text as it is, defused all the same
+    body = _inline(document, _UNMARKED if method.rules and not found else method, safe)
     if not found or method.rules is None:
         return body
     if method.rules == "after":
@@ -217,7 +252,7 @@ def render_conversation(
     conversation: Conversation, method: TextMethod, *, safe: bool = True
 ) -> list[dict[str, str]]:
     messages = [
-        {"role": m.role, "content": _inline(m.document, method, safe)}
+        {"role": m.role, "content": _inline(m.document, method, safe, m.trusted)}
         for m in conversation.messages
     ]
     found = [r for m in conversation.messages for r in rules(m.document)]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ParamSpec
 
@@ -77,9 +77,12 @@ class LocalModel:
         ``dtype``: default float32 on the CPU, bfloat16 on CUDA (model.loader)."""
         return cls(load(path, dtype, device))
 
-    def method(self, name: str, **options: Any) -> Method:
-        """The method ``name``, its bias (if any) on the model's device."""
-        method = resolve(name, self.n_layers, self.n_heads, **options)
+    def method(
+        self, name: str, *, catalogue: Mapping[str, str] | None = None, **options: Any
+    ) -> Method:
+        """The method ``name``, its bias (if any) on the model's device; ``catalogue``: the
+        name came from a network client (``model.methods.resolve``)."""
+        method = resolve(name, self.n_layers, self.n_heads, catalogue=catalogue, **options)
         if method.bias is not None:
             method.bias.to(self.device)
         return method

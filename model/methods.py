@@ -23,11 +23,19 @@ with ω = 2 (an eval grid compares strengths side by side). A text method takes 
 ablation, to measure what the defusing buys against injected rules; EVAL.md "Injection"). A bias
 file rides in the name of a method that reads one: ``learned@fits/step20.json`` (candidates side
 by side in one grid; the eval's sample keys hash the file's values, not its path).
+
+Every number in a name is finite and in its method's range (``Entry.bounds``). A name that came
+over the network (``resolve(..., catalogue=…)``) names no file: what follows ``@`` is a number,
+or the name of a bias file in the operator's catalogue (``learned@mine``, where the server was
+started with ``SALIENCE_BIAS_FILES='{"mine": "/srv/bias/mine.json"}'``); ``@raw`` and paths are
+refused, whether or not such a file exists, so the answer tells a client nothing about the disk.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -61,6 +69,10 @@ Kind = Literal["none", "text", "bias", "contrastive"]
 class MethodError(SalienceError, ValueError):
     code = "bad-method"
     title = "Unknown method"
+
+
+CATALOGUE_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
+"""The form of a name in the operator's catalogue of bias files (``SALIENCE_BIAS_FILES``)."""
 
 
 @dataclass(frozen=True)
@@ -140,6 +152,9 @@ class Entry:
     build: Build
     at: str | None = None
     default_file: Path | None = None
+    # the range of the number that rides in the name, and whether its ends are allowed
+    bounds: tuple[float, float] | None = None
+    open_bounds: bool = False
 
     @property
     def at_form(self) -> str | None:
@@ -149,19 +164,48 @@ class Entry:
         symbols = {"beta": "β", "omega": "ω", "share": "s", "raw": "raw", "FILE.json": "FILE.json"}
         return f"{self.name}@{symbols[self.at]}"
 
-    def options_from(self, name: str, value: str) -> dict[str, Any]:
-        """The options ``value`` (what follows ``@``) stands for; MethodError if it may not."""
+    def options_from(
+        self, name: str, value: str, catalogue: Mapping[str, str] | None = None
+    ) -> dict[str, Any]:
+        """The options ``value`` (what follows ``@``) stands for; MethodError if it may not.
+        With a ``catalogue`` (a name from the network) a file method takes only a catalogue
+        name, and nothing takes ``raw``."""
+        if self.at in ("beta", "omega", "share"):
+            return {self.at: self.number(name, value)}
+        if catalogue is not None:
+            if self.at == "FILE.json":
+                if value in catalogue:
+                    return {"bias_path": catalogue[value], "bias_name": value}
+                offered = ", ".join(sorted(catalogue)) or "none (SALIENCE_BIAS_FILES is empty)"
+                raise MethodError(
+                    f"{name!r}: over HTTP a bias file is chosen by its name in the server's "
+                    f"catalogue, never by a path; the catalogue holds: {offered}"
+                )
+            raise MethodError(
+                f"{name!r}: over HTTP a method is a name, optionally with a number "
+                f"({', '.join(f for e in REGISTRY.values() if e.bounds and (f := e.at_form))}) "
+                "or a bias file's catalogue name"
+            )
         if self.at == "raw" and value == "raw":
             return {"safe": False}
-        if self.at == "FILE.json" and value.endswith(".json"):
+        if self.at == "FILE.json" and value.lower().endswith(".json"):
             return {"bias_path": value}
-        if self.at in ("beta", "omega", "share"):
-            try:
-                return {self.at: float(value)}
-            except ValueError:
-                raise MethodError(f"{name!r}: {value!r} is not a number") from None
         forms = ", ".join(f for e in REGISTRY.values() if (f := e.at_form))
         raise MethodError(f"only {forms} carry a parameter in the name, not {name!r}")
+
+    def number(self, name: str, value: str | float) -> float:
+        """``value`` as this method's number, finite and within ``bounds``; MethodError if not."""
+        try:
+            number = float(value)
+        except ValueError:
+            raise MethodError(f"{name!r}: {value!r} is not a number") from None
+        assert self.bounds is not None, f"{self.name} takes a number but declares no range"
+        low, high = self.bounds
+        inside = low < number < high if self.open_bounds else low <= number <= high
+        if not math.isfinite(number) or not inside:
+            ends = f"({low:g}, {high:g})" if self.open_bounds else f"[{low:g}, {high:g}]"
+            raise MethodError(f"{name!r}: {self.at} must be a finite number in {ends}")
+        return number
 
 
 def _none(name: str, n_layers: int, n_heads: int, options: dict[str, Any]) -> Method:
@@ -184,7 +228,7 @@ def _gate(options: dict[str, Any]) -> str:
 def _uniform(name: str, n_layers: int, n_heads: int, options: dict[str, Any]) -> Method:
     from .bias import ImportanceBias, level_strengths
 
-    beta = float(options.get("beta", DEFAULT_UNIFORM_BETA))
+    beta = REGISTRY["uniform"].number(name, options.get("beta", DEFAULT_UNIFORM_BETA))
     meta = {"method": "uniform", "beta": beta}
     bias = ImportanceBias.uniform(n_layers, n_heads, level_strengths(beta), meta)
     return Method(name, bias=bias, gate=_gate(options), options={"beta": beta})
@@ -193,9 +237,7 @@ def _uniform(name: str, n_layers: int, n_heads: int, options: dict[str, Any]) ->
 def _share(name: str, n_layers: int, n_heads: int, options: dict[str, Any]) -> Method:
     from .bias import ImportanceBias
 
-    share = float(options.get("share", DEFAULT_SHARE))
-    if not 0 < share < 1:
-        raise MethodError(f"{name!r}: the share must lie strictly between 0 and 1, not {share}")
+    share = REGISTRY["share"].number(name, options.get("share", DEFAULT_SHARE))
     meta = {"method": "share", "share": share}
     bias = ImportanceBias.share(n_layers, n_heads, share, meta)
     return Method(name, bias=bias, gate=_gate(options), options={"share": share})
@@ -210,12 +252,19 @@ def _from_file(how: str) -> Build:
 
         base = name.partition("@")[0]
         path = Path(options.get("bias_path") or REGISTRY[base].default_file or "")
+        # a file from the operator's catalogue is named by its catalogue name, never its path
+        shown = (
+            f"the server's bias file {options['bias_name']!r}" if "bias_name" in options else path
+        )
         if not path.is_file():
-            raise MethodError(f"no {base} bias file at {path}: {how}, or pass bias_path")
-        bias = ImportanceBias.load(path)
+            raise MethodError(f"no {base} bias file at {shown}: {how}, or pass bias_path")
+        try:
+            bias = ImportanceBias.load(path)
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise MethodError(f"{shown} is not a bias file ({type(error).__name__})") from None
         if (bias.n_layers, bias.n_heads) != (n_layers, n_heads):
             raise MethodError(
-                f"{path} is for {bias.n_layers} layers × {bias.n_heads} heads; "
+                f"{shown} is for {bias.n_layers} layers × {bias.n_heads} heads; "
                 f"the model has {n_layers} × {n_heads}"
             )
         gate = _gate(options)
@@ -225,7 +274,7 @@ def _from_file(how: str) -> Build:
 
 
 def _spa(name: str, n_layers: int, n_heads: int, options: dict[str, Any]) -> Method:
-    omega = float(options.get("omega", DEFAULT_SPA_OMEGA))
+    omega = REGISTRY["spa"].number(name, options.get("omega", DEFAULT_SPA_OMEGA))
     return Method(name, contrast=Contrast(omega))
 
 
@@ -242,6 +291,7 @@ REGISTRY: dict[str, Entry] = {
             "the last marked token and every generated token are steered",
             _uniform,
             at="beta",
+            bounds=(-10.0, 10.0),
         ),
         Entry(
             "pasta",
@@ -274,6 +324,8 @@ REGISTRY: dict[str, Entry] = {
             "max(0, logit(s) + log(unmarked/marked keys seen)), high half (issue 15)",
             _share,
             at="share",
+            bounds=(0.0, 1.0),
+            open_bounds=True,
         ),
         Entry(
             "spa",
@@ -281,6 +333,7 @@ REGISTRY: dict[str, Entry] = {
             "Selective Prompt Anchoring: logits + ω·(logits − logits with the marked text masked)",
             _spa,
             at="omega",
+            bounds=(0.0, 10.0),
         ),
     )
 }
@@ -290,7 +343,7 @@ ALIASES = {"plain": "none"}
 
 def entry(name: str) -> Entry:
     """The registry's entry for ``name`` (``uniform@0.5`` → uniform's); MethodError if none."""
-    base = name.partition("@")[0]
+    base = name.partition("@")[0].strip().lower()
     found = REGISTRY.get(ALIASES.get(base, base))
     if found is None:
         raise MethodError(f"unknown method {name!r} (use {', '.join(METHODS)})")
@@ -316,24 +369,41 @@ def help_text() -> str:
     return f"{', '.join(METHODS)}; with a parameter: {', '.join(forms)}"
 
 
-def check_name(name: str) -> None:
-    """Raise ``MethodError`` (a ValueError too) unless ``name`` names a method (with what may
-    ride in it): the check ``resolve`` makes, without a model."""
+def normal_name(name: str) -> str:
+    """``name`` with its method part in the registry's spelling (case and space ignored; an
+    alias resolves to its method) and what follows ``@`` as written: a file keeps its case."""
     found = entry(name)
+    _, at, value = name.strip().partition("@")
+    return f"{found.name}@{value}" if at else found.name
+
+
+def check_name(name: str, catalogue: Mapping[str, str] | None = None) -> str:
+    """``name`` in its normal spelling, or ``MethodError`` (a ValueError too) unless it names a
+    method with what may ride in it (``catalogue``: as a network client may name it): the
+    check ``resolve`` makes, without a model."""
+    name = normal_name(name)
     _, at, value = name.partition("@")
     if at:
-        found.options_from(name, value)
+        entry(name).options_from(name, value, catalogue)
+    return name
 
 
-def resolve(name: str, n_layers: int, n_heads: int, **options: Any) -> Method:
+def resolve(
+    name: str,
+    n_layers: int,
+    n_heads: int,
+    *,
+    catalogue: Mapping[str, str] | None = None,
+    **options: Any,
+) -> Method:
     """The method ``name`` for a model of this shape. Options: ``beta`` (uniform), ``bias_path``
     (pasta, learned, distance), ``share`` (share), ``gate`` ("after" or "all"), ``omega``
-    (spa)."""
+    (spa). ``catalogue``: the name came from a network client, who may name a bias file only
+    by its name in this catalogue (name → path), and no path at all."""
+    name = normal_name(name)
     found = entry(name)
     _gate(options)
     _, at, value = name.partition("@")
     if at:
-        options = {**options, **found.options_from(name, value)}
-    else:
-        name = found.name  # an alias resolves to the method itself
+        options = {**options, **found.options_from(name, value, catalogue)}
     return found.build(name, n_layers, n_heads, options)

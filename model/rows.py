@@ -92,9 +92,15 @@ class Streams:
         return out
 
 
+MIN_TEMPERATURE = 1e-4
+
+
 def pick(logits: torch.Tensor, temperature: float, generator: torch.Generator) -> int:
     """Greedy (argmax; ties go to the lowest token id) or a seeded sample at ``temperature``."""
-    if temperature <= 0:
+    if not temperature > 0:  # 0, and a NaN that slipped through, are greedy
         return int(torch.argmax(logits))
+    # a temperature near 0 would turn the logits into infinities and the draw into NaNs: below
+    # MIN_TEMPERATURE the distribution is the argmax's to within float precision anyway
+    temperature = max(temperature, MIN_TEMPERATURE)
     probs = torch.softmax(logits.float().cpu() / temperature, dim=-1)  # the generator's device
     return int(torch.multinomial(probs, 1, generator=generator))

@@ -11,7 +11,7 @@ went away). The engine takes typed values (``Sampling``): requests are parsed at
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -27,6 +27,38 @@ if TYPE_CHECKING:
 
 class Busy(Exception):
     """Too many local generations waiting."""
+
+
+class Slot:
+    """One admitted generation's place: given back exactly once, on every way out.
+
+    ``with engine.slot() as slot:`` gives it back when the block ends, however it ends (an
+    answer, an error of any kind, a client gone). A stream that outlives the block takes it
+    over with ``slot.hand_off()``, which returns the release for the stream's own end; calling
+    it twice is harmless."""
+
+    def __init__(self, engine: LocalEngine) -> None:
+        self._engine = engine
+        self._released = False
+        self._handed_off = False
+
+    def __enter__(self) -> Slot:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self._handed_off:
+            self.release()
+
+    def hand_off(self) -> Callable[[], None]:
+        self._handed_off = True
+        return self.release
+
+    def release(self) -> None:
+        with self._engine._count_lock:
+            if self._released:
+                return
+            self._released = True
+            self._engine._waiting -= 1
 
 
 class ModelUnavailableError(SalienceError):
@@ -53,6 +85,7 @@ class LocalEngine:
         self.max_waiting = max_waiting
         self.max_tokens = max_tokens
         self._run_lock = threading.Lock()
+        self._count_lock = threading.Lock()
         self._waiting = 0
 
     @property
@@ -68,14 +101,18 @@ class LocalEngine:
         except Exception as error:
             raise ModelUnavailableError(f"the local model is not available: {error}") from error
 
-    def admit(self) -> None:
-        """Count one more waiting generation, or refuse it."""
-        if self._waiting >= self.max_waiting:
-            raise Busy(f"{self._waiting} local generations are already waiting")
-        self._waiting += 1
+    def slot(self) -> Slot:
+        """A place for one more generation (a context manager), or ``Busy``."""
+        with self._count_lock:
+            if self._waiting >= self.max_waiting:
+                raise Busy(f"{self._waiting} local generations are already waiting")
+            self._waiting += 1
+        return Slot(self)
 
-    def release(self) -> None:
-        self._waiting -= 1
+    @property
+    def waiting(self) -> int:
+        """Generations admitted and not yet given back (running or waiting their turn)."""
+        return self._waiting
 
     def deltas(
         self,

@@ -37,7 +37,8 @@ from typing import Any
 from litellm.exceptions import BadRequestError
 from litellm.integrations.custom_logger import CustomLogger
 
-from .proxy.rewrite import Options, fail_open_header, requested_strict, rewrite
+from .proxy.pipeline import Refused, Rewritten, decide
+from .proxy.rewrite import Options
 
 CHAT_CALLS = frozenset({"completion", "acompletion"})
 MARK = "x-salience"
@@ -91,26 +92,17 @@ class SalienceHook(CustomLogger):
         body_options = data.pop("salience", None)  # a proxy client's body field, not upstream
         if body_options is None and isinstance(requested, Mapping):
             body_options = requested
-        strict = requested_strict(body_options, None, self.options.strict)
-        try:
-            options = self.options.merged(body_options)
-            strict = options.strict
-            result = rewrite({"messages": messages}, options)
-        except Exception as error:  # fail open, unless the call asked to be refused
-            if strict:
-                raise SalienceRefusal(error, str(data.get("model", ""))) from error
-            metadata[MARK] = fail_open_header(error)
-            return data
-        data["messages"] = result.body["messages"]
-        metadata[MARK] = result.header()
-        metadata["salience_details"] = {
-            "method": result.method,
-            "changed": result.changed,
-            "spans": result.spans,
-            "rules": result.rules,
-            "seconds": round(result.seconds, 6),
-            "notes": list(result.notes),
-        }
+        call = {"messages": messages}
+        if body_options is not None:
+            call["salience"] = body_options
+        outcome = decide(call, self.options)
+        if isinstance(outcome, Refused):
+            error = outcome.error
+            raise SalienceRefusal(error, str(data.get("model", ""))) from error
+        data["messages"] = outcome.body["messages"]
+        metadata[MARK] = outcome.header
+        if isinstance(outcome, Rewritten):
+            metadata["salience_details"] = outcome.details
         return data
 
     # LiteLLM's proxy: before its router picks a deployment

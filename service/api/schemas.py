@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from markup import TEXT_METHODS, Format
 
@@ -65,8 +65,8 @@ class AnnotateRequest(BaseModel):
         None, description="OpenAI-style chat messages; markup only in trusted roles"
     )
     format: Format = Field(Format.AUTO, description="markup format; auto detects it")
-    strict: bool = Field(False, description="markup faults are 422 errors instead of repairs")
-    detect_rules: bool = Field(
+    strict: StrictBool = Field(False, description="markup faults are 422 errors instead of repairs")
+    detect_rules: StrictBool = Field(
         False,
         description="also mark the sentences that state a rule as hard (source 'detected'), "
         "in the text or in trusted messages only, where no explicit mark lies",
@@ -77,12 +77,14 @@ class AnnotateRequest(BaseModel):
         "highlight, larger, uppercase, heading; null ignores it) and 'combined', the level of "
         "two or more together (default: the server's; each signal high, combined hard)",
     )
-    encoding: str | None = Field(None, description="tiktoken base encoding (default: the server's)")
+    encoding: str | None = Field(
+        None, min_length=1, description="tiktoken base encoding (default: the server's)"
+    )
     trusted_roles: list[str] | None = Field(
         None, description="roles whose markup is honoured (default: the server's)"
     )
-    tokens: bool = Field(True, description="include token ids, levels and markers")
-    offsets: bool = Field(True, description="include each token's character offsets")
+    tokens: StrictBool = Field(True, description="include token ids, levels and markers")
+    offsets: StrictBool = Field(True, description="include each token's character offsets")
     method: TextMethodName | None = Field(
         None,
         description="also render the prompt with this text method, for a model without a bias "

@@ -46,6 +46,8 @@ def run(args: argparse.Namespace) -> int:
         "port": settings.port,
         "log_level": settings.log_level,
         "access_log": False,
+        # a client whose headers never finish is answered 408 and closed (service.core)
+        "http": "service.core.slow_clients:HeaderTimeoutProtocol",
     }
     if settings.workers == 1:
         uvicorn.run(create_app(settings), **common)

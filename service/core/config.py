@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     )
     max_batch_size: int = Field(64, ge=1)
     body_timeout_s: float = Field(30.0, gt=0, description="time allowed to receive a body")
+    header_timeout_s: float = Field(
+        10.0, gt=0, le=3600, description="time allowed to receive a request's headers"
+    )
     batch_threads: int = Field(2, ge=1, le=64, description="threads that tokenize a batch")
 
     style_levels: str | None = Field(
@@ -75,6 +78,12 @@ class Settings(BaseSettings):
     proxy_detect_rules: bool = Field(
         False, description="mark rule sentences of trusted messages as hard (rule detector)"
     )
+    bias_files: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=dict,
+        description="the bias files clients may choose, by name (learned@NAME, pasta@NAME, "
+        'distance@NAME): a JSON object {"NAME": "/path/file.json"} or NAME=PATH,NAME=PATH; '
+        "a client never names a path",
+    )
     local_model: str = Field("salience-local", description="model name served in process")
     local_method: str = Field("learned", description="steering method of the local model")
     local_max_tokens: int = Field(512, ge=1, description="new tokens per local generation")
@@ -88,6 +97,36 @@ class Settings(BaseSettings):
         from markup import StyleLevels
 
         StyleLevels.parse(value)  # refuse a bad map at start-up, with the reason
+        return value
+
+    @field_validator("bias_files", mode="before")
+    @classmethod
+    def _bias_files(cls, value: Any) -> Any:
+        """The operator's catalogue, refused at start-up unless every name is well formed and
+        every file exists and reads as JSON (whether it fits the model is checked at use)."""
+        import json
+
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("{"):
+                value = json.loads(text)
+            else:
+                pairs = [p.partition("=") for p in text.split(",") if p.strip()]
+                if any(not eq for _, eq, _ in pairs):
+                    raise ValueError("write NAME=PATH,NAME=PATH or a JSON object")
+                value = {k.strip(): v.strip() for k, _, v in pairs}
+        if not isinstance(value, dict):
+            raise ValueError("a JSON object of name → path")
+        from model.methods import CATALOGUE_NAME
+
+        for name, path in value.items():
+            if not isinstance(name, str) or not CATALOGUE_NAME.fullmatch(name):
+                raise ValueError(f"{name!r}: a name is 1-64 of a-z 0-9 _ . - (lower case)")
+            try:
+                with open(path, encoding="utf-8") as file:
+                    json.load(file)
+            except (OSError, ValueError, TypeError) as error:
+                raise ValueError(f"{name}: {path} is not a readable JSON file ({error})") from None
         return value
 
     @field_validator("trusted_roles", mode="before")

@@ -7,7 +7,12 @@ Before a handler or its validation sees a request, ``GuardedRoute`` answers:
 - 413 when the body grows past the limit, counting the bytes actually received (a declared
   ``Content-Length`` over the limit is refused at once, a lying one is caught by the count);
 - 408 when the body does not arrive within the time allowed;
-- 400 when the body is not UTF-8, with the byte offset of the first bad byte.
+- 400 when the body is not UTF-8, with the byte offset of the first bad byte;
+- 400 when a JSON body is not JSON (nested too deep included), with the character offset,
+  line and column of the fault: the body is read once, here, and the route gets the value.
+
+Documents (a multipart upload) are read on a worker thread: a big .docx never holds up the
+event loop.
 
 The errors are ``ProblemError``s, so they go through the one error mapping like all others.
 """
@@ -125,7 +130,8 @@ async def read_document_upload(request: Request, settings: Settings, content_typ
         raise ProblemError(400, "bad-upload", "Bad upload", "the multipart body could not be read")
     fields: dict[str, Any] = {}
     upload: tuple[str, bytes] | None = None
-    for part in message.iter_parts():
+    parts = await asyncio.to_thread(lambda: list(message.iter_parts()))
+    for part in parts:
         name = part.get_param("name", header="content-disposition")
         if not isinstance(name, str):
             continue
@@ -143,9 +149,19 @@ async def read_document_upload(request: Request, settings: Settings, content_typ
         raise ProblemError(
             422, "missing-file", "Missing file", "the upload needs a part named 'file'"
         )
+    clash = sorted({"text", "messages"} & set(fields))
+    if clash:
+        raise ProblemError(
+            422,
+            "conflicting-fields",
+            "Conflicting fields",
+            f"the upload's file is the text; drop the form field(s) {', '.join(clash)}",
+        )
     filename, data = upload
     try:
-        source = document_html(data, filename, settings.max_markup_elements)
+        source = await asyncio.to_thread(
+            document_html, data, filename, settings.max_markup_elements
+        )
     except DocumentError as error:
         raise ProblemError(422, error.code, "Unreadable document", str(error)) from None
     if source is not None:
@@ -165,6 +181,29 @@ async def read_document_upload(request: Request, settings: Settings, content_typ
     return json.dumps(fields).encode()
 
 
+def _json(body: bytes) -> Any:
+    """The body's JSON value, or a 400 problem with where the fault is."""
+    from ..proxy.exact_json import loads
+
+    try:
+        return loads(body)
+    except ValueError as error:
+        offset = getattr(error, "pos", None)  # in characters, from both readers
+        where: dict[str, Any] = {}
+        if isinstance(offset, int):
+            before = body.decode("utf-8", "replace")[:offset]
+            where = {"line": before.count("\n") + 1, "column": offset - before.rfind("\n")}
+        reason = str(error).split(": line")[0]
+        raise ProblemError(
+            400,
+            "invalid-json",
+            "Invalid JSON",
+            f"the body is not valid JSON: {reason}",
+            offset=offset,
+            **where,
+        ) from None
+
+
 class GuardedRoute(APIRoute):
     """Reads a body through the guard. A route whose ``openapi_extra`` has
     ``x-salience-documents`` also takes documents as a multipart upload."""
@@ -175,11 +214,13 @@ class GuardedRoute(APIRoute):
 
         async def guarded(request: Request) -> Response:
             if request.method in _BODY_METHODS:
-                # FastAPI reads the body from this cache instead of the stream.
+                # FastAPI reads the body (and its JSON) from these caches instead of the stream.
                 multipart = documents and _is_multipart(request.headers.get("content-type", ""))
                 request._body = await read_guarded_body(
                     request, request.app.state.settings, documents
                 )
+                if request._body:  # an empty one is the schema's to refuse (a missing body)
+                    request._json = _json(request._body)
                 if multipart:  # the upload is now the route's JSON body
                     headers = [(k, v) for k, v in request.scope["headers"] if k != b"content-type"]
                     request.scope["headers"] = [*headers, (b"content-type", b"application/json")]

@@ -19,6 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from markup import SalienceError
 
@@ -75,14 +76,15 @@ def problem_for(error: Exception) -> dict[str, Any]:
     raise TypeError(f"no problem mapping for {type(error).__name__}")
 
 
-def install(
-    app: FastAPI, dialects: Mapping[str, Callable[[SalienceError | ProblemError], Response]] = {}
-) -> None:
-    """Register the handlers: the only place errors become responses. ``dialects`` maps a path
-    prefix to the renderer of salience's errors for the routes under it."""
+Dialect = Callable[[SalienceError | ProblemError], Response]
 
-    async def salience_error(request: Request, error: Exception) -> Response:
-        assert isinstance(error, SalienceError | ProblemError)
+
+def install(app: FastAPI, dialects: Mapping[str, Dialect] = {}) -> None:
+    """Register the handlers: the only place errors become responses. ``dialects`` maps a path
+    prefix to the renderer of errors for the routes under it: every error there, salience's
+    own, the framework's (404, 405) and an unexpected one (500), goes through it."""
+
+    def respond(request: Request, error: SalienceError | ProblemError) -> Response:
         for prefix, render in dialects.items():
             if request.url.path.startswith(prefix):
                 return render(error)
@@ -94,6 +96,10 @@ def install(
             media_type=PROBLEM_MEDIA_TYPE,
             headers=headers,
         )
+
+    async def salience_error(request: Request, error: Exception) -> Response:
+        assert isinstance(error, SalienceError | ProblemError)
+        return respond(request, error)
 
     async def validation_error(request: Request, error: Exception) -> Response:
         assert isinstance(error, RequestValidationError)
@@ -110,13 +116,13 @@ def install(
             loc = first.get("loc", ())
             offset = loc[-1] if loc and isinstance(loc[-1], int) else None
             detail = first.get("ctx", {}).get("error", "the body is not valid JSON")
-            where: dict[str, int] = {}
+            where: dict[str, Any] = {}
             if offset is not None:
                 # the offset is a character index into the decoded body; line and column (both
                 # from 1, as the proxy and the CLI give them) from the same text
                 text = (await request.body()).decode("utf-8", "replace")[:offset]
                 where = {"line": text.count("\n") + 1, "column": offset - text.rfind("\n")}
-            return problem_response(
+            problem = ProblemError(
                 400,
                 "invalid-json",
                 "Invalid JSON",
@@ -124,34 +130,70 @@ def install(
                 offset=offset,
                 **where,
             )
-        return problem_response(
+            return respond(request, problem)
+        problem = ProblemError(
             422,
             "invalid-request",
             "Invalid request",
             "the request does not match the schema; see errors",
             errors=errors,
         )
+        return respond(request, problem)
 
     async def http_error(request: Request, error: Exception) -> Response:
         assert isinstance(error, StarletteHTTPException)
         titles = {404: "Not found", 405: "Method not allowed"}
         code = {404: "not-found", 405: "method-not-allowed"}.get(error.status_code, "http-error")
-        response = problem_response(
+        problem = ProblemError(
             error.status_code,
             code,
             titles.get(error.status_code, "HTTP error"),
             str(error.detail),
+            headers=dict(error.headers or {}),
         )
-        if error.headers:
-            response.headers.update(error.headers)
-        return response
-
-    async def unexpected(request: Request, error: Exception) -> Response:
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return problem_response(500, "internal", "Internal error", "an unexpected error occurred")
+        return respond(request, problem)
 
     app.add_exception_handler(SalienceError, salience_error)
     app.add_exception_handler(ProblemError, salience_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
-    app.add_exception_handler(Exception, unexpected)
+    app.add_middleware(UnexpectedErrors, respond=respond)
+
+
+class UnexpectedErrors:
+    """A bug becomes a 500 in the route's dialect, logged, and the connection stays usable.
+
+    Starlette's own last-resort handler answers and then re-raises, and the server then drops
+    the keep-alive connection; this middleware sits inside it and answers instead. A response
+    that has already started cannot be replaced: the error goes on to the server, which cuts it.
+    """
+
+    def __init__(
+        self, app: ASGIApp, respond: Callable[[Request, SalienceError | ProblemError], Response]
+    ) -> None:
+        self.app = app
+        self.respond = respond
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception:
+            if started:
+                raise
+            request = Request(scope)
+            log.exception("unexpected error on %s %s", request.method, request.url.path)
+            problem = ProblemError(
+                500, "internal", "Internal error", "an unexpected error occurred"
+            )
+            await self.respond(request, problem)(scope, receive, send)

@@ -29,7 +29,8 @@ def invalid(error: SalienceError | ProblemError) -> Response:
     unavailable), with its code, where it applies and its headers. The service's handlers call
     this for every error raised under ``/v1`` (``service.core.problems.install``)."""
     if isinstance(error, ProblemError):
-        response = openai_error(error.status, error.detail, error.code, **error.fields)
+        kind = "server_error" if error.status >= 500 else "invalid_request_error"
+        response = openai_error(error.status, error.detail, error.code, kind, **error.fields)
         response.headers.update(error.headers)
         return response
     status = 400 if error.status == 422 else error.status

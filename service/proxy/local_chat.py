@@ -7,48 +7,52 @@ leaves."""
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 from fastapi import Request, Response
 from starlette.concurrency import iterate_in_threadpool
 
 from markup import parse_messages
-from markup.errors import MarkupError, SalienceError
+from markup.errors import MarkupError
+from model.methods import check_name
 
 from ..core.config import Settings
 from ..engine import Busy, LocalEngine, Sampling, whole
 from .errors import openai_error, refusal
-from .rewrite import Options, fail_open_header, options_of
+from .pipeline import base_options
+from .rewrite import ParameterError, fail_open_header, options_of
 from .streaming import SSE, ClientGone, LiveStreamingResponse, timing, until_disconnect
 
 if TYPE_CHECKING:
     from model.local import Generation
 
+T = TypeVar("T")
+
 
 async def local_chat(request: Request, body: Any, method: str, settings: Settings) -> Response:
     engine: LocalEngine = request.app.state.local
-    # a bad option (RewriteError), like every error of salience's tree raised here, is answered
-    # in OpenAI's dialect by the service's handler for /v1 (service.proxy.errors.invalid)
-    options = Options(
-        method,
-        settings.proxy_strict,
-        settings.trusted_roles,
-        settings.max_markup_elements,
-        settings.proxy_detect_rules,
-    ).merged(options_of(body), request.headers)
-    method = options.method
+    # a bad option or parameter (RewriteError), a method naming a file (MethodError), like
+    # every error of salience's tree raised here, is answered in OpenAI's dialect by the
+    # service's handler for /v1 (service.proxy.errors.invalid)
+    options = replace(base_options(settings), method=method).merged(
+        options_of(body), request.headers
+    )
+    method = check_name(options.method, settings.bias_files)  # a client names no file
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         return openai_error(400, "'messages' must be a non-empty array", "bad-messages")
+    sampling = sampling_of(body)
     start = time.perf_counter()
     salience = f"local; method={method}"
     try:
-        conversation = options.parse(messages)
+        conversation = await _off_loop(options.parse, messages)
         spans = sum(len(m.document.spans) for m in conversation.messages)
         salience += f"; spans={spans}"
     except MarkupError as error:
@@ -56,61 +60,77 @@ async def local_chat(request: Request, body: Any, method: str, settings: Setting
             return refusal(error)
         # fail open: the text as written, no importance, no steering (a message that is not a
         # message still fails: MessageError)
-        conversation = parse_messages(messages, (), format="plain")
+        conversation = await _off_loop(parse_messages, messages, (), format="plain")
         salience, method = f"local; method=none; {fail_open_header(error)}", "none"
     annotate_s = time.perf_counter() - start
     try:
-        engine.admit()
+        slot = engine.slot()
     except Busy as error:
         return openai_error(429, str(error), "local_busy", "rate_limit_error")
-    released = False
-
-    def release() -> None:
-        nonlocal released
-        if not released:
-            released = True
-            engine.release()
-
-    try:
+    with slot:  # given back on every way out of here, unless a stream takes it over
         lm = await engine.model()  # no model: ModelUnavailableError, 503
-        resolved = lm.method(method)  # an unknown method, a missing bias file: the caller's
-    except SalienceError:
-        release()  # the slot is given back; the handler answers
-        raise
-    stop = threading.Event()
-    headers = {"x-salience": salience, "server-timing": timing(annotate=annotate_s)}
-    sampling = sampling_of(body)
-    model = body.get("model")
-    if body.get("stream") is True:
-        deltas = engine.deltas(lm, conversation, resolved, sampling, stop)
-        return LiveStreamingResponse(
-            _until_stopped(_chunks(deltas, model), stop, release),
-            200,
-            headers=headers,
-            media_type=SSE,
-        )
-    try:
-        deltas = engine.deltas(lm, conversation, resolved, sampling, stop)
-        out = await until_disconnect(request, asyncio.to_thread(whole, deltas))
-    except ClientGone:
-        stop.set()
-        return Response(status_code=499)
-    finally:
-        release()
+        resolved = lm.method(method, catalogue=settings.bias_files)
+        stop = threading.Event()
+        headers = {"x-salience": salience, "server-timing": timing(annotate=annotate_s)}
+        model = body.get("model")
+        if body.get("stream") is True:
+            release = slot.hand_off()
+            deltas = engine.deltas(lm, conversation, resolved, sampling, stop)
+            return LiveStreamingResponse(
+                _until_stopped(_chunks(deltas, model), stop, release),
+                200,
+                headers=headers,
+                media_type=SSE,
+                on_close=release,  # also when the stream never starts (the client left first)
+            )
+        try:
+            deltas = engine.deltas(lm, conversation, resolved, sampling, stop)
+            out = await until_disconnect(request, asyncio.to_thread(whole, deltas))
+        except ClientGone:
+            stop.set()
+            return Response(status_code=499)
     answer = _completion(out, model)
     return Response(orjson.dumps(answer), 200, headers=headers, media_type="application/json")
 
 
+async def _off_loop(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``func(*args)`` on a worker thread: a parse never holds up the event loop."""
+    return await asyncio.to_thread(func, *args, **kwargs)
+
+
+MAX_TEMPERATURE = 2.0  # OpenAI's range
+SEED_RANGE = (-(2**63), 2**64 - 1)  # what torch's generators take
+
+
 def sampling_of(body: dict[str, Any]) -> Sampling:
-    """The sampling settings of a chat request; a value of the wrong type is left out."""
+    """The sampling settings of a chat request, each of the right type and in range, or a
+    ``ParameterError`` naming the parameter and its range (OpenAI's 400)."""
     asked = body.get("max_completion_tokens", body.get("max_tokens"))
+    name = "max_completion_tokens" if "max_completion_tokens" in body else "max_tokens"
+    if asked is not None and (not _integer(asked) or asked < 1):
+        raise ParameterError(name, "must be a positive integer")
     temperature = body.get("temperature", 0.0)
+    if temperature is None:
+        temperature = 0.0
+    if not _number(temperature) or not 0 <= temperature <= MAX_TEMPERATURE:
+        raise ParameterError("temperature", f"must be a number in [0, {MAX_TEMPERATURE:g}]")
+    top_p = body.get("top_p")
+    if top_p is not None and (not _number(top_p) or not 0 <= top_p <= 1):
+        raise ParameterError("top_p", "must be a number in [0, 1]")
     seed = body.get("seed", 0)
-    return Sampling(
-        asked if isinstance(asked, int) else None,
-        float(temperature) if isinstance(temperature, int | float) else 0.0,
-        int(seed) if isinstance(seed, int) else 0,
-    )
+    if seed is None:
+        seed = 0
+    if not _integer(seed) or not SEED_RANGE[0] <= seed <= SEED_RANGE[1]:
+        raise ParameterError("seed", "must be an integer in [-2**63, 2**64 - 1]")
+    return Sampling(asked, float(temperature), int(seed))
+
+
+def _integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number(value: Any) -> bool:
+    return _integer(value) or (isinstance(value, float) and math.isfinite(value))
 
 
 def _finish(out: Generation | None) -> str:

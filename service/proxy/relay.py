@@ -35,10 +35,13 @@ def returned_headers(upstream: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in upstream.items() if k.lower().startswith(RETURN_HEADER_PREFIXES)}
 
 
-def upstream_error(error: UpstreamError, settings: Settings) -> Response:
+def upstream_error(error: UpstreamError, upstream: Upstream) -> Response:
+    """An upstream failure as an OpenAI-style error; the upstream is named without the
+    credentials its URL may hold."""
     if error.kind == "busy":
         return openai_error(503, str(error), "proxy_busy", "server_error")
-    where = f"the upstream at {settings.upstream_url}"
+    where = f"the upstream at {upstream.shown}"
+    error = upstream.redacted(error)
     if error.kind == "timeout":
         return openai_error(504, f"{where}: {error}", "upstream_timeout", "upstream_error")
     return openai_error(502, f"{where}: {error}", "upstream_unreachable", "upstream_error")
@@ -78,7 +81,7 @@ async def forward(
     except ClientGone:
         return Response(status_code=499)
     except UpstreamError as error:
-        return upstream_error(error, settings)
+        return upstream_error(error, upstream)
     headers = returned_headers(response.headers)
     headers["x-salience"] = salience
     headers["server-timing"] = timing(annotate=annotate_s, upstream=elapsed)
@@ -88,8 +91,8 @@ async def forward(
 
 
 async def _relay(response: UpstreamResponse) -> AsyncIterator[bytes]:
-    """Upstream events as they come, whole events only: if the upstream breaks off mid-event,
-    the partial event is dropped and an error event ends the stream."""
+    """Upstream events as they come, whole events only: if the upstream breaks off or ends
+    mid-event, the partial event is dropped and an error event ends the stream."""
     pending = b""
     try:
         async for chunk in response.chunks():
@@ -98,8 +101,8 @@ async def _relay(response: UpstreamResponse) -> AsyncIterator[bytes]:
             if cut >= 0:
                 yield pending[: cut + 2]
                 pending = pending[cut + 2 :]
-        if pending.strip():
-            yield pending
+        if pending.strip():  # a clean end in the middle of an event: the fragment is no event
+            yield sse_error(502, "the upstream ended the stream mid-event", "upstream_truncated")
     except UpstreamError as error:
         if error.kind == "timeout":
             yield sse_error(504, "the upstream stalled mid-stream", "upstream_timeout")

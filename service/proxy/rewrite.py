@@ -55,6 +55,19 @@ class RewriteError(SalienceError):
         return {"message_index": self.message_index, "offset": self.offset}
 
 
+class ParameterError(RewriteError):
+    """A request parameter of the wrong type or out of its range (``param`` names it)."""
+
+    code = "bad-parameter"
+
+    def __init__(self, param: str, problem: str) -> None:
+        super().__init__(f"{param} {problem}")
+        self.param = param
+
+    def fields(self) -> dict[str, Any]:
+        return {**super().fields(), "param": self.param}
+
+
 @dataclass(frozen=True)
 class Options:
     method: str = "xml"
@@ -106,9 +119,14 @@ class Options:
                 message = f"'{OPTIONS_FIELD}.detect_rules' must be a boolean"
                 raise RewriteError(message, code="bad-options")
             detect = raw_detect
-        return Options(
-            method.strip().lower(), strict, self.trusted_roles, self.max_elements, detect
-        )
+        return Options(_spelled(method), strict, self.trusted_roles, self.max_elements, detect)
+
+
+def _spelled(method: str) -> str:
+    """A method as the options hold it: its name part in lower case, what follows ``@`` (a
+    number, a catalogue name) as written."""
+    name, at, rest = method.strip().partition("@")
+    return f"{name.lower()}{at}{rest}"
 
 
 def _flag(value: str | None, default: bool) -> bool:

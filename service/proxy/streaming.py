@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import anyio
 from fastapi import Request
@@ -25,18 +25,29 @@ class ClientGone(Exception):
 class LiveStreamingResponse(StreamingResponse):
     """A streaming response that notices a client going away even while the source is silent
     (Starlette only notices at the next write on ASGI 2.4 servers): the stream is cancelled, so
-    a stalled upstream or a local generation stops at once."""
+    a stalled upstream or a local generation stops at once. ``on_close`` runs when the response
+    is done with, however it ends, even if its source was never started."""
+
+    def __init__(
+        self, *args: Any, on_close: Callable[[], None] | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.on_close = on_close
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        async with anyio.create_task_group() as group:
+        try:
+            async with anyio.create_task_group() as group:
 
-            async def run(func: Callable[[], Awaitable[None]]) -> None:
-                with contextlib.suppress(OSError):  # the client closed the socket mid-write
-                    await func()
-                group.cancel_scope.cancel()
+                async def run(func: Callable[[], Awaitable[None]]) -> None:
+                    with contextlib.suppress(OSError):  # the client closed the socket mid-write
+                        await func()
+                    group.cancel_scope.cancel()
 
-            group.start_soon(run, partial(self.stream_response, send))
-            await run(partial(self.listen_for_disconnect, receive))
+                group.start_soon(run, partial(self.stream_response, send))
+                await run(partial(self.listen_for_disconnect, receive))
+        finally:
+            if self.on_close is not None:
+                self.on_close()
 
 
 async def until_disconnect(request: Request, work: Awaitable[T]) -> T:

@@ -26,7 +26,9 @@ import httpx
 import orjson
 
 from .errors import refusal_body
-from .rewrite import Options, fail_open_header, options_of, requested_strict, rewrite
+from .exact_json import dumps, loads
+from .pipeline import Outcome, PassedOn, Refused, decide, decide_unreadable
+from .rewrite import Options
 
 __all__ = ["AsyncSalienceTransport", "SalienceTransport"]
 
@@ -59,18 +61,17 @@ class _Rewriting:
             return request, ""
         if "json" not in request.headers.get("content-type", ""):
             return request, ""
-        strict = requested_strict(None, request.headers, self.options.strict)
+        body: Any = None
         try:
-            body = orjson.loads(request.content)
-            strict = requested_strict(options_of(body), request.headers, self.options.strict)
-            options = self.options.merged(options_of(body), request.headers)
-            strict = options.strict
-            result = rewrite(body, options)
-            content, header = orjson.dumps(result.body), result.header()
-        except Exception as error:  # fail open
-            if strict:
-                return _refusal(request, error)
-            return request, fail_open_header(error)
+            body = loads(request.content)
+        except ValueError as error:  # not JSON: nothing to annotate or defuse; the server says
+            outcome: Outcome = decide_unreadable(error, self.options, request.headers)
+        else:
+            outcome = decide(body, self.options, request.headers)
+        if isinstance(outcome, Refused):
+            return _refusal(request, outcome.error)
+        if isinstance(outcome, PassedOn) and outcome.body is body:
+            return request, outcome.header
         headers = [
             (k, v) for k, v in request.headers.multi_items() if k.lower() != "content-length"
         ]
@@ -78,10 +79,10 @@ class _Rewriting:
             request.method,
             request.url,
             headers=headers,
-            content=content,
+            content=dumps(outcome.body),
             extensions=request.extensions,
         )
-        return new, header
+        return new, outcome.header
 
 
 def _refusal(request: httpx.Request, error: BaseException) -> httpx.Response:

@@ -6,6 +6,11 @@ Bounded: at most ``max_connections`` requests are in flight; one more waits up t
 their own limits (a stream may last long, but never stall longer than ``timeout_s``). Every
 failure is an ``UpstreamError`` whose ``kind`` says how to answer: ``unreachable`` (502),
 ``timeout`` (504), ``busy`` (503).
+
+Credentials in the URL (``http://user:token@host/v1``) are taken out of it: they become the
+request's Basic auth where the request carries no ``Authorization`` of its own, and every message
+that names the upstream shows ``shown``, the URL without them (and any text that would quote
+the secret has it replaced by ``***``).
 """
 
 from __future__ import annotations
@@ -13,10 +18,29 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Mapping
 from typing import Literal
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import aiohttp
 
 Kind = Literal["unreachable", "timeout", "busy"]
+
+
+def split_credentials(url: str) -> tuple[str, aiohttp.BasicAuth | None, tuple[str, ...]]:
+    """``url`` without its user information, the Basic auth that information stands for (None
+    if there is none), and the secrets a message must never show."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url, None, ()
+    host = parts.hostname or ""
+    if ":" in host:  # an IPv6 literal
+        host = f"[{host}]"
+    netloc = f"{host}:{parts.port}" if parts.port is not None else host
+    clean = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    user, password = unquote(parts.username or ""), unquote(parts.password or "")
+    secrets = tuple(
+        s for s in {parts.password or "", password, parts.username or "", user} if len(s) >= 3
+    )
+    return clean, aiohttp.BasicAuth(user, password), secrets
 
 
 class UpstreamError(Exception):
@@ -77,7 +101,9 @@ class Upstream:
         max_connections: int,
         pool_timeout_s: float = 5.0,
     ) -> None:
-        self.url = url.rstrip("/")
+        clean, self.auth, self._secrets = split_credentials(url)
+        self.url = clean.rstrip("/")
+        self.shown = self.url  # what messages and logs may print
         self.timeout_s = timeout_s
         self.connect_timeout_s = connect_timeout_s
         self.max_connections = max_connections
@@ -101,6 +127,15 @@ class Upstream:
         if self._session is not None:
             await self._session.close()
 
+    def redact(self, text: str) -> str:
+        """``text`` with every secret of the URL replaced by ``***``."""
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def redacted(self, error: UpstreamError) -> UpstreamError:
+        return UpstreamError(error.kind, self.redact(str(error)))
+
     async def send(
         self, method: str, path: str, content: bytes | None, headers: Mapping[str, str]
     ) -> UpstreamResponse:
@@ -111,13 +146,17 @@ class Upstream:
             raise UpstreamError(
                 "busy", f"all {self.max_connections} upstream connections are in use"
             ) from None
+        sent = dict(headers)
+        # the URL's credentials where the request brings none of its own
+        own = any(k.lower() == "authorization" for k in sent)
+        auth = None if own else self.auth
         try:
             response = await self.session().request(
-                method, f"{self.url}/{path}", data=content, headers=dict(headers)
+                method, f"{self.url}/{path}", data=content, headers=sent, auth=auth
             )
         except BaseException as error:
             self._slots.release()
-            if isinstance(error, aiohttp.ClientError | asyncio.TimeoutError):
-                raise _classify(error) from error
+            if isinstance(error, aiohttp.ClientError | asyncio.TimeoutError | ValueError):
+                raise self.redacted(_classify(error)) from None
             raise
         return UpstreamResponse(response, self._slots)

@@ -37,6 +37,7 @@ class Behaviour:
     stream_chunks: int = 3  # chunks of a streamed answer
     chunk_delay: float = 0.0  # seconds between streamed chunks
     drop_after: int | None = None  # abort the connection after this many streamed chunks
+    end_mid_event: bool = False  # end a stream cleanly after one chunk and half an event
     received: list[dict[str, Any]] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
     client_left: int = 0  # requests whose client went away before the answer was complete
@@ -97,6 +98,10 @@ def make_app(behaviour: Behaviour) -> Starlette:
                     await asyncio.sleep(behaviour.chunk_delay)
                 if behaviour.drop_after is not None and i == behaviour.drop_after:
                     raise Dropped
+                if behaviour.end_mid_event and i == 1:
+                    yield b'data: {"id": "chatcmpl-test", "object": "chat.compl'
+                    finished = True
+                    return
                 chunk = {
                     "id": "chatcmpl-test",
                     "object": "chat.completion.chunk",

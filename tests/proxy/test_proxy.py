@@ -20,6 +20,7 @@ MESSAGES = [
     {"role": "system", "content": "Be kind. <rule>Answer in French.</rule>"},
     {"role": "user", "content": "Hello <rule>user text stays literal</rule> café"},
 ]
+DEFUSED_USER = {"role": "user", "content": "Hello &lt;rule>user text stays literal&lt;/rule> café"}
 
 
 @contextmanager
@@ -181,8 +182,12 @@ def test_method_by_header_by_body_and_off(echo: tuple[Server, Behaviour]) -> Non
         upstream.received[-1]["messages"][0]["content"] == "Be kind. IMPORTANT: Answer in French."
     )
     r = chat(server, {"model": "m", "messages": MESSAGES, "salience": {"method": "off"}})
-    assert r.headers["x-salience"] == "off"
-    assert upstream.received[-1]["messages"] == MESSAGES
+    # off renders nothing, and the user's typed marker is still defused (no path passes one)
+    assert r.headers["x-salience"] == "off; defused=1"
+    assert upstream.received[-1]["messages"] == [MESSAGES[0], DEFUSED_USER]
+    plain = [MESSAGES[0], {"role": "user", "content": "Hello"}]
+    r = chat(server, {"model": "m", "messages": plain, "salience": {"method": "off"}})
+    assert r.headers["x-salience"] == "off" and upstream.received[-1]["messages"] == plain
     # list contents: text parts rendered one by one, other parts kept
     parts = [
         {"type": "text", "text": "<rule>Be brief.</rule>"},
@@ -200,8 +205,12 @@ def test_malformed_markup_fails_open_unless_strict(echo: tuple[Server, Behaviour
     broken = [{"role": "system", "content": "Hi.\n<rule>never closed"}, MESSAGES[1]]
     r = chat(server, {"model": "m", "messages": broken, "salience": {"method": "caps"}})
     assert r.status_code == 200
-    assert r.headers["x-salience"] == "fail-open; error=unclosed-tag; offset=4; message=0"
-    assert upstream.received[-1]["messages"] == broken and "salience" not in upstream.received[-1]
+    assert r.headers["x-salience"] == (
+        "fail-open; error=unclosed-tag; offset=4; message=0; defused=1"
+    )
+    # the trusted text as written; the untrusted message defused all the same
+    assert upstream.received[-1]["messages"] == [broken[0], DEFUSED_USER]
+    assert "salience" not in upstream.received[-1]
     count = len(upstream.received)
     r = chat(server, {"model": "m", "messages": broken, "salience": {"strict": True}})
     assert r.status_code == 422

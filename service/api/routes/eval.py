@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt
 
 from evals.grid import Grid
 from evals.metrics import Estimate, estimates, table
@@ -33,6 +33,8 @@ EVAL_RESPONSES: dict[int | str, dict[str, Any]] = {
 Kind = Literal["prose", "similar", "conflicting", "noise"]
 Position = Literal["system", "before", "after", "both", "user"]
 MAX_LENGTH = 8192  # distractor tokens a job may ask for (the CLI takes any the model fits)
+WATCH_S = 0.1  # how often a watcher reads its job's row (one primary-key read)
+KEEP_ALIVE_S = 15.0
 MethodName = Literal[METHODS]  # type: ignore[valid-type]  # model.methods: the one list
 
 
@@ -44,7 +46,7 @@ class EvalRequest(BaseModel):
         },
     )
     split: Literal["test", "train"] = "test"
-    items: int = Field(4, ge=1, le=200)
+    items: StrictInt = Field(4, ge=1, le=200)
     kinds: list[Kind] = Field(default_factory=lambda: list[Kind](["prose"]), min_length=1)
     lengths: list[Annotated[int, Field(ge=0, le=MAX_LENGTH)]] = Field(
         default_factory=lambda: [0, 256], min_length=1, description="distractor tokens"
@@ -55,17 +57,17 @@ class EvalRequest(BaseModel):
     methods: list[MethodName] = Field(
         default_factory=lambda: list[MethodName](["none", "uniform"]), min_length=1
     )
-    seed: int = Field(0, ge=0, le=2**31)
-    max_new_tokens: int = Field(64, ge=1, le=512)
-    margin: bool = Field(
+    seed: StrictInt = Field(0, ge=0, le=2**31)
+    max_new_tokens: StrictInt = Field(64, ge=1, le=512)
+    margin: StrictBool = Field(
         False,
         description="measure (c): log p(compliant) − log p(violating) of the model's own "
         "answer to the task alone and its compliant transform",
     )
-    samples: int = Field(
+    samples: StrictInt = Field(
         0, ge=0, le=16, description="measure (b): sampled answers per prompt (0: greedy only)"
     )
-    temperature: float = Field(0.7, ge=0, le=2, description="of the sampled answers")
+    temperature: StrictFloat = Field(0.7, ge=0, le=2, description="of the sampled answers")
     families: list[str] | None = Field(
         None, min_length=1, description="only items of these rule families"
     )
@@ -86,6 +88,7 @@ class Job(BaseModel):
     skipped: int
     total: int
     error: str | None = None
+    cancel_requested: bool = False  # a running job asked to stop (it stops between samples)
     results: list[dict[str, Any]] | None = None
 
 
@@ -171,31 +174,34 @@ def _estimate(e: Estimate | None) -> dict[str, float] | None:
     responses={**EVAL_RESPONSES, 200: {"content": {"text/event-stream": {}}}},
 )
 async def events(job_id: str, request: Request, jobs: Holding) -> StreamingResponse:
-    queue = jobs.subscribe(job_id)
+    """The job's state when the stream opens, then every event after it, in order (read from
+    the job's event log, so every watcher sees every event, whichever server process runs the
+    job)."""
 
     async def stream() -> AsyncIterator[bytes]:
-        try:
-            job = jobs.get(job_id) or {}
-            yield _sse(
-                "status",
-                {"status": job.get("status"), "done": job.get("done"), "total": job.get("total")},
-            )
-            if job.get("status") in FINAL:
+        job, seq = jobs.snapshot(job_id)  # the state and the log's position, read together
+        yield _sse(
+            "status",
+            {"status": job.get("status"), "done": job.get("done"), "total": job.get("total")},
+        )
+        if job.get("status") in FINAL:
+            return
+        quiet = 0.0
+        while True:
+            await asyncio.sleep(WATCH_S)
+            if await request.is_disconnected():
                 return
-            while True:
-                if await request.is_disconnected():
-                    return
-                try:
-                    event = await asyncio.wait_for(queue.get(), timeout=15)
-                except TimeoutError:
-                    yield b": keep-alive\n\n"
-                    continue
+            found = jobs.events_after(job_id, seq)
+            for number, event in found:
+                seq = number
                 name = event.pop("event")
                 yield _sse(name, event)
                 if name == "status" and event.get("status") in FINAL:
                     return
-        finally:
-            jobs.unsubscribe(job_id, queue)
+            quiet = 0.0 if found else quiet + WATCH_S
+            if quiet >= KEEP_ALIVE_S:
+                yield b": keep-alive\n\n"
+                quiet = 0.0
 
     return StreamingResponse(
         stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from markup import Format, parse_messages
+from model.methods import check_name
 
 from ...core.guard import GuardedRoute
 from ...engine import LocalEngine
@@ -98,12 +99,14 @@ async def bias(body: BiasRequest, request: Request) -> Any:
     settings = request.app.state.settings
     engine: LocalEngine = request.app.state.local
     roles = body.trusted_roles if body.trusted_roles is not None else settings.trusted_roles
-    # salience's errors (markup, message, method, model unavailable) are problems as they are
-    conversation = parse_messages(
-        body.messages, roles, body.format, max_elements=settings.max_markup_elements
+    # salience's errors (markup, message, method, model unavailable) are problems as they are;
+    # a method is named as any client names one: no file paths (the operator's catalogue)
+    name = check_name(body.method, settings.bias_files)
+    conversation = await asyncio.to_thread(
+        parse_messages, body.messages, roles, body.format, max_elements=settings.max_markup_elements
     )
     lm = await engine.model()
-    method = lm.method(body.method)
+    method = lm.method(name, catalogue=settings.bias_files)
 
     def compute() -> dict[str, Any]:
         tokens = [
