@@ -260,7 +260,7 @@ def _from_file(how: str) -> Build:
             raise MethodError(f"no {base} bias file at {shown}: {how}, or pass bias_path")
         try:
             bias = ImportanceBias.load(path)
-        except (OSError, ValueError, KeyError, TypeError) as error:
+        except Exception as error:  # any file that is not one: the caller's error, not a bug
             raise MethodError(f"{shown} is not a bias file ({type(error).__name__})") from None
         if (bias.n_layers, bias.n_heads) != (n_layers, n_heads):
             raise MethodError(

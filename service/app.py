@@ -108,6 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     shared = SharedModel(settings.model_path, on_load=metrics.model_loads.inc)
     app.state.model = shared
     app.state.local = LocalEngine(shared, settings.local_max_waiting, settings.local_max_tokens)
+    metrics.local_waiting.set_function(lambda: app.state.local.waiting)
     problems.install(app, {"/v1/": invalid})  # the proxy answers in OpenAI's dialect
     app.include_router(annotate.router)
     app.include_router(encodings.router)

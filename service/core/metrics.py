@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -43,6 +43,12 @@ class Metrics:
         self.model_loads = self._counter(
             "salience_model_loads",
             "Local models loaded into this process (one is shared by every user of it).",
+        )
+
+        self.local_waiting = Gauge(
+            "salience_local_generations",
+            "Local generations admitted and not yet given back (running or waiting their turn).",
+            registry=self.registry,
         )
 
     def _counter(self, name: str, documentation: str, *labels: str) -> Counter:

@@ -3,7 +3,8 @@
 orjson reads an integer wider than 64 bits as a float and cannot write one back, so a request's
 ``"seed": 123456789012345678901234567890`` would reach the upstream as ``1.2345678901234568e+29``.
 A body holding a run of 19 or more digits is read and written by the standard library instead,
-which keeps every integer exact; every other body takes orjson's path. Both read strict JSON
+which keeps every integer exact; so is one with a lone surrogate escape (``"\\ud800"``: JSON,
+which orjson refuses). Every other body takes orjson's path. Both read strict JSON
 only (no ``NaN``/``Infinity``), and both raise ``ValueError`` with the character offset (``pos``)
 of the fault where they know it.
 """
@@ -25,7 +26,12 @@ def _no_constants(name: str) -> Any:
 
 def loads(raw: bytes) -> Any:
     if not _LONG_NUMBER.search(raw):
-        return orjson.loads(raw)
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError as error:
+            if "surrogate" not in str(error):
+                raise
+            # a lone surrogate escape ("\ud800") is JSON, which orjson refuses to read
     try:
         return json.loads(raw.decode("utf-8"), parse_constant=_no_constants)
     except RecursionError:
@@ -35,7 +41,8 @@ def loads(raw: bytes) -> Any:
 def dumps(value: Any) -> bytes:
     try:
         return orjson.dumps(value)
-    except TypeError:  # an integer wider than 64 bits (only the exact reader makes those)
-        return json.dumps(
-            value, ensure_ascii=False, separators=(",", ":"), allow_nan=False
-        ).encode()
+    except TypeError:
+        # an integer wider than 64 bits, a lone surrogate (only the exact reader makes those),
+        # or a nesting deeper than orjson writes: escaped to ASCII, every string survives
+        text = json.dumps(value, ensure_ascii=True, separators=(",", ":"), allow_nan=False)
+        return text.encode()

@@ -7,11 +7,12 @@ leaves."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -158,7 +159,7 @@ def _completion(out: Generation, model: Any) -> dict[str, Any]:
     }
 
 
-def _chunks(deltas: Iterator[str | Generation], model: Any) -> Iterator[bytes]:
+def _chunks(deltas: Iterator[str | Generation], model: Any) -> Generator[bytes, None, None]:
     """Server-sent events of chat.completion.chunk objects, then ``[DONE]``."""
     ident = f"chatcmpl-{uuid.uuid4().hex[:24]}"
     created = int(time.time())
@@ -185,11 +186,15 @@ def _chunks(deltas: Iterator[str | Generation], model: Any) -> Iterator[bytes]:
 
 
 async def _until_stopped(
-    chunks: Iterator[bytes], stop: threading.Event, release: Callable[[], None]
+    chunks: Generator[bytes, None, None], stop: threading.Event, release: Callable[[], None]
 ) -> AsyncIterator[bytes]:
     try:
         async for chunk in iterate_in_threadpool(chunks):
             yield chunk
     finally:
         stop.set()  # the client left (or the stream ended): the generation stops
+        # a generation left suspended would hold the engine's lock for ever: end it (the
+        # thread that ran its last step has returned: a cancelled wait for it is deferred)
+        with contextlib.suppress(ValueError):  # still running: it ends at ``stop``
+            chunks.close()
         release()

@@ -46,6 +46,13 @@ class LiveStreamingResponse(StreamingResponse):
                 group.start_soon(run, partial(self.stream_response, send))
                 await run(partial(self.listen_for_disconnect, receive))
         finally:
+            # Starlette leaves a cancelled body iterator suspended, and with it whatever its
+            # ``finally`` would give back (an upstream connection, an engine slot, a generation
+            # holding the engine's lock): close it, shielded from the cancellation that ended it
+            close = getattr(self.body_iterator, "aclose", None)
+            if close is not None:
+                with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+                    await close()
             if self.on_close is not None:
                 self.on_close()
 
