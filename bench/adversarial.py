@@ -13,11 +13,26 @@ lenient and strict. Printed per family:
                 element past it, so no body costs more than that many elements' work
 
 Timings are the best of ``--repeats`` runs, interleaved between the two sizes so that machine
-noise hits both alike. The last line is the summary the goal is stated in:
+noise hits both alike.
 
-    adversarial: worst growth <r>x per 4x input, worst <s> s per MiB
+Then the service (``--no-service`` skips it): ``salience serve`` on loopback, in front of a
+minimal local upstream, and each family's large text posted to each route that reads a prompt,
+while another connection asks ``/healthz`` again and again. Printed per family and route, the
+worst ``/healthz`` latency seen while the post was in flight: what one hostile body costs every
+other client of the server (the goal: < 100 ms; the event loop never parses):
+
+    annotate   POST /annotate {"text": …}
+    batch      POST /annotate/batch, the text cut into four requests
+    multipart  POST /annotate, the text (or the RTF/.docx document) as an uploaded file
+    v1         POST /v1/chat/completions, the text as the system message (rendered with xml)
+    bias       POST /model/bias, the text's first 60,000 characters (the route's limit)
+
+The last line is the summary the goals are stated in:
+
+    adversarial: worst growth <r>x per 4x input, worst <s> s per MiB; worst healthz <ms> ms
 
     .venv/bin/python bench/adversarial.py [--repeats N] [--size CHARS] [--only NAME] [--json]
+                                          [--no-service]
 
 (``--only`` keeps the families whose name contains NAME.)
 """
@@ -26,18 +41,28 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
+import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+import httpx
 
 from markup import MarkupError, load_encoding, parse, tokenize
 from markup.documents import DocumentError, parse_document
 from markup.parsing import DEFAULT_MAX_ELEMENTS
 
 MIB = 1 << 20
+ROOT = Path(__file__).resolve().parents[1]
+ROUTES = ("annotate", "batch", "multipart", "v1", "bias")
+BIAS_CHARS = 60_000  # under /model/bias's limit of 65,536 characters
 
 
 @dataclass(frozen=True)
@@ -320,6 +345,111 @@ def measure(family: Family, size: int, repeats: int, strict: bool) -> dict[str, 
     }
 
 
+@contextmanager
+def service() -> Iterator[str]:
+    """``salience serve`` (model preloaded, a body limit that takes the large texts as JSON) in
+    front of bench/proxy.py's minimal upstream; its URL once /readyz says so."""
+    sys.path.insert(0, str(ROOT))
+    from bench.proxy import UPSTREAM, free_port
+
+    up_port, port = free_port(), free_port()
+    scratch = Path(os.environ.get("TMPDIR", "/tmp")) / f"salience-adversarial-up-{up_port}.py"
+    scratch.write_text(UPSTREAM, encoding="utf-8")
+    upstream = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--app-dir", str(scratch.parent), scratch.stem + ":app",
+         "--host", "127.0.0.1", "--port", str(up_port), "--log-level", "warning",
+         "--no-access-log"],
+    )  # fmt: skip
+    env = {
+        **os.environ,
+        "SALIENCE_UPSTREAM_URL": f"http://127.0.0.1:{up_port}/v1",
+        "SALIENCE_EVAL_WORKER": "false",
+        "SALIENCE_LOG_LEVEL": "error",
+        "SALIENCE_MAX_BODY_BYTES": str(16 * MIB),
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "service.cli", "serve", "--port", str(port)],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180  # the model loads at start-up
+        while True:
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise RuntimeError("salience serve did not become ready")
+            time.sleep(0.2)
+        yield url
+    finally:
+        for process in (server, upstream):
+            process.terminate()
+            process.wait(10)
+        scratch.unlink(missing_ok=True)
+
+
+def _request(family: Family, text: str, route: str) -> dict[str, Any]:
+    """The keyword arguments of ``httpx.post`` that send ``text`` to ``route``."""
+    fmt = "html" if family.document else family.format
+    if route == "annotate":
+        return {"url": "/annotate", "json": {"text": text, "format": fmt, "tokens": False}}
+    if route == "batch":
+        quarter = -(-len(text) // 4)
+        parts = [text[i : i + quarter] for i in range(0, len(text), quarter)]
+        requests = [{"text": p, "format": fmt, "tokens": False} for p in parts]
+        return {"url": "/annotate/batch", "json": {"requests": requests}}
+    if route == "multipart":
+        if family.document:
+            data, name = text.encode("latin-1"), "doc.docx" if "docx" in family.name else "doc.rtf"
+        else:
+            data, name = text.encode("utf-8"), "prompt.txt"
+        return {"url": "/annotate", "files": {"file": (name, data)}, "data": {"tokens": "false"}}
+    if route == "v1":
+        body = {"model": "bench", "messages": [{"role": "system", "content": text}]}
+        return {"url": "/v1/chat/completions", "json": body}
+    messages = [{"role": "system", "content": text[:BIAS_CHARS]}]
+    return {"url": "/model/bias", "json": {"messages": messages, "method": "uniform"}}
+
+
+def healthz_during(url: str, request: dict[str, Any]) -> tuple[float, int]:
+    """The worst /healthz latency (s) while ``request`` is in flight, and its status."""
+    done = threading.Event()
+    worst = [0.0]
+
+    def probe() -> None:
+        with httpx.Client(base_url=url, timeout=60) as client:
+            client.get("/healthz")  # a warm connection
+            while not done.is_set():
+                start = time.perf_counter()
+                client.get("/healthz")
+                worst[0] = max(worst[0], time.perf_counter() - start)
+                time.sleep(0.002)
+
+    thread = threading.Thread(target=probe)
+    thread.start()
+    time.sleep(0.02)  # the probe is running before the body leaves
+    try:
+        with httpx.Client(base_url=url, timeout=300) as client:
+            status = client.post(**request).status_code
+    finally:
+        done.set()
+        thread.join()
+    return worst[0], status
+
+
+def measure_service(url: str, family: Family, size: int) -> dict[str, Any]:
+    text = family.text(size)
+    row: dict[str, Any] = {"family": family.name}
+    for route in ROUTES:  # a document family's bytes go to the JSON routes as latin-1 text
+        worst, status = healthz_during(url, _request(family, text, route))
+        row[route] = {"healthz_ms": worst * 1e3, "status": status}
+    row["worst_healthz_ms"] = max(row[r]["healthz_ms"] for r in ROUTES)
+    return row
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -328,6 +458,7 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=MIB, help="the large size in characters")
     parser.add_argument("--only", help="families whose name contains this")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--no-service", action="store_true", help="skip the /healthz-delay column")
     args = parser.parse_args()
     rows = []
     if not args.json:
@@ -349,8 +480,24 @@ def main() -> int:
                     f"  {r['limited_s_per_mib']:7.3f}",
                     flush=True,
                 )
+    served: list[dict[str, Any]] = []
+    if not args.no_service:
+        if not args.json:
+            print("\nworst /healthz latency while a family's large text is posted (ms; status)")
+            print(f"{'family':38} " + " ".join(f"{r:>14}" for r in ROUTES))
+        with service() as url:
+            for family in FAMILIES:
+                if args.only and args.only not in family.name:
+                    continue
+                served.append(measure_service(url, family, args.size))
+                if not args.json:
+                    r = served[-1]
+                    cells = " ".join(
+                        f"{r[k]['healthz_ms']:8.1f} ({r[k]['status']})" for k in ROUTES
+                    )
+                    print(f"{family.name:38} {cells}", flush=True)
     if args.json:
-        json.dump(rows, sys.stdout, indent=2)
+        json.dump({"parse": rows, "service": served}, sys.stdout, indent=2)
         print()
     worst_tok = max(rows, key=lambda r: r["annotate_s_per_mib"])
     print(
@@ -364,10 +511,18 @@ def main() -> int:
     )
     worst_growth = max(rows, key=lambda r: r["growth"])
     worst_rate = max(rows, key=lambda r: r["s_per_mib"])
+    healthz = ""
+    if served:
+        worst_served = max(served, key=lambda r: r["worst_healthz_ms"])
+        route = max(ROUTES, key=lambda k: worst_served[k]["healthz_ms"])
+        healthz = (
+            f"; worst healthz {worst_served['worst_healthz_ms']:.0f} ms "
+            f"({worst_served['family']}, {route})"
+        )
     print(
         f"adversarial: worst growth {worst_growth['growth']:.2f}x per 4x input "
         f"({worst_growth['family']}), worst {worst_rate['s_per_mib']:.3f} s per MiB "
-        f"({worst_rate['family']})"
+        f"({worst_rate['family']}){healthz}"
     )
     return 0
 

@@ -229,10 +229,13 @@ class LocalModel:
             logits = m.contrast.combine(logits, masked)
         return logits[:-1], target_ids
 
-    def token_biases(self, conversation: Conversation, method: Method) -> list[TokenBias]:
-        """Each token of the prompt ``method`` builds, with the β its keys get (over the layers
-        and heads; before a distance scale's g) and whether its queries are steered."""
-        prompt = self.prompt(conversation, method)
+    def token_biases(
+        self, conversation: Conversation, method: Method, prompt: Prompt | None = None
+    ) -> list[TokenBias]:
+        """Each token of the prompt ``method`` builds (``prompt``, if already built), with the β
+        its keys get (over the layers and heads; before a distance scale's g) and whether its
+        queries are steered."""
+        prompt = prompt if prompt is not None else self.prompt(conversation, method)
         bias = method.bias
         gate = query_gate(prompt, method.gate) if bias is not None else None
         beta = bias.beta.detach().float().cpu() if bias is not None else None

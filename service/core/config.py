@@ -36,6 +36,12 @@ class Settings(BaseSettings):
         description="importance elements per prompt (tags, rich-text HTML, emphasis, callouts)",
     )
     max_batch_size: int = Field(64, ge=1)
+    max_batch_tokens: int = Field(
+        131_072,
+        ge=1,
+        description="tokens in one /annotate/batch answer, all results together (its size in "
+        "bytes follows from it: about 30 bytes a token with ids, levels and offsets)",
+    )
     body_timeout_s: float = Field(30.0, gt=0, description="time allowed to receive a body")
     header_timeout_s: float = Field(
         10.0, gt=0, le=3600, description="time allowed to receive a request's headers"

@@ -57,6 +57,7 @@ def server(files: dict[str, Path]) -> Iterator[Server]:
         SALIENCE_LOCAL_MAX_WAITING="2",
         SALIENCE_LOCAL_MAX_TOKENS="3",
         SALIENCE_HEADER_TIMEOUT_S="1",
+        SALIENCE_MAX_BATCH_TOKENS="5000",
     ) as s:
         yield s
 
@@ -312,3 +313,24 @@ def test_uploads_that_say_one_thing_and_are_another_are_refused(server: Server) 
         )
         found = problem(r, 422, "conflicting-fields")
         assert "text" in found["detail"]
+
+
+# ---- 13. limits proportionate to the cost ----------------------------------------------------
+
+
+def test_the_costly_routes_have_limits_of_their_own(server: Server) -> None:
+    with httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
+        long = [{"role": "system", "content": "word " * 14_000}]
+        found = problem(
+            client.post("/model/bias", json={"messages": long, "method": "uniform"}),
+            422,
+            "prompt-too-long",
+        )
+        assert found["limit"] == 65_536
+        text = "<rule>Be brief.</rule> " + "token " * 1_900  # about 1,900 tokens each
+        batch = {"requests": [{"text": text}] * 3}
+        found = problem(client.post("/annotate/batch", json=batch), 422, "batch-too-large")
+        assert found["limit"] == 5000 and "tokens" in found["detail"]
+        light = {"requests": [{"text": text, "tokens": False}] * 3}
+        r = client.post("/annotate/batch", json=light)
+        assert r.status_code == 200 and all(x["ok"] for x in r.json()["results"])

@@ -82,10 +82,23 @@ async def annotate_batch(
     results = await asyncio.gather(
         *(loop.run_in_executor(pool, one, item) for item in body.requests)
     )
-    return Response(
-        to_json({"schema_version": SCHEMA_VERSION, "results": results}),
-        media_type="application/json",
+    tokens = sum(
+        r["result"]["token_count"]
+        for item, r in zip(body.requests, results, strict=True)
+        if r["ok"] and item.tokens
     )
+    if tokens > settings.max_batch_tokens:  # the answer's size follows its tokens
+        raise ProblemError(
+            422,
+            "batch-too-large",
+            "Batch too large",
+            f"the batch's results hold {tokens} tokens; the limit is {settings.max_batch_tokens} "
+            "(send fewer prompts per batch, or ask for tokens: false)",
+            limit=settings.max_batch_tokens,
+        )
+    answer = {"schema_version": SCHEMA_VERSION, "results": results}
+    content = await loop.run_in_executor(pool, to_json, answer)  # megabytes: off the loop
+    return Response(content, media_type="application/json")
 
 
 def _size(body: AnnotateRequest) -> int:

@@ -19,11 +19,16 @@ from markup import Format, parse_messages
 from model.methods import check_name
 
 from ...core.guard import GuardedRoute
+from ...core.problems import ProblemError
 from ...engine import LocalEngine
 from ..schemas import PROBLEM_RESPONSES
 
 router = APIRouter(route_class=GuardedRoute, tags=["model"])
 MAX_MESSAGES = 64
+# The route's cost is the prompt's: characters beyond this are refused before any work (a prompt
+# this long is past any small model's window anyway), tokens beyond the model's window after the
+# prompt is built and before a bias is computed for each of them.
+MAX_CHARACTERS = 65_536
 DEFAULT_METHOD = "learned"
 
 
@@ -102,6 +107,16 @@ async def bias(body: BiasRequest, request: Request) -> Any:
     # salience's errors (markup, message, method, model unavailable) are problems as they are;
     # a method is named as any client names one: no file paths (the operator's catalogue)
     name = check_name(body.method, settings.bias_files)
+    characters = sum(_characters(m.get("content")) for m in body.messages)
+    if characters > MAX_CHARACTERS:
+        raise ProblemError(
+            422,
+            "prompt-too-long",
+            "Prompt too long",
+            f"the messages hold {characters} characters; /model/bias takes at most "
+            f"{MAX_CHARACTERS}",
+            limit=MAX_CHARACTERS,
+        )
     conversation = await asyncio.to_thread(
         parse_messages, body.messages, roles, body.format, max_elements=settings.max_markup_elements
     )
@@ -109,6 +124,18 @@ async def bias(body: BiasRequest, request: Request) -> Any:
     method = lm.method(name, catalogue=settings.bias_files)
 
     def compute() -> dict[str, Any]:
+        prompt = lm.prompt(conversation, method)
+        window = int(getattr(lm.model.config, "max_position_embeddings", 0) or 0)
+        limit = min(settings.max_prompt_tokens, window) if window else settings.max_prompt_tokens
+        if len(prompt.input_ids) > limit:
+            raise ProblemError(
+                422,
+                "token-limit",
+                "Prompt too long",
+                f"the prompt is {len(prompt.input_ids)} of the model's tokens; "
+                f"the limit is {limit}",
+                limit=limit,
+            )
         tokens = [
             {
                 "id": t.id,
@@ -119,7 +146,7 @@ async def bias(body: BiasRequest, request: Request) -> Any:
                 "bias_max": round(t.max, 4),
                 "steered": t.steered,
             }
-            for t in lm.token_biases(conversation, method)
+            for t in lm.token_biases(conversation, method, prompt)
         ]
         return {
             "method": method.name,
@@ -130,3 +157,16 @@ async def bias(body: BiasRequest, request: Request) -> Any:
         }
 
     return await asyncio.to_thread(compute)
+
+
+def _characters(content: Any) -> int:
+    """The characters of a message's content: a string, or the text of its parts."""
+    if isinstance(content, str):
+        return len(content)
+    if isinstance(content, list):
+        return sum(
+            len(p["text"])
+            for p in content
+            if isinstance(p, dict) and isinstance(p.get("text"), str)
+        )
+    return 0
