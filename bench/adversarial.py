@@ -41,11 +41,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import random
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -414,30 +414,34 @@ def _request(family: Family, text: str, route: str) -> dict[str, Any]:
     return {"url": "/model/bias", "json": {"messages": messages, "method": "uniform"}}
 
 
+def _probe(url: str, done: Any, ready: Any, worst: Any) -> None:
+    """Ask /healthz again and again until ``done``; the slowest answer goes into ``worst``."""
+    with httpx.Client(base_url=url, timeout=60) as client:
+        client.get("/healthz")  # a warm connection
+        ready.set()
+        while not done.is_set():
+            start = time.perf_counter()
+            client.get("/healthz")
+            worst.value = max(worst.value, time.perf_counter() - start)
+            time.sleep(0.002)
+
+
 def healthz_during(url: str, request: dict[str, Any]) -> tuple[float, int]:
-    """The worst /healthz latency (s) while ``request`` is in flight, and its status."""
-    done = threading.Event()
-    worst = [0.0]
-
-    def probe() -> None:
-        with httpx.Client(base_url=url, timeout=60) as client:
-            client.get("/healthz")  # a warm connection
-            while not done.is_set():
-                start = time.perf_counter()
-                client.get("/healthz")
-                worst[0] = max(worst[0], time.perf_counter() - start)
-                time.sleep(0.002)
-
-    thread = threading.Thread(target=probe)
-    thread.start()
-    time.sleep(0.02)  # the probe is running before the body leaves
+    """The worst /healthz latency (s) while ``request`` is in flight, and its status. The probe
+    runs in a process of its own, so that building and sending the body here does not delay
+    it."""
+    context = multiprocessing.get_context("fork")
+    done, ready, worst = context.Event(), context.Event(), context.Value("d", 0.0)
+    probe = context.Process(target=_probe, args=(url, done, ready, worst))
+    probe.start()
+    ready.wait(30)
     try:
         with httpx.Client(base_url=url, timeout=300) as client:
             status = client.post(**request).status_code
     finally:
         done.set()
-        thread.join()
-    return worst[0], status
+        probe.join(30)
+    return float(worst.value), status
 
 
 def measure_service(url: str, family: Family, size: int) -> dict[str, Any]:

@@ -6,6 +6,7 @@ uvicorn service.app:create_app --factory
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -30,6 +31,7 @@ from .proxy.errors import invalid
 from .proxy.upstream import Upstream
 
 log = logging.getLogger("salience.service")
+SWITCH_INTERVAL_S = 0.0005
 STATIC = Path(__file__).resolve().parent / "static"
 
 DESCRIPTION = """\
@@ -58,6 +60,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Parses run on worker threads, which hold the GIL while they work; the event loop waits
+        # for it at every step of every other request, up to the switch interval each time
+        # (5 ms by default: /healthz took 100-400 ms behind a hostile batch). A shorter interval
+        # gives the loop its turn sooner (bench/adversarial.py, BENCHMARKS.md).
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
         try:
             load_encoding(settings.default_encoding)  # warm: the first request should not pay
         except EncodingUnavailableError as error:

@@ -119,11 +119,30 @@ Holding = Annotated[JobManager, Depends(_holding)]
 A_JOB: dict[str, Any] = {"response_model": Job, "responses": EVAL_RESPONSES}  # routes answering one
 
 
+# What a client can do with the job it just made: OpenAPI links, which tools that chain calls
+# (schemathesis's stateful phase, client generators) follow
+_JOB_ID = {"job_id": "$response.body#/id"}
+JOB_LINKS = {
+    name: {"operationId": operation, "parameters": _JOB_ID}
+    for name, operation in (
+        ("GetJob", "getJob"),
+        ("JobEvents", "jobEvents"),
+        ("JobReport", "jobReport"),
+        ("CancelJob", "cancelJob"),
+    )
+}
+
+
 @router.post(
     "/eval",
     status_code=202,
     summary="Start an eval job on the local model (a grid of items × lengths × methods)",
-    **A_JOB,
+    operation_id="submitJob",
+    response_model=Job,
+    responses={
+        **EVAL_RESPONSES,
+        202: {"description": "the job, queued; Location names it", "links": JOB_LINKS},
+    },
 )
 async def submit(body: EvalRequest, request: Request) -> Any:
     from evals import split
@@ -144,7 +163,12 @@ async def list_jobs(request: Request) -> Any:
     return _jobs(request).recent()
 
 
-@router.get("/eval/{job_id}", summary="A job's state, progress and, when done, results", **A_JOB)
+@router.get(
+    "/eval/{job_id}",
+    summary="A job's state, progress and, when done, results",
+    operation_id="getJob",
+    **A_JOB,
+)
 async def get_job(job_id: str, request: Request) -> Any:
     jobs = _jobs(request)
     job = _job_or_404(jobs, job_id)  # the job itself, where the others need only its manager
@@ -170,6 +194,7 @@ def _estimate(e: Estimate | None) -> dict[str, float] | None:
 @router.get(
     "/eval/{job_id}/events",
     summary="Progress as server-sent events",
+    operation_id="jobEvents",
     response_class=StreamingResponse,
     responses={**EVAL_RESPONSES, 200: {"content": {"text/event-stream": {}}}},
 )
@@ -215,6 +240,7 @@ def _sse(name: str, data: dict[str, Any]) -> bytes:
 @router.get(
     "/eval/{job_id}/report",
     summary="The job's Markdown summary",
+    operation_id="jobReport",
     response_class=Response,
     responses={
         **EVAL_RESPONSES,
@@ -251,6 +277,11 @@ async def report(
     return Response(data, media_type="image/png" if format == "png" else "image/svg+xml")
 
 
-@router.delete("/eval/{job_id}", summary="Cancel a job (the samples it recorded stay)", **A_JOB)
+@router.delete(
+    "/eval/{job_id}",
+    summary="Cancel a job (the samples it recorded stay)",
+    operation_id="cancelJob",
+    **A_JOB,
+)
 async def cancel(job_id: str, jobs: Holding) -> Any:
     return jobs.cancel(job_id)
