@@ -40,25 +40,30 @@ PROXY_RESPONSES: dict[int | str, dict[str, Any]] = {
     },
     "default": {"description": "the upstream's own error, passed through", **_ERROR},
 }
+# A proxy passes on what its upstream may take: beyond a string ``model``, nothing in the body is
+# refused here (a body salience cannot annotate fails open, or is refused when strict), so the
+# schema documents the fields salience reads without constraining them.
 CHAT_BODY = {
     "required": True,
     "content": {
         "application/json": {
             "schema": {
                 "type": "object",
-                "required": ["model", "messages"],
+                "required": ["model"],
                 "additionalProperties": True,
                 "properties": {
                     "model": {"type": "string", "examples": ["salience-local/uniform"]},
-                    "messages": {"type": "array", "minItems": 1, "items": {"type": "object"}},
-                    "stream": {"type": "boolean"},
+                    "messages": {
+                        "description": "OpenAI-style chat messages (the local model needs a "
+                        "non-empty array of them; the upstream decides for itself)",
+                        "examples": [[{"role": "system", "content": "<rule>Be brief.</rule>"}]],
+                    },
+                    "stream": {"description": "true: server-sent events", "examples": [True]},
                     "salience": {
-                        "type": "object",
-                        "additionalProperties": False,
-                        "properties": {
-                            "method": {"type": "string", "examples": ["xml", "caps", "off"]},
-                            "strict": {"type": "boolean"},
-                        },
+                        "description": "salience's options, removed before the body goes "
+                        "upstream: an object with method (or render), strict and detect_rules; "
+                        "anything else fails open (or, with strict, is refused with 422)",
+                        "examples": [{"method": "xml", "strict": False}],
                     },
                 },
             }

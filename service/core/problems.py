@@ -19,6 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from markup import SalienceError
@@ -144,12 +145,15 @@ def install(app: FastAPI, dialects: Mapping[str, Dialect] = {}) -> None:
         assert isinstance(error, StarletteHTTPException)
         titles = {404: "Not found", 405: "Method not allowed"}
         code = {404: "not-found", 405: "method-not-allowed"}.get(error.status_code, "http-error")
+        headers = dict(error.headers or {})
+        if error.status_code == 405:  # every method of the path, not only the first route's
+            headers["Allow"] = ", ".join(_allowed(request))
         problem = ProblemError(
             error.status_code,
             code,
             titles.get(error.status_code, "HTTP error"),
             str(error.detail),
-            headers=dict(error.headers or {}),
+            headers=headers,
         )
         return respond(request, problem)
 
@@ -158,6 +162,16 @@ def install(app: FastAPI, dialects: Mapping[str, Dialect] = {}) -> None:
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_middleware(UnexpectedErrors, respond=respond)
+
+
+def _allowed(request: Request) -> list[str]:
+    """The methods the app answers on the request's path (each route declares its own)."""
+    methods: set[str] = set()
+    for route in request.app.routes:
+        match, _ = route.matches(request.scope)  # PARTIAL: the path matches, the method not
+        if match is not Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)
 
 
 class UnexpectedErrors:

@@ -27,6 +27,15 @@ from starlette.routing import Route
 
 from tests.service.server import free_port
 
+CANNED = {
+    "id": "chatcmpl-canned",
+    "object": "chat.completion",
+    "model": "fake-model",
+    "choices": [
+        {"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}
+    ],
+}
+
 
 @dataclass
 class Behaviour:
@@ -38,6 +47,7 @@ class Behaviour:
     chunk_delay: float = 0.0  # seconds between streamed chunks
     drop_after: int | None = None  # abort the connection after this many streamed chunks
     end_mid_event: bool = False  # end a stream cleanly after one chunk and half an event
+    canned: bool = False  # answer every chat request with one fixed completion, whatever it is
     received: list[dict[str, Any]] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
     client_left: int = 0  # requests whose client went away before the answer was complete
@@ -50,6 +60,9 @@ class Dropped(Exception):
 
 def make_app(behaviour: Behaviour) -> Starlette:
     async def chat(request: Request) -> Response:
+        if behaviour.canned:  # a fuzzed body is any JSON the proxy passed on: read none of it
+            await request.body()
+            return JSONResponse(CANNED)
         body = await request.json()
         behaviour.received.append(body)
         behaviour.headers.append(dict(request.headers))
