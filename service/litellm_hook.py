@@ -13,8 +13,9 @@ strict=True)``). For ``litellm.Router`` and ``litellm.completion`` in process::
 What it does, the same as salience's proxy and httpx transports (service.proxy.rewrite): the
 messages of a chat call are parsed with salience markup honoured in trusted roles only (system
 and developer by default; markup typed in other roles is defused, never obeyed), and rendered
-with a text method (xml, caps, echo, system; "off" passes them as they are). Markup that cannot
-be parsed fails open (the original messages go, and the metadata says why), or with
+with a text method (xml, caps, echo, system; "off" renders nothing). Every untrusted channel is
+defused on every path (service.proxy.pipeline). Markup that cannot be parsed fails open (the
+messages go unrendered, the trusted text as written, and the metadata says why), or with
 ``strict`` the call is refused with a ``SalienceRefusal`` (LiteLLM's BadRequestError, so the
 Router does not retry it) that names the error code and where.
 

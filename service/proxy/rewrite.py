@@ -8,7 +8,8 @@ except that a rule marker typed in them is defused (``markup.rendering``: ``&lt;
 other fields of a message (``name``, ``tool_calls``, …) and of the body are kept, list contents
 keep their non-text parts, and the ``salience`` options field is removed before the body goes
 upstream. Markup is parsed strictly: when the author's markup is malformed, salience cannot be
-sure what was meant, so the caller fails open (sends the original) or, if strict, refuses.
+sure what was meant, so the caller fails open (sends it unrendered, its untrusted channels
+defused: ``service.proxy.pipeline``) or, if strict, refuses.
 
 Used by the proxy route and by the in-process httpx transports alike.
 """

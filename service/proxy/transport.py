@@ -11,7 +11,8 @@ SalienceTransport(httpx2.HTTPTransport()))`` there; the transports work with eit
 requests and clients (tests/proxy cover both).
 Only ``POST …/chat/completions`` with a JSON body is touched; everything else passes through.
 Each response carries ``X-Salience`` (what was done). Fail-open as the proxy: if annotation
-fails, the original request goes; with ``strict=True`` the call gets a 422 response instead
+fails, the request goes unrendered, its untrusted channels still defused
+(``service.proxy.pipeline``); with ``strict=True`` the call gets a 422 response instead
 (OpenAI-style error JSON; the openai client raises ``UnprocessableEntityError``) and nothing is
 sent.
 """

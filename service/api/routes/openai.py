@@ -9,7 +9,9 @@ body goes upstream) or the ``X-Salience-Method`` / ``X-Salience-Strict`` headers
 
 Every answer says what was done in ``X-Salience`` (``applied; method=xml; spans=2; rules=1``,
 ``unchanged; …``, ``off``, ``fail-open; error=markup-error; offset=17; message=0``, or
-``local; method=learned; …``) and carries ``Server-Timing`` (``annotate``, ``upstream`` = time to
+``local; method=learned; …``; ``defused=N`` where typed markers in untrusted channels were
+defused: ``service.proxy.pipeline`` decides, once, for this route and every transport) and
+carries ``Server-Timing`` (``annotate``, ``upstream`` = time to
 the upstream's response headers). Errors are OpenAI-style JSON: ``{"error": {"message", "type",
 "code", …}}``; upstream connection refused or dropped → 502, timeout → 504, pool exhausted → 503;
 the upstream's own 4xx/5xx come back as they were. Streams pass through event by event; a client
