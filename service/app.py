@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from .api.routes import annotate, encodings, eval, health, model, openai
 from .core import problems
 from .core.config import Settings
 from .core.metrics import Metrics, MetricsMiddleware
+from .core.offload import parse_pool
 from .engine import LocalEngine
 from .jobs import JobManager
 from .models import SharedModel
@@ -69,8 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             load_encoding(settings.default_encoding)  # warm: the first request should not pay
         except EncodingUnavailableError as error:
             log.error("default encoding unavailable; /readyz will say so: %s", error)
-        pool = ThreadPoolExecutor(settings.batch_threads, thread_name_prefix="salience-batch")
-        big_pool = ThreadPoolExecutor(1, thread_name_prefix="salience-big")
+        pool = parse_pool(settings.parse_threads)
         if settings.preload_model:
             shared.start_loading()  # /readyz says "loading" until it is done
         jobs = None
@@ -85,8 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
             jobs.start()
         app.state.jobs = jobs
-        app.state.pool = pool
-        app.state.big_pool = big_pool
+        app.state.parse_pool = pool
         app.state.upstream = _upstream_client(settings)
         try:
             yield
@@ -94,7 +92,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if app.state.upstream is not None:
                 await app.state.upstream.close()
             pool.shutdown(wait=False, cancel_futures=True)
-            big_pool.shutdown(wait=False, cancel_futures=True)
             if jobs is not None:
                 jobs.stop()
 

@@ -46,7 +46,13 @@ class Settings(BaseSettings):
     header_timeout_s: float = Field(
         10.0, gt=0, le=3600, description="time allowed to receive a request's headers"
     )
-    batch_threads: int = Field(2, ge=1, le=64, description="threads that tokenize a batch")
+    parse_threads: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="threads that parse, read documents and tokenize off the event loop "
+        "(more than one lets two parses starve the loop of the GIL: service.core.offload)",
+    )
 
     style_levels: str | None = Field(
         None,

@@ -30,6 +30,7 @@ from fastapi import Request, Response
 from fastapi.routing import APIRoute
 
 from .config import Settings
+from .offload import off_loop
 from .problems import ProblemError
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -130,7 +131,7 @@ async def read_document_upload(request: Request, settings: Settings, content_typ
         raise ProblemError(400, "bad-upload", "Bad upload", "the multipart body could not be read")
     fields: dict[str, Any] = {}
     upload: tuple[str, bytes] | None = None
-    parts = await asyncio.to_thread(lambda: list(message.iter_parts()))
+    parts = await off_loop(request, lambda: list(message.iter_parts()))
     for part in parts:
         name = part.get_param("name", header="content-disposition")
         if not isinstance(name, str):
@@ -159,8 +160,8 @@ async def read_document_upload(request: Request, settings: Settings, content_typ
         )
     filename, data = upload
     try:
-        source = await asyncio.to_thread(
-            document_html, data, filename, settings.max_markup_elements
+        source = await off_loop(
+            request, document_html, data, filename, settings.max_markup_elements
         )
     except DocumentError as error:
         raise ProblemError(422, error.code, "Unreadable document", str(error)) from None

@@ -25,6 +25,7 @@ from markup.errors import MarkupError
 from model.methods import check_name
 
 from ..core.config import Settings
+from ..core.offload import off_loop
 from ..engine import Busy, LocalEngine, Sampling, whole
 from .errors import openai_error, refusal
 from .pipeline import base_options
@@ -53,7 +54,7 @@ async def local_chat(request: Request, body: Any, method: str, settings: Setting
     start = time.perf_counter()
     salience = f"local; method={method}"
     try:
-        conversation = await _off_loop(options.parse, messages)
+        conversation = await off_loop(request, options.parse, messages)
         spans = sum(len(m.document.spans) for m in conversation.messages)
         salience += f"; spans={spans}"
     except MarkupError as error:
@@ -61,7 +62,7 @@ async def local_chat(request: Request, body: Any, method: str, settings: Setting
             return refusal(error)
         # fail open: the text as written, no importance, no steering (a message that is not a
         # message still fails: MessageError)
-        conversation = await _off_loop(parse_messages, messages, (), format="plain")
+        conversation = await off_loop(request, parse_messages, messages, (), format="plain")
         salience, method = f"local; method=none; {fail_open_header(error)}", "none"
     annotate_s = time.perf_counter() - start
     try:
@@ -92,11 +93,6 @@ async def local_chat(request: Request, body: Any, method: str, settings: Setting
             return Response(status_code=499)
     answer = _completion(out, model)
     return Response(orjson.dumps(answer), 200, headers=headers, media_type="application/json")
-
-
-async def _off_loop(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """``func(*args)`` on a worker thread: a parse never holds up the event loop."""
-    return await asyncio.to_thread(func, *args, **kwargs)
 
 
 MAX_TEMPERATURE = 2.0  # OpenAI's range

@@ -58,6 +58,7 @@ def server(files: dict[str, Path]) -> Iterator[Server]:
         SALIENCE_LOCAL_MAX_TOKENS="3",
         SALIENCE_HEADER_TIMEOUT_S="1",
         SALIENCE_MAX_BATCH_TOKENS="5000",
+        SALIENCE_MAX_BODY_BYTES="262144",  # room for a prompt over /model/bias's own limit
     ) as s:
         yield s
 

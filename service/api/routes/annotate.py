@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -11,6 +10,7 @@ from fastapi.responses import Response
 from markup import SalienceError
 
 from ...core.guard import GuardedRoute
+from ...core.offload import off_loop
 from ...core.problems import ProblemError, problem_for
 from ..deps import AnnotatorDep, SettingsDep
 from ..schemas import (
@@ -44,9 +44,7 @@ async def annotate(body: AnnotateRequest, request: Request, annotator: Annotator
     if _size(body) <= _INLINE_CHARS:
         result = annotator.annotate(body)
     else:
-        # One thread for all big prompts: more would only fight over the GIL.
-        loop = asyncio.get_running_loop()
-        result = await loop.run_in_executor(request.app.state.big_pool, annotator.annotate, body)
+        result = await off_loop(request, annotator.annotate, body)
     return Response(to_json(result), media_type="application/json")
 
 
@@ -69,8 +67,6 @@ async def annotate_batch(
             f"{len(body.requests)} requests; the limit is {settings.max_batch_size}",
             limit=settings.max_batch_size,
         )
-    pool = request.app.state.pool
-    loop = asyncio.get_running_loop()
 
     def one(item: AnnotateRequest) -> dict[str, Any]:
         try:
@@ -78,10 +74,7 @@ async def annotate_batch(
         except (SalienceError, ProblemError) as error:
             return {"ok": False, "error": problem_for(error)}
 
-    # Prompts are tokenized on a small thread pool: tiktoken releases the GIL while it encodes.
-    results = await asyncio.gather(
-        *(loop.run_in_executor(pool, one, item) for item in body.requests)
-    )
+    results = await off_loop(request, lambda: [one(item) for item in body.requests])
     tokens = sum(
         r["result"]["token_count"]
         for item, r in zip(body.requests, results, strict=True)
@@ -97,7 +90,7 @@ async def annotate_batch(
             limit=settings.max_batch_tokens,
         )
     answer = {"schema_version": SCHEMA_VERSION, "results": results}
-    content = await loop.run_in_executor(pool, to_json, answer)  # megabytes: off the loop
+    content = await off_loop(request, to_json, answer)  # megabytes: off the loop
     return Response(content, media_type="application/json")
 
 

@@ -9,7 +9,6 @@ show the rewritten prompt instead.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -19,6 +18,7 @@ from markup import Format, parse_messages
 from model.methods import check_name
 
 from ...core.guard import GuardedRoute
+from ...core.offload import off_loop
 from ...core.problems import ProblemError
 from ...engine import LocalEngine
 from ..schemas import PROBLEM_RESPONSES
@@ -117,8 +117,13 @@ async def bias(body: BiasRequest, request: Request) -> Any:
             f"{MAX_CHARACTERS}",
             limit=MAX_CHARACTERS,
         )
-    conversation = await asyncio.to_thread(
-        parse_messages, body.messages, roles, body.format, max_elements=settings.max_markup_elements
+    conversation = await off_loop(
+        request,
+        parse_messages,
+        body.messages,
+        roles,
+        body.format,
+        max_elements=settings.max_markup_elements,
     )
     lm = await engine.model()
     method = lm.method(name, catalogue=settings.bias_files)
@@ -156,7 +161,7 @@ async def bias(body: BiasRequest, request: Request) -> Any:
             "heads": lm.n_heads,
         }
 
-    return await asyncio.to_thread(compute)
+    return await off_loop(request, compute)
 
 
 def _characters(content: Any) -> int:

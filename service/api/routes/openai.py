@@ -20,7 +20,6 @@ that goes away cancels the upstream call.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import orjson
@@ -28,6 +27,7 @@ from fastapi import APIRouter, Request, Response
 
 from ...core.config import Settings
 from ...core.guard import read_guarded_body
+from ...core.offload import off_loop
 from ...proxy.errors import openai_error, refusal
 from ...proxy.exact_json import dumps, loads
 from ...proxy.local_chat import local_chat
@@ -66,7 +66,7 @@ async def chat_completions(request: Request, settings: SettingsDep) -> Response:
     raw = await read_guarded_body(request, settings)  # over the limit: an OpenAI-style 413
     big = len(raw) > INLINE_BYTES  # read and annotated off the event loop
     try:
-        body = await asyncio.to_thread(loads, raw) if big else loads(raw)
+        body = await off_loop(request, loads, raw) if big else loads(raw)
     except ValueError as error:
         detail = f"the body is not valid JSON: {error}"
         return openai_error(400, detail, "invalid_json", offset=getattr(error, "pos", None))
@@ -86,7 +86,7 @@ async def chat_completions(request: Request, settings: SettingsDep) -> Response:
         )
     base = base_options(settings)
     if big:  # off the event loop, which keeps serving everyone else meanwhile
-        outcome = await asyncio.to_thread(decide, body, base, request.headers)
+        outcome = await off_loop(request, decide, body, base, request.headers)
     else:
         outcome = decide(body, base, request.headers)
     if isinstance(outcome, Refused):
