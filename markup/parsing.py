@@ -76,15 +76,37 @@ def detect_format(text: str) -> Format:
     if _HTML_LEADING.match(text):
         return Format.HTML
     markdown = _has_markdown(text)
-    if not markdown and _HTML_BLOCK.search(text):
+    if not markdown and _found(_HTML_BLOCK, text):
         return Format.HTML
     if markdown:
         return Format.MARKDOWN
-    if _HTML_RICH.search(text):
+    if _found(_HTML_RICH, text):
         return Format.HTML
-    if _IMPORTANCE_TAG.search(text):
+    if _found(_IMPORTANCE_TAG, text):
         return Format.TAGS
     return Format.PLAIN
+
+
+# A tag pattern is tried at every "<": over a long text of thousands of them ("<!" × 1 MiB) one
+# search is one long call of the regex engine (160 ms), which holds the GIL throughout, so a
+# server's event loop waits on it however the parse is threaded. Searched a window at a time,
+# the same work comes in calls of ~10 ms, between which the loop gets its turn.
+_WINDOW = 65_536
+_LONGEST_MATCH = 2_100  # the longest match of the tag patterns (a <span …> bounded at 2,048)
+
+
+def _found(pattern: re.Pattern[str], text: str) -> bool:
+    """``pattern.search(text)`` is not None, searched window by window (exactly: a match cut
+    short by a window's end is confirmed against the whole text)."""
+    size = len(text)
+    for start in range(0, size, _WINDOW):
+        end = min(size, start + _WINDOW + _LONGEST_MATCH)
+        found = pattern.search(text, start, end)
+        while found is not None:
+            if found.end() < end or end == size or pattern.match(text, found.start()):
+                return True
+            found = pattern.search(text, found.start() + 1, end)
+    return False
 
 
 def parse(

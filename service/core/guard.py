@@ -120,10 +120,15 @@ async def read_document_upload(request: Request, settings: Settings, content_typ
     ``file`` (.docx, RTF, or UTF-8 text) becomes ``text`` (documents as their HTML rich text,
     with ``format`` html), and every other part a field of the request (values that read as
     JSON — true, 3, {"…"} — are taken as JSON, others as strings). The same size and time
-    limits hold; a bad upload is a problem with the reason."""
+    limits hold; a bad upload is a problem with the reason. Everything after the body's
+    arrival (the multipart parse, the document, the JSON) runs on the parse pool."""
+    body = await _read_limited(request, settings)
+    return await off_loop(request, _upload_as_json, body, content_type, settings)
+
+
+def _upload_as_json(body: bytes, content_type: str, settings: Settings) -> bytes:
     from markup.documents import DocumentError, document_html
 
-    body = await _read_limited(request, settings)
     message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
         b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body
     )
@@ -131,8 +136,7 @@ async def read_document_upload(request: Request, settings: Settings, content_typ
         raise ProblemError(400, "bad-upload", "Bad upload", "the multipart body could not be read")
     fields: dict[str, Any] = {}
     upload: tuple[str, bytes] | None = None
-    parts = await off_loop(request, lambda: list(message.iter_parts()))
-    for part in parts:
+    for part in message.iter_parts():
         name = part.get_param("name", header="content-disposition")
         if not isinstance(name, str):
             continue
@@ -160,9 +164,7 @@ async def read_document_upload(request: Request, settings: Settings, content_typ
         )
     filename, data = upload
     try:
-        source = await off_loop(
-            request, document_html, data, filename, settings.max_markup_elements
-        )
+        source = document_html(data, filename, settings.max_markup_elements)
     except DocumentError as error:
         raise ProblemError(422, error.code, "Unreadable document", str(error)) from None
     if source is not None:
@@ -179,7 +181,13 @@ async def read_document_upload(request: Request, settings: Settings, content_typ
                 f"(byte {error.start})",
                 byte_offset=error.start,
             ) from None
-    return json.dumps(fields).encode()
+    return _dumps(fields)
+
+
+def _dumps(value: Any) -> bytes:
+    from ..proxy.exact_json import dumps
+
+    return dumps(value)
 
 
 def _json(body: bytes) -> Any:
