@@ -29,6 +29,7 @@ from ._html import parse_html
 from ._markdown import parse_markdown
 from ._normalize import nfc_with_map
 from ._rules import with_detected_rules
+from ._search import found
 from ._styles import DEFAULT_STYLE_LEVELS, StyleLevels
 from ._tags import IMPORTANCE_TAGS, scan_tags
 from .document import Conversation, Document, Format, MessageDocument
@@ -87,26 +88,12 @@ def detect_format(text: str) -> Format:
     return Format.PLAIN
 
 
-# A tag pattern is tried at every "<": over a long text of thousands of them ("<!" × 1 MiB) one
-# search is one long call of the regex engine (160 ms), which holds the GIL throughout, so a
-# server's event loop waits on it however the parse is threaded. Searched a window at a time,
-# the same work comes in calls of ~10 ms, between which the loop gets its turn.
-_WINDOW = 65_536
 _LONGEST_MATCH = 2_100  # the longest match of the tag patterns (a <span …> bounded at 2,048)
 
 
 def _found(pattern: re.Pattern[str], text: str) -> bool:
-    """``pattern.search(text)`` is not None, searched window by window (exactly: a match cut
-    short by a window's end is confirmed against the whole text)."""
-    size = len(text)
-    for start in range(0, size, _WINDOW):
-        end = min(size, start + _WINDOW + _LONGEST_MATCH)
-        found = pattern.search(text, start, end)
-        while found is not None:
-            if found.end() < end or end == size or pattern.match(text, found.start()):
-                return True
-            found = pattern.search(text, found.start() + 1, end)
-    return False
+    """``pattern.search(text) is not None``, a window at a time (``markup._search``)."""
+    return found(pattern, text, _LONGEST_MATCH)
 
 
 def parse(

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ._code import code_regions
+from ._search import found
 from .document import Conversation, Document, Level
 
 RULES_HEADER = "Rules you must follow:"
@@ -111,10 +112,26 @@ RESERVED = re.compile(f"(?i:{_RESERVED_TAG.pattern})|{_RESERVED_WORDS.pattern}")
 """Any reserved marker, exactly those ``defuse`` rewrites (a quick test of whether a text needs
 it): the tags in any case, ``IMPORTANT:`` in capitals, the headers in any case."""
 
+# Every reserved marker holds one of these words (in the regex engine's own case rules): a text
+# without one holds no marker. Unlike RESERVED (tried at each "<", and unbounded in its
+# whitespace), its matches are short, so it can be searched a window at a time.
+_MARKER_WORD = re.compile(r"(?i:rule|important)")
+
+
+def has_marker(text: str) -> bool:
+    """Whether ``text`` holds a reserved marker (``RESERVED.search``), cheaply when it cannot:
+    a long text with no marker word is ruled out a window at a time (``markup._search``),
+    without one long call of the regex engine."""
+    if not found(_MARKER_WORD, text, 9):
+        return False
+    return RESERVED.search(text) is not None
+
 
 def defuse(text: str) -> str:
     """``text`` with no rendering marker left in it: reserved tags get ``&lt;``, reserved words
     quotation marks. Idempotent."""
+    if not found(_MARKER_WORD, text, 9):
+        return text
     text = _RESERVED_TAG.sub("&lt;", text)
     return _RESERVED_WORDS.sub(lambda m: f"“{m.group(0)}”", text)
 
@@ -123,7 +140,7 @@ def _defuser(text: str, trusted: bool) -> Callable[[int, int], str]:
     """``quote(a, b)``: ``text[a:b]`` defused, except (in trusted text) where it is code, which
     stays byte for byte. Code is found in the whole text once, so a fence that opens in one
     stretch and closes in another is still code."""
-    regions = code_regions(text) if trusted and RESERVED.search(text) else []
+    regions = code_regions(text) if trusted and has_marker(text) else []
     if not regions:
         return lambda a, b: defuse(text[a:b])
 

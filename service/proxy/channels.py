@@ -25,7 +25,7 @@ import itertools
 from collections.abc import Iterable
 from typing import Any
 
-from markup.rendering import RESERVED, defuse
+from markup.rendering import RESERVED, defuse, has_marker
 
 # how far a split marker can reach into each of two parts, beyond the blanks at the seam: the
 # longest marker ("Remember, these rules must be followed:") is 40 characters
@@ -105,7 +105,7 @@ def _tree(value: Any) -> tuple[Any, int]:
     """``value`` with every string in it defused (an explicit stack: any depth), and how many
     strings changed. Containers are copied only where something in them changed."""
     if isinstance(value, str):
-        new = defuse(value) if RESERVED.search(value) else value
+        new = defuse(value) if has_marker(value) else value
         return new, int(new is not value)
     if not isinstance(value, dict | list):
         return value, 0
@@ -115,7 +115,7 @@ def _tree(value: Any) -> tuple[Any, int]:
     while stack:
         path, item = stack.pop()
         if isinstance(item, str):
-            if RESERVED.search(item):
+            if has_marker(item):
                 hits.append((path, defuse(item)))
         elif isinstance(item, dict):
             stack.extend(((*path, k), v) for k, v in item.items())

@@ -25,7 +25,7 @@ from typing import Any
 
 from markup import Conversation, parse_messages, render
 from markup.errors import MarkupError, SalienceError
-from markup.rendering import RESERVED, TEXT_METHODS, rules
+from markup.rendering import TEXT_METHODS, has_marker, rules
 
 OPTIONS_FIELD = "salience"
 OFF = ("off", "none", "plain")
@@ -253,7 +253,7 @@ def rewrite(body: Any, options: Options) -> Rewrite:
         raise
     spans = sum(len(m.document.spans) for m in conversation.messages)
     n_rules = sum(len(rules(m.document)) for m in conversation.messages)
-    if spans == 0 and not documents and not any(RESERVED.search(m["content"]) for m in flat):
+    if spans == 0 and not documents and not any(has_marker(m["content"]) for m in flat):
         # nothing marked and nothing that looks like a marker: the prompt goes as it came
         # (markup-free text is not even normalised)
         return Rewrite(out, method, False, seconds=time.perf_counter() - start)

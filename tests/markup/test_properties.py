@@ -284,7 +284,9 @@ def test_special_token_strings_never_yield_a_special_id(text: str, fmt: str) -> 
 
 
 @given(
-    st.text(alphabet=st.sampled_from(list("<>/ bBpPsSrRuUlLeE=\"'tyanidm-")), max_size=60),
+    st.text(
+        alphabet=st.sampled_from(list("<>/ bBpPsSrRuUlLeE=\"'tyanidmIMPORTANT:ı“-")), max_size=60
+    ),
     st.integers(1, 9),
 )
 @settings(max_examples=300, deadline=None)
@@ -293,15 +295,21 @@ def test_a_windowed_tag_search_finds_what_one_search_finds(text: str, window: in
     the GIL for long); with tiny windows every match crosses some window's edge. The overlap
     must exceed the longest match: 20 here, so the bounded ``<span …>`` branch of the rich-text
     pattern (up to 2,068 characters) is left out of texts that could form it."""
+    import markup._search as search
     import markup.parsing as parsing
 
-    saved = parsing._WINDOW, parsing._LONGEST_MATCH
-    parsing._WINDOW, parsing._LONGEST_MATCH = window, 20
+    saved = search.WINDOW, parsing._LONGEST_MATCH
+    search.WINDOW, parsing._LONGEST_MATCH = window, 20
     patterns = [parsing._HTML_BLOCK, parsing._IMPORTANCE_TAG]
     if "<span" not in text.lower():
         patterns.append(parsing._HTML_RICH)
     try:
         for pattern in patterns:
             assert parsing._found(pattern, text) == (pattern.search(text) is not None), pattern
+        # the reserved-marker test rules texts out a window at a time, and is exact
+        from markup.rendering import RESERVED, defuse, has_marker
+
+        assert has_marker(text) == (RESERVED.search(text) is not None)
+        assert (defuse(text) == text) == (RESERVED.search(text) is None)
     finally:
-        parsing._WINDOW, parsing._LONGEST_MATCH = saved
+        search.WINDOW, parsing._LONGEST_MATCH = saved
