@@ -5,6 +5,7 @@ uvicorn service.app:create_app --factory
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
 from collections.abc import AsyncIterator
@@ -69,6 +70,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             load_encoding(settings.default_encoding)  # warm: the first request should not pay
         except EncodingUnavailableError as error:
             log.error("default encoding unavailable; /readyz will say so: %s", error)
+        # what start-up made (modules, the app, the encodings) lives as long as the process:
+        # frozen out of the collector's reach, so a full collection walks only what requests
+        # make (the model, loaded later, is frozen when it is: service.models)
+        gc.freeze()
         pool = parse_pool(settings.parse_threads)
         if settings.preload_model:
             shared.start_loading()  # /readyz says "loading" until it is done

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import threading
@@ -67,6 +68,10 @@ class SharedModel:
                     raise
                 self._load_s = time.perf_counter() - started
                 self._state = "ready"
+                # the model's objects live as long as the process: out of the collector's
+                # reach, a full collection no longer walks them (100-300 ms with the GIL held,
+                # which every request waits on)
+                gc.freeze()
                 if self.on_load is not None:
                     self.on_load()
             return self._model
