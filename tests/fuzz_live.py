@@ -14,14 +14,18 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from tests.fakes.openai_server import Behaviour, fake_openai
-from tests.service.server import ROOT, running_server
+from tests.service.server import ROOT, Server, running_server
 
 EXCLUDED = "positive_data_acceptance,use_after_free"
 
 
-def main(argv: list[str]) -> int:
+@contextmanager
+def live_server() -> Iterator[Server]:
+    """salience serve with a canned upstream behind /v1 and a tiny budget for eval jobs."""
     with (
         fake_openai(Behaviour(canned=True)) as upstream,
         running_server(
@@ -30,6 +34,11 @@ def main(argv: list[str]) -> int:
             SALIENCE_LOCAL_MAX_TOKENS="4",
         ) as server,
     ):
+        yield server
+
+
+def main(argv: list[str]) -> int:
+    with live_server() as server:
         command = [
             str(ROOT / ".venv" / "bin" / "schemathesis"), "run", f"{server.url}/openapi.json",
             "--phases", "examples,coverage,fuzzing,stateful", "--exclude-checks", EXCLUDED,

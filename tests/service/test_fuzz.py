@@ -20,10 +20,9 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.core.result import Ok
 
-from tests.fakes.openai_server import Behaviour, fake_openai
-from tests.fuzz_live import EXCLUDED
+from tests.fuzz_live import EXCLUDED, live_server
 
-from .server import ROOT, Server, running_server
+from .server import ROOT, Server
 
 MAX_EXAMPLES = 40
 # A schema-valid request may still be refused for what it means (strict markup that does not
@@ -56,14 +55,7 @@ def test_every_operation_conforms_and_never_fails(server: Server) -> None:
 
 @pytest.fixture(scope="module")
 def live() -> Iterator[Server]:
-    with (
-        fake_openai(Behaviour(canned=True)) as upstream,
-        running_server(
-            SALIENCE_UPSTREAM_URL=upstream,
-            SALIENCE_MAX_EVAL_SAMPLES="8",
-            SALIENCE_LOCAL_MAX_TOKENS="4",
-        ) as server,
-    ):
+    with live_server() as server:
         yield server
 
 
