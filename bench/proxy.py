@@ -133,7 +133,7 @@ def main() -> int:
         "SALIENCE_LOG_LEVEL": "warning",
     }
     proxy = subprocess.Popen(
-        [sys.executable, "-m", "service.cli", "serve", "--host", "127.0.0.1",
+        [sys.executable, "-m", "salience", "serve", "--host", "127.0.0.1",
          "--port", str(proxy_port)],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
     )  # fmt: skip

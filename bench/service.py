@@ -38,7 +38,7 @@ PROMPT = (ROOT / "examples" / "prompt.md").read_text(encoding="utf-8")
 
 def prompt_of(tokens: int) -> str:
     """About ``tokens`` cl100k tokens of the example prompt, repeated (~113 tokens each)."""
-    from markup import load_encoding, parse
+    from salience.markup import load_encoding, parse
 
     enc = load_encoding("cl100k_base")
     out = PROMPT
@@ -57,7 +57,7 @@ def free_port() -> int:
 def start_server(port: int, workers: int) -> subprocess.Popen[bytes]:
     env = {**os.environ, "SALIENCE_LOG_LEVEL": "warning", "SALIENCE_WORKERS": str(workers)}
     process = subprocess.Popen(
-        [sys.executable, "-m", "service.cli", "serve", "--port", str(port)],
+        [sys.executable, "-m", "salience", "serve", "--port", str(port)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,

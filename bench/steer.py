@@ -34,13 +34,13 @@ from typing import Any
 import torch
 from transformers import DynamicCache
 
-from markup import Level, parse_messages
-from model.bias import ImportanceBias
-from model.corpus import docstring_sentences
-from model.local import LocalModel
-from model.methods import DEFAULT_SHARE, default_file
-from model.prompt import build_prompt
-from model.steer import Steering, steering
+from salience.markup import Level, parse_messages
+from salience.model.bias import ImportanceBias
+from salience.model.corpus import docstring_sentences
+from salience.model.local import LocalModel
+from salience.model.methods import DEFAULT_SHARE, default_file
+from salience.model.prompt import build_prompt
+from salience.model.steer import Steering, steering
 
 DECODE_STEPS = 16
 NAMES = {"b": "biased", "l": "learned", "d": "distance", "s": "share"}  # the steered methods

@@ -28,10 +28,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from markup import Conversation
+from salience.markup import Conversation
 
 if TYPE_CHECKING:
-    from model.local import LocalModel
+    from salience.model.local import LocalModel
 
 
 @dataclass(frozen=True)
@@ -179,7 +179,7 @@ class LocalBackend(Backend):
         """Load ``path`` in ``dtype`` onto ``device`` (model.loader's defaults), or use ``lm``,
         a model already loaded (the service shares one between its eval worker, its proxy and
         /model/bias)."""
-        from model.local import LocalModel
+        from salience.model.local import LocalModel
 
         self.lm = lm if lm is not None else LocalModel.load(path, dtype, device)
         dtype = str(self.lm.model.dtype).removeprefix("torch.")  # what was loaded
@@ -248,7 +248,7 @@ class LocalBackend(Backend):
         methods share), then the greedy and sampled rows of every unit decoded in batches of at
         most ``rows`` rows (methods mixed: each row is steered its own way), and the references
         scored from the same caches. Yields (key, outcome) for every unit at the end."""
-        from model.batch import Batcher
+        from salience.model.batch import Batcher
 
         if rows <= 1:  # the plain path, sample by sample
             yield from super().evaluate(units, rows)
@@ -344,8 +344,8 @@ class RemoteBackend(Backend):
         api_key: str | None = None,
         timeout: float = 120,
     ) -> None:
-        from markup import load_encoding
-        from model.openai_backend import OpenAIBackend
+        from salience.markup import load_encoding
+        from salience.model.openai_backend import OpenAIBackend
 
         urls = [base_url] if isinstance(base_url, str) else list(base_url)
         if not urls:

@@ -12,8 +12,8 @@ are the test of how the detector does on prompts as people write them.
 The model is a logistic regression over ``markup._rules.features``, class-balanced, with an L2
 penalty; the threshold is 0.5, decided before any test number was seen.
 
-    python -m evals.detector fit            # writes markup/data/rule-detector.json
-    python -m evals.detector score          # precision and recall: test split, system prompts
+    python -m salience.evals.detector fit     # writes markup/data/rule-detector.json
+    python -m salience.evals.detector score   # precision and recall: test split, system prompts
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from markup._rules import _DATA, FEATURE_NAMES, RuleDetector, features, sentences_with_cues
+from salience.markup._rules import _DATA, FEATURE_NAMES, RuleDetector, features, sentences_with_cues
 
 from .distractors import prose_sentences
 from .families import FAMILIES
@@ -335,7 +335,7 @@ def _overlapping(
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m evals.detector",
+        prog="python -m salience.evals.detector",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -348,7 +348,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         train = examples("train", args.seed)
         detector = fit(train)
         meta = {
-            "command": f"python -m evals.detector fit --seed {args.seed}",
+            "command": f"python -m salience.evals.detector fit --seed {args.seed}",
             "data_version": DATA_VERSION,
             "seed": args.seed,
             "train_examples": len(train),
@@ -365,7 +365,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"fitted on {len(train)} train sentences; wrote {args.out}")
         print("train:", sentence_scores(detector, train))
         return 0
-    from markup._rules import load_detector
+    from salience.markup._rules import load_detector
 
     detector = load_detector(args.out)
     test = examples("test", args.seed)

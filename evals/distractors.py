@@ -19,7 +19,7 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from model.corpus import docstring_sentences, licence_sentences
+from salience.model.corpus import docstring_sentences, licence_sentences
 
 from .tasks import TASKS, Task
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from markup.errors import SalienceError
+from salience.markup.errors import SalienceError
 
 
 class GridError(SalienceError, ValueError):

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from markup import Conversation
+from salience.markup import Conversation
 
 from . import split
 from .errors import GridError

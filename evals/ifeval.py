@@ -157,7 +157,7 @@ def _outside(text: str, spans: Sequence[tuple[int, int]]) -> str:
 def items(imported: Imported, n: int | None = None) -> list[Item]:
     """The first ``n`` rows (all with None) as evaluation items: the rule sentences (the row's
     ``rules``, else the detector's) become the item's rule, the rest of the prompt its task."""
-    from markup._rules import load_detector
+    from salience.markup._rules import load_detector
 
     detector = load_detector()
     out: list[Item] = []

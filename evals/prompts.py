@@ -15,7 +15,7 @@ method is its ``@raw`` form, which measures what the defusing buys.
 
 from __future__ import annotations
 
-from markup import Conversation, parse_messages
+from salience.markup import Conversation, parse_messages
 
 from .distractors import Distractor
 from .split import Item

@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
-from markup import Conversation
+from salience.markup import Conversation
 
 from . import distractors, prompts, split
 from .backends import Backend, Outcome, References, Unit, evaluate_one

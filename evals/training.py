@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from markup import Conversation, parse_messages
+from salience.markup import Conversation, parse_messages
 
 from . import distractors, prompts, split
 from .tasks import quality

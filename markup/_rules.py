@@ -221,7 +221,7 @@ def load_detector(path: str | None = None) -> RuleDetector:
     if tuple(names) != FEATURE_NAMES:
         raise ValueError(
             f"{path or _DATA} was fitted on other features ({len(names)}); refit it with "
-            "python -m evals.detector fit"
+            "python -m salience.evals.detector fit"
         )
     return RuleDetector(tuple(data["weights"]), float(data["bias"]), float(data["threshold"]))
 

@@ -1,7 +1,7 @@
 """salience's model package: the local LLM and attention steering on marked spans.
 
-    from markup import parse_messages
-    from model.local import LocalModel
+    from salience.markup import parse_messages
+    from salience.model.local import LocalModel
 
     lm = LocalModel.load()            # the embedded SmolLM2-135M-Instruct (device="auto")
     conv = parse_messages([{"role": "system", "content": "<rule>Answer in French.</rule>"},

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from markup import LEVELS, Level
+from salience.markup import LEVELS, Level
 
 FORMAT = "salience.importance-bias"
 VERSION = 1

@@ -29,7 +29,7 @@ from typing import Any, Protocol
 
 import torch
 
-from markup import Conversation
+from salience.markup import Conversation
 
 from .bias import ImportanceBias
 from .local import LocalModel

@@ -63,7 +63,7 @@ def heatmap(bias: ImportanceBias, path: str | Path, levels: Sequence[int] = (0, 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from markup import LEVELS
+    from salience.markup import LEVELS
 
     beta = bias.beta.detach()
     limit = max(1e-6, float(beta.abs().max()))

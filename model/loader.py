@@ -25,7 +25,7 @@ from transformers import (
     AutoTokenizer,
 )
 
-from markup.errors import SalienceError
+from salience.markup.errors import SalienceError
 
 log = logging.getLogger("salience.model")
 

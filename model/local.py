@@ -17,7 +17,7 @@ from typing import Any, ParamSpec
 import torch
 from transformers import DynamicCache
 
-from markup import LEVELS, Conversation, Level, parse_messages, render
+from salience.markup import LEVELS, Conversation, Level, parse_messages, render
 
 from .loader import Loaded, load
 from .methods import Method, resolve

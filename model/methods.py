@@ -40,9 +40,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from markup import Level
-from markup.errors import SalienceError
-from markup.rendering import TEXT_METHODS, TextMethod
+from salience.markup import Level
+from salience.markup.errors import SalienceError
+from salience.markup.rendering import TEXT_METHODS, TextMethod
 
 if TYPE_CHECKING:  # the registry is read without torch (the CLI's help, the API's schemas)
     import torch

@@ -20,8 +20,8 @@ from typing import Any
 
 import httpx
 
-from markup import Conversation, render
-from markup.errors import SalienceError
+from salience.markup import Conversation, render
+from salience.markup.errors import SalienceError
 
 from .local import Generation
 from .methods import MethodError, entry, of_kind, resolve

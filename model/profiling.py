@@ -11,7 +11,7 @@ import random
 from dataclasses import dataclass
 from typing import Protocol
 
-from markup import Conversation, parse_messages
+from salience.markup import Conversation, parse_messages
 
 from .corpus import docstring_sentences
 

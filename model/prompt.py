@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from markup import LEVELS, Conversation, Level
-from markup.errors import SalienceError
+from salience.markup import LEVELS, Conversation, Level
+from salience.markup.errors import SalienceError
 
 NO_LEVEL = -1  # a token outside every span: template tokens and unmarked text
 LEVEL_INDEX = {level: i for i, level in enumerate(LEVELS)}  # hard=0, high=1, normal=2, low=3

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
-from markup import Conversation
+from salience.markup import Conversation
 
 from .fit import FitExample
 from .local import LocalModel

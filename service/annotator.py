@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from markup import (
+from salience.markup import (
     Conversation,
     Document,
     ImportanceEncoding,
@@ -25,7 +25,7 @@ from markup import (
     render_notes,
     tokenize,
 )
-from markup.tokens import TokenizedDocument
+from salience.markup.tokens import TokenizedDocument
 
 from .api.schemas import SCHEMA_VERSION, AnnotateRequest, ChatMessage
 from .core.config import Settings

@@ -17,7 +17,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from markup import EncodingUnavailableError, load_encoding
+from salience.markup import EncodingUnavailableError, load_encoding
 
 from .annotator import Annotator
 from .api.routes import annotate, encodings, eval, health, model, openai
@@ -79,7 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             shared.start_loading()  # /readyz says "loading" until it is done
         jobs = None
         if settings.eval_worker:
-            from evals.backends import LocalBackend
+            from salience.evals.backends import LocalBackend
 
             jobs = JobManager(
                 settings.eval_db,

@@ -15,14 +15,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from markup import Conversation
-from markup.errors import SalienceError
+from salience.markup import Conversation
+from salience.markup.errors import SalienceError
 
 from .models import SharedModel
 
 if TYPE_CHECKING:
-    from model.local import Generation, LocalModel
-    from model.methods import Method
+    from salience.model.local import Generation, LocalModel
+    from salience.model.methods import Method
 
 
 class Busy(Exception):

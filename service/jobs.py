@@ -34,11 +34,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from evals.grid import Grid
-from evals.runner import RunStats
-from evals.runner import run as run_grid
-from evals.store import Store
-from markup.errors import SalienceError
+from salience.evals.grid import Grid
+from salience.evals.runner import RunStats
+from salience.evals.runner import run as run_grid
+from salience.evals.store import Store
+from salience.markup.errors import SalienceError
 
 log = logging.getLogger("salience.jobs")
 

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from model.local import LocalModel
+    from salience.model.local import LocalModel
 
 log = logging.getLogger("salience.models")
 
@@ -59,7 +59,7 @@ class SharedModel:
                 self._state, self._error = "loading", None
                 started = time.perf_counter()
                 try:
-                    from model.local import LocalModel
+                    from salience.model.local import LocalModel
 
                     self._model = LocalModel.load(self.path, self.dtype, self.device)
                 except Exception as error:

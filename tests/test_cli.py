@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-SALIENCE = [sys.executable, "-m", "service.cli"]
+SALIENCE = [sys.executable, "-m", "salience"]
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -144,8 +144,8 @@ def test_a_rendering_never_passes_an_untrusted_marker_as_one(style: str) -> None
 def test_the_cli_and_the_api_offer_every_position_the_eval_builds() -> None:
     from typing import get_args
 
-    from evals.prompts import POSITIONS
-    from service.api.routes.eval import Position
-    from service.cli.eval_cmd import POSITIONS as CLI_POSITIONS
+    from salience.evals.prompts import POSITIONS
+    from salience.service.api.routes.eval import Position
+    from salience.service.cli.eval_cmd import POSITIONS as CLI_POSITIONS
 
     assert CLI_POSITIONS == POSITIONS == get_args(Position)

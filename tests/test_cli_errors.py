@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-SALIENCE = [sys.executable, "-m", "service.cli"]
+SALIENCE = [sys.executable, "-m", "salience"]
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -197,7 +197,7 @@ def test_help_shows_every_default() -> None:
 
 
 def test_every_option_of_every_command_has_help() -> None:
-    from service.cli import _leaves, build_parser
+    from salience.service.cli import _leaves, build_parser
 
     missing = [
         f"{leaf.prog} {action.option_strings[0]}"

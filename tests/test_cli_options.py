@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 
-from evals.grid import Grid
-from model.fit import FitConfig
-from service.cli import build_parser
-from service.cli.common import from_options
+from salience.evals.grid import Grid
+from salience.model.fit import FitConfig
+from salience.service.cli import build_parser
+from salience.service.cli.common import from_options
 
 
 def test_a_grid_takes_every_eval_run_option_of_its_fields() -> None:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import importlib
 import os
 
-import markup.errors
-from markup.errors import SalienceError
+import salience.markup.errors
+from salience.markup.errors import SalienceError
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no price-map fetch at import
-RAISERS = ("model.loader", "model.methods", "model.openai_backend", "model.prompt",
-           "evals.errors", "service.engine", "service.jobs", "service.proxy.rewrite",
-           "service.litellm_hook")  # fmt: skip
+RAISERS = tuple(f"salience.{name}" for name in (
+    "model.loader", "model.methods", "model.openai_backend", "model.prompt", "evals.errors",
+    "service.engine", "service.jobs", "service.proxy.rewrite", "service.litellm_hook"))  # fmt: skip
 
 
 def subclasses(cls: type[SalienceError]) -> set[type[SalienceError]]:
@@ -24,9 +24,8 @@ def subclasses(cls: type[SalienceError]) -> set[type[SalienceError]]:
 def test_every_salience_error_is_in_the_drawn_tree() -> None:
     for name in RAISERS:
         importlib.import_module(name)
-    tree = markup.errors.__doc__ or ""
-    ours = {c for c in subclasses(SalienceError) if c.__module__.startswith(("markup", "model",
-            "service", "evals"))}  # fmt: skip
+    tree = salience.markup.errors.__doc__ or ""
+    ours = {c for c in subclasses(SalienceError) if c.__module__.startswith("salience.")}
     assert len(ours) >= 21
     for cls in ours:
         assert cls.__name__ in tree, f"{cls.__module__}.{cls.__name__} is not in the tree"
@@ -36,15 +35,15 @@ def test_every_salience_error_is_in_the_drawn_tree() -> None:
 
 def test_problem_details_and_openai_errors_read_one_shape() -> None:
     """Both mappings take status, code, title and the location fields from the error itself."""
-    from evals.errors import GridError
-    from markup import parse
-    from service.core.problems import problem_for
-    from service.engine import ModelUnavailableError
-    from service.proxy.errors import invalid, refusal_body
+    from salience.evals.errors import GridError
+    from salience.markup import parse
+    from salience.service.core.problems import problem_for
+    from salience.service.engine import ModelUnavailableError
+    from salience.service.proxy.errors import invalid, refusal_body
 
     try:
         parse("ok <rule>never closed", strict=True)
-    except markup.errors.MarkupError as error:
+    except salience.markup.errors.MarkupError as error:
         markup_error = error
     problem = problem_for(markup_error)
     assert (problem["status"], problem["title"]) == (422, "Markup error")

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
-from markup import TEXT_METHODS, Format
+from salience.markup import TEXT_METHODS, Format
 
 SCHEMA_VERSION: Literal["1"] = "1"
 # the text methods (markup.rendering's table), and plain: the clean text

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from markup import (
+from salience.markup import (
     DEFAULT_TRUSTED_ROLES,
     TEXT_METHODS,
     Conversation,
@@ -131,7 +131,7 @@ def _read_document(path: str | None) -> tuple[str, str] | None:
     """(name, HTML) of a .docx or RTF file; None for any other input."""
     if path is None or path == "-" or not Path(path).is_file():
         return None
-    from markup.documents import MAGIC_BYTES, DocumentError, document_html, may_be_document
+    from salience.markup.documents import MAGIC_BYTES, DocumentError, document_html, may_be_document
 
     try:
         with open(path, "rb") as handle:

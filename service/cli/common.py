@@ -270,7 +270,7 @@ def device_name(text: str) -> str:
 
 def methods(text: str) -> list[str]:
     """Method names (``uniform@0.5`` style values included), checked without loading a model."""
-    from model.methods import check_name
+    from salience.model.methods import check_name
 
     items = [p.strip() for p in text.split(",") if p.strip()]
     if not items:

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from model.methods import help_text
+from salience.model.methods import help_text
 
 from .common import (
     CliError,
@@ -31,8 +31,8 @@ from .common import (
 )
 
 if TYPE_CHECKING:
-    from evals.backends import Backend
-    from evals.runner import RunStats
+    from salience.evals.backends import Backend
+    from salience.evals.runner import RunStats
 
 DEFAULT_DB = "evals.sqlite3"
 KINDS = ("prose", "similar", "conflicting", "noise")  # evals.distractors.KINDS (tested)
@@ -40,7 +40,7 @@ POSITIONS = ("system", "before", "after", "both", "user")  # evals.prompts.POSIT
 
 
 def _family_ids() -> tuple[str, ...]:
-    from evals.families import FAMILIES
+    from salience.evals.families import FAMILIES
 
     return tuple(f.id for f in FAMILIES)
 
@@ -193,11 +193,11 @@ def register(commands: Any) -> None:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from evals import split
-    from evals.backends import LocalBackend, RemoteBackend
-    from evals.grid import Grid
-    from evals.runner import run
-    from evals.store import RunConflict, Store
+    from salience.evals import split
+    from salience.evals.backends import LocalBackend, RemoteBackend
+    from salience.evals.grid import Grid
+    from salience.evals.runner import run
+    from salience.evals.store import RunConflict, Store
 
     try:
         grid = from_options(Grid, args)
@@ -211,7 +211,7 @@ def run_eval(args: argparse.Namespace) -> int:
         check_model_path(args.model)
     imported = None
     if args.dataset:
-        from evals.ifeval import load
+        from salience.evals.ifeval import load
 
         if not Path(args.dataset).is_file():
             raise CliError(
@@ -238,7 +238,7 @@ def run_eval(args: argparse.Namespace) -> int:
         backend = RemoteBackend(urls, args.remote_model, args.api_key)
         concurrency = max(1, args.concurrency)
     else:
-        from markup.errors import SalienceError
+        from salience.markup.errors import SalienceError
 
         try:
             backend = LocalBackend(args.model, args.dtype, device=args.device)
@@ -288,7 +288,7 @@ def _ray_executor(args: argparse.Namespace, backend: Backend, concurrency: int) 
     import os
 
     try:
-        from evals.distributed import RayExecutor, _import_ray
+        from salience.evals.distributed import RayExecutor, _import_ray
 
         _import_ray()
     except ImportError as error:

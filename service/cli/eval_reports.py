@@ -12,7 +12,7 @@ from .common import CliError, writable_file, writable_folder
 
 
 def _existing_store(path: str) -> Any:
-    from evals.store import Store
+    from salience.evals.store import Store
 
     if not Path(path).is_file():
         raise CliError(f"--db {path}: no such database (run `salience eval run` first, or pass "
@@ -21,13 +21,13 @@ def _existing_store(path: str) -> Any:
 
 
 def report_eval(args: argparse.Namespace) -> int:
-    from evals.plots import plots
-    from evals.report import complete, markdown
+    from salience.evals.plots import plots
+    from salience.evals.report import complete, markdown
 
     if args.out:
         writable_folder(args.out, "--out")
     if args.records:
-        from evals.store import read_jsonl
+        from salience.evals.store import read_jsonl
 
         if not Path(args.records).is_file():
             raise CliError(f"--records {args.records}: no such file", 2)
@@ -66,7 +66,7 @@ def _report(
     records file alike."""
     dataset_lines = ""
     if any("instructions_strict" in r for r in records):
-        from evals.ifeval import summary as dataset_summary
+        from salience.evals.ifeval import summary as dataset_summary
 
         dataset_lines = (
             "\n## IFEval scores (prompt- and instruction-level, strict and loose; Wilson 95 %)\n\n"
@@ -125,7 +125,7 @@ def export_eval(args: argparse.Namespace) -> int:
 def floors_eval(args: argparse.Namespace) -> int:
     import json
 
-    from evals.report import floors, headline_families
+    from salience.evals.report import floors, headline_families
 
     store = _existing_store(args.db)
     try:

@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from markup import MarkupError, SalienceError, parse_messages
-from model.methods import help_text
+from salience.markup import MarkupError, SalienceError, parse_messages
+from salience.model.methods import help_text
 
 from .annotate import _read_input
 from .common import (
@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
-    from model.local import LocalModel
+    from salience.model.local import LocalModel
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
     try:

@@ -158,9 +158,9 @@ def _layers(spec: str | None) -> list[int] | None:
 def run_pasta(args: argparse.Namespace) -> int:
     import torch
 
-    from model.local import LocalModel
-    from model.pasta import profile_heads, select_heads
-    from model.profiling import profiling_items
+    from salience.model.local import LocalModel
+    from salience.model.pasta import profile_heads, select_heads
+    from salience.model.profiling import profiling_items
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -205,7 +205,7 @@ def run_pasta(args: argparse.Namespace) -> int:
 
 def _examples(lm: Any, path: str, max_length: int | None, limit: int | None) -> list[Any]:
     """A fit dataset's examples that have a rejected answer, optionally capped in length."""
-    from evals import training
+    from salience.evals import training
 
     def count(text: str) -> int:
         return len(lm.tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -221,8 +221,8 @@ def _examples(lm: Any, path: str, max_length: int | None, limit: int | None) -> 
 def run_score(args: argparse.Namespace) -> int:
     import torch
 
-    from model.local import LocalModel
-    from model.select import pick, score_methods, table
+    from salience.model.local import LocalModel
+    from salience.model.select import pick, score_methods, table
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -264,10 +264,10 @@ def _names(spec: str) -> list[str]:
 def run_fit(args: argparse.Namespace) -> int:
     import torch
 
-    from evals import training
-    from model.fit import FitConfig, fit
-    from model.fit_plots import heatmap, save_curve
-    from model.local import LocalModel
+    from salience.evals import training
+    from salience.model.fit import FitConfig, fit
+    from salience.model.fit_plots import heatmap, save_curve
+    from salience.model.local import LocalModel
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         "log_level": settings.log_level,
         "access_log": False,
         # a client whose headers never finish is answered 408 and closed (service.core)
-        "http": "service.core.slow_clients:HeaderTimeoutProtocol",
+        "http": "salience.service.core.slow_clients:HeaderTimeoutProtocol",
     }
     if settings.workers == 1:
         uvicorn.run(create_app(settings), **common)
@@ -55,5 +55,5 @@ def run(args: argparse.Namespace) -> int:
     # Worker processes build their own app from the environment: pass the overrides on.
     for key, value in overrides.items():
         os.environ[f"SALIENCE_{key.upper()}"] = str(value)
-    uvicorn.run("service.app:create_app", factory=True, workers=settings.workers, **common)
+    uvicorn.run("salience.service.app:create_app", factory=True, workers=settings.workers, **common)
     return 0

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from markup.parsing import DEFAULT_MAX_ELEMENTS
+from salience.markup.parsing import DEFAULT_MAX_ELEMENTS
 
 
 class Settings(BaseSettings):
@@ -106,7 +106,7 @@ class Settings(BaseSettings):
     @field_validator("style_levels")
     @classmethod
     def _style_levels(cls, value: str | None) -> str | None:
-        from markup import StyleLevels
+        from salience.markup import StyleLevels
 
         StyleLevels.parse(value)  # refuse a bad map at start-up, with the reason
         return value
@@ -129,7 +129,7 @@ class Settings(BaseSettings):
                 value = {k.strip(): v.strip() for k, _, v in pairs}
         if not isinstance(value, dict):
             raise ValueError("a JSON object of name → path")
-        from model.methods import CATALOGUE_NAME
+        from salience.model.methods import CATALOGUE_NAME
 
         for name, path in value.items():
             if not isinstance(name, str) or not CATALOGUE_NAME.fullmatch(name):

@@ -127,7 +127,7 @@ async def read_document_upload(request: Request, settings: Settings, content_typ
 
 
 def _upload_as_json(body: bytes, content_type: str, settings: Settings) -> bytes:
-    from markup.documents import DocumentError, document_html
+    from salience.markup.documents import DocumentError, document_html
 
     message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
         b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body

@@ -22,7 +22,7 @@ from starlette.responses import Response
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from markup import SalienceError
+from salience.markup import SalienceError
 
 log = logging.getLogger("salience.service")
 PROBLEM_TYPE = "urn:salience:problem:"

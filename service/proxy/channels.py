@@ -25,7 +25,7 @@ import itertools
 from collections.abc import Iterable
 from typing import Any
 
-from markup.rendering import RESERVED, defuse, has_marker
+from salience.markup.rendering import RESERVED, defuse, has_marker
 
 # how far a split marker can reach into each of two parts, beyond the blanks at the seam: the
 # longest marker ("Remember, these rules must be followed:") is 40 characters

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 from fastapi import Response
 
-from markup.errors import SalienceError
+from salience.markup.errors import SalienceError
 
 from ..core.problems import ProblemError
 

@@ -20,9 +20,9 @@ import orjson
 from fastapi import Request, Response
 from starlette.concurrency import iterate_in_threadpool
 
-from markup import parse_messages
-from markup.errors import MarkupError
-from model.methods import check_name
+from salience.markup import parse_messages
+from salience.markup.errors import MarkupError
+from salience.model.methods import check_name
 
 from ..core.config import Settings
 from ..core.offload import off_loop
@@ -33,7 +33,7 @@ from .rewrite import ParameterError, fail_open_header, options_of
 from .streaming import SSE, ClientGone, LiveStreamingResponse, timing, until_disconnect
 
 if TYPE_CHECKING:
-    from model.local import Generation
+    from salience.model.local import Generation
 
 T = TypeVar("T")
 

@@ -23,9 +23,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from markup import Conversation, parse_messages, render
-from markup.errors import MarkupError, SalienceError
-from markup.rendering import TEXT_METHODS, has_marker, rules
+from salience.markup import Conversation, parse_messages, render
+from salience.markup.errors import MarkupError, SalienceError
+from salience.markup.rendering import TEXT_METHODS, has_marker, rules
 
 OPTIONS_FIELD = "salience"
 OFF = ("off", "none", "plain")
@@ -286,7 +286,7 @@ def _document_part(part: dict[str, Any], index: int, max_runs: int | None) -> st
     """The HTML rich text of an OpenAI-style file part holding a .docx or RTF document
     (``{"type": "file", "file": {"filename": …, "file_data": "data:…;base64,…"}}``); None
     for any other file, which goes on untouched."""
-    from markup.documents import DocumentError, document_html
+    from salience.markup.documents import DocumentError, document_html
 
     file = part.get("file")
     if not isinstance(file, dict) or not isinstance(file.get("file_data"), str):

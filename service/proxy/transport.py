@@ -2,7 +2,7 @@
 leave, for any OpenAI-compatible client built on httpx.
 
     import httpx, openai
-    from service.proxy import SalienceTransport
+    from salience.service.proxy import SalienceTransport
     client = openai.OpenAI(base_url=..., http_client=httpx.Client(transport=SalienceTransport()))
 
 ``AsyncSalienceTransport`` is the same for ``openai.AsyncOpenAI`` and ``httpx.AsyncClient``.

@@ -9,7 +9,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-from evals.store import Store
+from salience.evals.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -18,7 +18,7 @@ def eval_run(db: Path, grid: list[str], *extra: str) -> subprocess.Popen[str]:
     """The run named ``t`` of ``grid`` into ``db``, in its own process group (so that killing
     the group takes everything the run started, as a terminal or a job scheduler does)."""
     return subprocess.Popen(
-        [sys.executable, "-m", "service.cli", "eval", "run", "--db", str(db), "--name", "t",
+        [sys.executable, "-m", "salience", "eval", "run", "--db", str(db), "--name", "t",
          "--quiet", *grid, *extra],
         cwd=ROOT,
         stdout=subprocess.PIPE,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from service.cli import main
+from salience.service.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 STUDIES = {  # folder → the report's arguments before --records, as EVAL.md gives them

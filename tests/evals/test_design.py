@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from evals.backends import LocalBackend
-from evals.grid import Grid
-from evals.runner import plan
+from salience.evals.backends import LocalBackend
+from salience.evals.grid import Grid
+from salience.evals.runner import plan
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -84,8 +84,8 @@ def test_the_method_ids_of_committed_records_are_reproduced(
 ) -> None:
     """A method's fingerprint is part of every sample key: recomputing it from the registry
     must give the ids of the records committed before (or a resumed study would start over)."""
-    from evals.runner import method_id
-    from evals.store import read_jsonl
+    from salience.evals.runner import method_id
+    from salience.evals.store import read_jsonl
 
     records = read_jsonl(ROOT / "docs" / "eval" / study / "records.jsonl.gz")
     recorded = {(r["method"], r["method_id"]) for r in records}
@@ -95,7 +95,7 @@ def test_the_method_ids_of_committed_records_are_reproduced(
 
 
 def test_complete_keeps_only_prompts_every_method_answered() -> None:
-    from evals.report import complete
+    from salience.evals.report import complete
 
     def r(prompt: str, method: str) -> dict[str, object]:
         return {"prompt_hash": prompt, "method": method}

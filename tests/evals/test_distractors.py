@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from evals.distractors import KINDS, make, prose_sentences
-from evals.prompts import POSITIONS, conversation
-from evals.split import items
-from markup import Level, load_encoding
+from salience.evals.distractors import KINDS, make, prose_sentences
+from salience.evals.prompts import POSITIONS, conversation
+from salience.evals.split import items
+from salience.markup import Level, load_encoding
 
 ROOT = Path(__file__).resolve().parents[2]
 ENC = load_encoding("cl100k_base").encoding

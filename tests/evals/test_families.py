@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from evals.families import BY_ID, FAMILIES
+from salience.evals.families import BY_ID, FAMILIES
 
 # family -> (params, strictly passing, failing even loosely, failing strictly but passing loosely)
 CASES: dict[str, tuple[dict[str, Any], list[str], list[str], list[str]]] = {

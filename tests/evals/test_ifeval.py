@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from evals.families import loose_variants
-from evals.ifeval import load, verify
-from evals.instructions import INSTRUCTION_IDS, UnsupportedInstruction, instruction
+from salience.evals.families import loose_variants
+from salience.evals.ifeval import load, verify
+from salience.evals.instructions import INSTRUCTION_IDS, UnsupportedInstruction, instruction
 
 CAPITALS = "change_case:capital_word_frequency"
 AT_LEAST = {"capital_frequency": 2, "capital_relation": "at least"}
@@ -294,7 +294,7 @@ def test_a_dataset_runs_the_whole_grid_through_a_remote_server_and_reports(
     import subprocess
     import sys
 
-    from evals.store import Store
+    from salience.evals.store import Store
     from tests.fakes.openai_server import Behaviour, fake_openai
 
     path = tmp_path / "ifeval.jsonl"
@@ -305,7 +305,7 @@ def test_a_dataset_runs_the_whole_grid_through_a_remote_server_and_reports(
     root = Path(__file__).resolve().parents[2]
     with fake_openai(Behaviour()) as url:
         out = subprocess.run(
-            [sys.executable, "-m", "service.cli", "eval", "run", "--dataset", str(path), "--db", db,
+            [sys.executable, "-m", "salience", "eval", "run", "--dataset", str(path), "--db", db,
              "--name", "d", "--base-url", url, "--remote-model", "m", "--methods", "none,xml",
              "--lengths", "0,64", "--kinds", "prose", "--positions", "before,after",
              "--items", "3", "--quiet"],
@@ -331,7 +331,7 @@ def test_a_dataset_runs_the_whole_grid_through_a_remote_server_and_reports(
     assert all(len(r["instructions_strict"]) == len(r["instructions"]) for r in records)
     assert all(r["split"] == "dataset" and r["dataset"] == str(path) for r in records)
     report = subprocess.run(
-        [sys.executable, "-m", "service.cli", "eval", "report", "d", "--db", db],
+        [sys.executable, "-m", "salience", "eval", "report", "d", "--db", db],
         cwd=root, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert report.returncode == 0, report.stderr
@@ -342,7 +342,7 @@ def test_a_dataset_runs_the_whole_grid_through_a_remote_server_and_reports(
 
 
 def test_dataset_rows_become_items_with_their_rules_placed_apart_from_the_task() -> None:
-    from evals.ifeval import Imported, Row, items
+    from salience.evals.ifeval import Imported, Row, items
 
     prompt = "Write a poem about the sea. Your entire response must be in lowercase letters."
     check = instruction("change_case:english_lowercase", {})

@@ -4,13 +4,13 @@ through the family's transform."""
 
 from __future__ import annotations
 
-from evals.backends import Backend, Decoding, Outcome, References, Unit, evaluate_one
-from evals.families import BY_ID
-from evals.grid import Grid, _Planned
-from evals.records import reference_pair, result_of
-from evals.split import Item
-from evals.tasks import BY_ID as TASKS
-from markup import Conversation
+from salience.evals.backends import Backend, Decoding, Outcome, References, Unit, evaluate_one
+from salience.evals.families import BY_ID
+from salience.evals.grid import Grid, _Planned
+from salience.evals.records import reference_pair, result_of
+from salience.evals.split import Item
+from salience.evals.tasks import BY_ID as TASKS
+from salience.markup import Conversation
 
 
 class LengthScorer(Backend):
@@ -78,8 +78,8 @@ def test_a_sample_without_references_records_no_margin() -> None:
 
 
 def test_lengths_are_capped_by_the_context_window_minus_the_output_budget() -> None:
-    from evals.grid import Grid
-    from evals.runner import PROMPT_ROOM, capped_lengths
+    from salience.evals.grid import Grid
+    from salience.evals.runner import PROMPT_ROOM, capped_lengths
 
     backend = LengthScorer()
     grid = Grid(lengths=(0, 256, 1024, 4096, 8192), max_new_tokens=64)

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from evals.backends import LocalBackend, References, Unit
-from evals.grid import Grid
-from evals.metrics import clustered, measure, paired_measure
-from evals.runner import run
-from evals.store import Store
+from salience.evals.backends import LocalBackend, References, Unit
+from salience.evals.grid import Grid
+from salience.evals.metrics import clustered, measure, paired_measure
+from salience.evals.runner import run
+from salience.evals.store import Store
 
 
 def records_for(items: int, seed: int) -> list[tuple[str, float]]:
@@ -118,8 +118,8 @@ def test_the_batched_runner_records_what_the_plain_runner_records(
 
 
 def test_swapping_the_references_flips_the_margin(backend: LocalBackend) -> None:
-    from evals import prompts, split
-    from evals.distractors import make
+    from salience.evals import prompts, split
+    from salience.evals.distractors import make
 
     item = split.items("test", 1)[0]
     conv = prompts.conversation(item, make("prose", 64, backend.count, 0, "a", "b"), "before")

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from evals.metrics import cell, effective_length, mcnemar, paired, paired_measure, wilson
+from salience.evals.metrics import cell, effective_length, mcnemar, paired, paired_measure, wilson
 
 
 def test_wilson_matches_known_values() -> None:
@@ -54,7 +54,7 @@ def test_effective_length() -> None:
 
 
 def test_the_injection_section_compares_each_rendering_with_its_raw_form() -> None:
-    from evals.report import injection, markdown
+    from salience.evals.report import injection, markdown
 
     records = []
     for i in range(12):
@@ -99,7 +99,7 @@ def test_intervals_depend_on_the_pairs_alone_not_the_order_or_other_methods() ->
 def test_the_position_section_splits_each_difference_by_where_the_rule_sat() -> None:
     """Quality lost only where the rule is next to the question (length 0 either way, 2,048
     after): the section shows it cell by cell; a one-position run has no such section."""
-    from evals.report import by_position, markdown
+    from salience.evals.report import by_position, markdown
 
     records = []
     for i in range(16):
@@ -134,7 +134,7 @@ def test_head_to_head_names_the_best_method_and_its_margin_over_each_other() -> 
     """Three methods over `none`: `b` gains most (+0.5), `a` +0.25; the section names `b` and
     gives b − a = +0.25 on the same prompts; with a single method besides `none` there is no
     section."""
-    from evals.report import head_to_head
+    from salience.evals.report import head_to_head
 
     records = []
     for i in range(16):

@@ -44,7 +44,7 @@ def test_a_killed_run_resumes_with_nothing_lost_or_repeated(tmp_path: Path) -> N
     assert rows(killed) == rows(whole)  # same keys, one each, same results
 
     report = subprocess.run(
-        [sys.executable, "-m", "service.cli", "eval", "report", "t", "--db", str(killed),
+        [sys.executable, "-m", "salience", "eval", "report", "t", "--db", str(killed),
          "--out", str(tmp_path / "report")],
         cwd=ROOT, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
@@ -59,7 +59,7 @@ def test_a_killed_run_resumes_with_nothing_lost_or_repeated(tmp_path: Path) -> N
     written = []
     for _ in range(2):
         exported = subprocess.run(
-            [sys.executable, "-m", "service.cli", "eval", "export", "t", "--db", str(killed),
+            [sys.executable, "-m", "salience", "eval", "export", "t", "--db", str(killed),
              "--out", str(records)],
             cwd=ROOT, capture_output=True, text=True, timeout=60,
         )  # fmt: skip
@@ -67,7 +67,7 @@ def test_a_killed_run_resumes_with_nothing_lost_or_repeated(tmp_path: Path) -> N
         written.append(records.read_bytes())
     assert written[0] == written[1]  # the same records give the same bytes
     from_file = subprocess.run(
-        [sys.executable, "-m", "service.cli", "eval", "report", "t", "--records", str(records),
+        [sys.executable, "-m", "salience", "eval", "report", "t", "--records", str(records),
          "--out", str(tmp_path / "from-file")],
         cwd=ROOT, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
@@ -83,11 +83,11 @@ def test_a_killed_run_resumes_with_nothing_lost_or_repeated(tmp_path: Path) -> N
 
 
 def test_a_remote_server_runs_with_bounded_concurrency(tmp_path: Path) -> None:
-    from evals.backends import RemoteBackend
-    from evals.grid import Grid
-    from evals.runner import run
-    from evals.store import Store
-    from model.methods import MethodError
+    from salience.evals.backends import RemoteBackend
+    from salience.evals.grid import Grid
+    from salience.evals.runner import run
+    from salience.evals.store import Store
+    from salience.model.methods import MethodError
     from tests.fakes.openai_server import Behaviour, fake_openai
 
     behaviour = Behaviour()
@@ -119,10 +119,10 @@ def test_a_remote_server_runs_with_bounded_concurrency(tmp_path: Path) -> None:
 
 
 def test_several_servers_share_the_requests_in_turn(tmp_path: Path) -> None:
-    from evals.backends import RemoteBackend
-    from evals.grid import Grid
-    from evals.runner import run
-    from evals.store import Store
+    from salience.evals.backends import RemoteBackend
+    from salience.evals.grid import Grid
+    from salience.evals.runner import run
+    from salience.evals.store import Store
     from tests.fakes.openai_server import Behaviour, fake_openai
 
     first, second = Behaviour(), Behaviour()

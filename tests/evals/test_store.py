@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from evals.store import Store
+from salience.evals.store import Store
 
 
 def test_two_runs_of_the_same_grid_keep_a_record_each(tmp_path: Path) -> None:
@@ -43,8 +43,8 @@ def test_a_store_from_before_is_migrated_with_its_records(tmp_path: Path) -> Non
 
 
 def test_run_names_cover_every_setting_and_a_run_refuses_other_settings(tmp_path: Path) -> None:
-    from evals.grid import Grid
-    from evals.store import RunConflict, Store
+    from salience.evals.grid import Grid
+    from salience.evals.store import RunConflict, Store
 
     a = Grid(max_new_tokens=8)
     assert a.identity("local", "m") != Grid(max_new_tokens=16).identity("local", "m")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from evals.families import FAMILIES
-from evals.split import families, items, phrasings, split_of, tasks
-from evals.tasks import BY_ID, TASKS, quality
+from salience.evals.families import FAMILIES
+from salience.evals.split import families, items, phrasings, split_of, tasks
+from salience.evals.tasks import BY_ID, TASKS, quality
 
 
 def test_there_are_at_least_100_varied_tasks_with_unique_ids() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from markup import Document
+from salience.markup import Document
 
 
 def marked(document: Document) -> list[tuple[str, str, str]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from markup import Format, detect_format, parse
+from salience.markup import Format, detect_format, parse
 
 
 @pytest.mark.parametrize(

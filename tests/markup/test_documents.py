@@ -14,7 +14,7 @@ import pytest
 from docx.enum.text import WD_COLOR_INDEX
 from docx.shared import Pt, RGBColor
 
-from markup.documents import DocumentError, document_format, parse_document, rtf_to_html
+from salience.markup.documents import DocumentError, document_format, parse_document, rtf_to_html
 
 
 def spans(data: bytes, name: str = "", **options: object) -> list[tuple[str, str, str | None]]:
@@ -129,7 +129,7 @@ def test_the_cli_annotates_a_docx_file(tmp_path: Path) -> None:
     path.write_bytes(word_document())
     root = Path(__file__).resolve().parents[2]
     out = subprocess.run(
-        [sys.executable, "-m", "service.cli", "annotate", "--json", str(path)],
+        [sys.executable, "-m", "salience", "annotate", "--json", str(path)],
         cwd=root, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
@@ -137,7 +137,7 @@ def test_the_cli_annotates_a_docx_file(tmp_path: Path) -> None:
     bad = tmp_path / "bad.docx"
     bad.write_bytes(b"PK\x03\x04 damaged")
     out = subprocess.run(
-        [sys.executable, "-m", "service.cli", "annotate", str(bad)],
+        [sys.executable, "-m", "salience", "annotate", str(bad)],
         cwd=root, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert out.returncode == 1 and "Traceback" not in out.stderr

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from markup import BadAttributeError, MismatchedTagError, UnclosedTagError, parse
+from salience.markup import BadAttributeError, MismatchedTagError, UnclosedTagError, parse
 
 from .helpers import marked
 

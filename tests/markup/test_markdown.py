@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from markup import parse
+from salience.markup import parse
 
 from .helpers import marked
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from markup import MarkupError, MessageError, parse_messages
+from salience.markup import MarkupError, MessageError, parse_messages
 
 from .helpers import marked
 

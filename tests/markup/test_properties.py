@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from markup import Document, Level, TooManyElementsError, load_encoding, parse, tokenize
-from markup.parsing import _parse
+from salience.markup import Document, Level, TooManyElementsError, load_encoding, parse, tokenize
+from salience.markup.parsing import _parse
 
 ENC = load_encoding("cl100k_base")
 FORMATS = ["auto", "tags", "markdown", "html", "plain"]
@@ -295,8 +295,8 @@ def test_a_windowed_tag_search_finds_what_one_search_finds(text: str, window: in
     the GIL for long); with tiny windows every match crosses some window's edge. The overlap
     must exceed the longest match: 20 here, so the bounded ``<span …>`` branch of the rich-text
     pattern (up to 2,068 characters) is left out of texts that could form it."""
-    import markup._search as search
-    import markup.parsing as parsing
+    import salience.markup._search as search
+    import salience.markup.parsing as parsing
 
     saved = search.WINDOW, parsing._LONGEST_MATCH
     search.WINDOW, parsing._LONGEST_MATCH = window, 20
@@ -307,7 +307,7 @@ def test_a_windowed_tag_search_finds_what_one_search_finds(text: str, window: in
         for pattern in patterns:
             assert parsing._found(pattern, text) == (pattern.search(text) is not None), pattern
         # the reserved-marker test rules texts out a window at a time, and is exact
-        from markup.rendering import RESERVED, defuse, has_marker
+        from salience.markup.rendering import RESERVED, defuse, has_marker
 
         assert has_marker(text) == (RESERVED.search(text) is not None)
         assert (defuse(text) == text) == (RESERVED.search(text) is None)

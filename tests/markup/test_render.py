@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from markup import TEXT_METHODS, parse, parse_messages, render
+from salience.markup import TEXT_METHODS, parse, parse_messages, render
 
 DOC = parse("Write a haiku. <rule>Use lowercase only.</rule> Be **vivid**.", "markdown")
 
@@ -99,7 +99,7 @@ def test_system_leaves_no_doubled_space_where_a_rule_was(text: str, rest: str) -
 
 
 def test_styles_that_drop_high_spans_say_so() -> None:
-    from markup import render_notes
+    from salience.markup import render_notes
 
     for style in ("caps", "echo", "system"):
         (note,) = render_notes(DOC, style)
@@ -223,7 +223,7 @@ def test_code_in_untrusted_text_is_defused_like_the_rest(style: str) -> None:
 @given(st.text(alphabet=st.sampled_from(list('<>/ :rRuUlLeEiImMpPoOtTaAnN\n"=')), max_size=80))
 @settings(max_examples=300, deadline=None)
 def test_defused_text_holds_no_marker_and_defusing_twice_changes_nothing(text: str) -> None:
-    from markup.rendering import defuse
+    from salience.markup.rendering import defuse
 
     once = defuse(text)
     assert MARKERS.search(once) is None, (text, once)

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from markup import Level, Source, parse, parse_messages
-from markup._rules import FEATURE_NAMES, load_detector, sentences_with_cues
+from salience.markup import Level, Source, parse, parse_messages
+from salience.markup._rules import FEATURE_NAMES, load_detector, sentences_with_cues
 
 SYSTEM = (
     "You are the support assistant of a small bookshop. The shop opened in 1998. "
@@ -65,7 +65,7 @@ def test_the_shipped_detector_records_how_it_was_made() -> None:
     path = Path(__file__).resolve().parents[2] / "markup" / "data" / "rule-detector.json"
     data = json.loads(path.read_text())
     assert data["features"] == list(FEATURE_NAMES)
-    assert "python -m evals.detector fit" in data["meta"]["command"]
+    assert "python -m salience.evals.detector fit" in data["meta"]["command"]
     assert data["meta"]["data_version"]
     assert len(data["weights"]) == len(FEATURE_NAMES) and data["threshold"] == 0.5
 

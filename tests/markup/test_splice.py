@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from markup._splice import Splice
+from salience.markup._splice import Splice
 
 
 @st.composite

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from markup import Format, Level, Source, StyleLevels, parse
+from salience.markup import Format, Level, Source, StyleLevels, parse
 
 
 def spans(html: str, **options: object) -> list[tuple[str, str, str, str | None]]:

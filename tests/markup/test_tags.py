@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from markup import (
+from salience.markup import (
     BadAttributeError,
     Format,
     MalformedTagError,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import tiktoken
 
-from markup import (
+from salience.markup import (
     EncodingUnavailableError,
     Level,
     TokenizedDocument,

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from model.local import LocalModel
+from salience.model.local import LocalModel
 
 
 @pytest.fixture(scope="session")

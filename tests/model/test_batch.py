@@ -15,9 +15,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from markup import Conversation, parse_messages
-from model.batch import Batcher
-from model.local import LocalModel
+from salience.markup import Conversation, parse_messages
+from salience.model.batch import Batcher
+from salience.model.local import LocalModel
 
 ATOL = 1e-4
 NEAR_TIE = 1e-3

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from markup import parse_messages
-from model.loader import DEFAULT_DTYPE, DEVICES, DeviceUnavailableError, resolve_device
-from model.local import LocalModel
-from service.cli.common import DEVICES as CLI_DEVICES
+from salience.markup import parse_messages
+from salience.model.loader import DEFAULT_DTYPE, DEVICES, DeviceUnavailableError, resolve_device
+from salience.model.local import LocalModel
+from salience.service.cli.common import DEVICES as CLI_DEVICES
 
 ROOT = Path(__file__).resolve().parents[2]
 CONVERSATION = parse_messages(
@@ -72,7 +72,7 @@ def test_mps_without_metal_is_a_clear_error() -> None:
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
 def test_the_cli_says_why_a_device_cannot_be_used() -> None:
     run = subprocess.run(
-        [sys.executable, "-m", "service.cli", "generate", "--device", "cuda", "--method", "none",
+        [sys.executable, "-m", "salience", "generate", "--device", "cuda", "--method", "none",
          "--max-new-tokens", "2", "-"],
         input="<rule>Be brief.</rule> Hi", cwd=ROOT, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
@@ -80,7 +80,7 @@ def test_the_cli_says_why_a_device_cannot_be_used() -> None:
     assert "device 'cuda' is not available" in run.stderr
     assert "Traceback" not in run.stderr
     bad = subprocess.run(
-        [sys.executable, "-m", "service.cli", "generate", "--device", "gpu", "-"],
+        [sys.executable, "-m", "salience", "generate", "--device", "gpu", "-"],
         input="Hi", cwd=ROOT, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert bad.returncode == 2 and "--device" in bad.stderr and "cuda:N" in bad.stderr

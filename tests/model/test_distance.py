@@ -12,11 +12,11 @@ import torch
 import torch.nn.functional as F
 from transformers import AttentionInterface, DynamicCache
 
-from markup import Level, parse_messages
-from model.bias import DistanceScale, ImportanceBias
-from model.local import LocalModel
-from model.prompt import build_prompt
-from model.steer import NAME, Steering, steering
+from salience.markup import Level, parse_messages
+from salience.model.bias import DistanceScale, ImportanceBias
+from salience.model.local import LocalModel
+from salience.model.prompt import build_prompt
+from salience.model.steer import NAME, Steering, steering
 
 CONV = parse_messages(
     [
@@ -234,8 +234,8 @@ def test_the_distance_runs_from_the_nearest_marked_token_before_each_query() -> 
 def test_rows_with_and_without_g_batch_together(lm: LocalModel) -> None:
     """A distance-scaled row beside a distance-free one (RowBias), left-padded, in one
     teacher-forced pass: each equals its method alone."""
-    from model.batch import Batcher
-    from model.methods import Method
+    from salience.model.batch import Batcher
+    from salience.model.methods import Method
 
     values = torch.tensor([[0.5, 1.0, 2.0, 3.0], [1.0, 1, 1, 1], [1.0, 1, 1, 1], [1.0, 1, 1, 1]])
     scaled = Method("g", bias=biased(lm, True, values))
@@ -255,7 +255,7 @@ def test_rows_with_and_without_g_batch_together(lm: LocalModel) -> None:
 
 
 def test_the_shipped_distance_file_loads_with_its_provenance(lm: LocalModel) -> None:
-    from model.methods import default_file
+    from salience.model.methods import default_file
 
     method = lm.method("distance")
     assert method.bias is not None and method.bias.distance is not None

@@ -6,7 +6,7 @@ import contextlib
 import io
 import textwrap
 
-import model
+from salience import model
 
 
 def test_the_package_docstring_example_runs() -> None:
@@ -16,5 +16,5 @@ def test_the_package_docstring_example_runs() -> None:
     assert "LocalModel.load()" in code and "lm.generate(" in code
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        exec(compile(code, "model/__init__.py", "exec"), {})
+        exec(compile(code, "salience/model/__init__.py", "exec"), {})
     assert out.getvalue().strip()

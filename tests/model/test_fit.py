@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 import torch
 
-from evals import distractors, split, training
-from markup import Conversation, parse_messages
-from model.bias import ImportanceBias
-from model.fit import FitConfig, batch_indices, example_loss, fit
-from model.fit_plots import heatmap, save_curve
-from model.local import LocalModel
-from model.methods import Method, default_file
+from salience.evals import distractors, split, training
+from salience.markup import Conversation, parse_messages
+from salience.model.bias import ImportanceBias
+from salience.model.fit import FitConfig, batch_indices, example_loss, fit
+from salience.model.fit_plots import heatmap, save_curve
+from salience.model.local import LocalModel
+from salience.model.methods import Method, default_file
 
 
 @dataclass(frozen=True)

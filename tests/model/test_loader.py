@@ -8,10 +8,10 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from markup import parse_messages
-from model.loader import ModelNotFoundError, _cache_dir_for, embedded_model_path, load
-from model.local import LocalModel
-from model.prompt import build_prompt
+from salience.markup import parse_messages
+from salience.model.loader import ModelNotFoundError, _cache_dir_for, embedded_model_path, load
+from salience.model.local import LocalModel
+from salience.model.prompt import build_prompt
 
 CONV = parse_messages([{"role": "user", "content": "Name a colour."}])
 

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from markup import parse_messages
-from model.bias import ImportanceBias
-from model.local import LocalModel
-from model.methods import METHODS, MethodError, default_file
-from model.pasta import profile_heads, select_heads
-from model.profiling import profiling_items
+from salience.markup import parse_messages
+from salience.model.bias import ImportanceBias
+from salience.model.local import LocalModel
+from salience.model.methods import METHODS, MethodError, default_file
+from salience.model.pasta import profile_heads, select_heads
+from salience.model.profiling import profiling_items
 
 ROOT = Path(__file__).resolve().parents[2]
 CONV = parse_messages(
@@ -102,7 +102,7 @@ def test_generate_cli_compares_methods() -> None:
         [
             sys.executable,
             "-m",
-            "service.cli",
+            "salience",
             "generate",
             "--method",
             "none,uniform",
@@ -158,7 +158,7 @@ def test_a_rendering_at_raw_keeps_typed_markers_and_its_safe_form_does_not(lm: L
 
 
 def test_a_bias_file_rides_in_the_name(lm: LocalModel, tmp_path: Path) -> None:
-    from model.methods import check_name
+    from salience.model.methods import check_name
 
     copy = tmp_path / "candidate.json"
     copy.write_bytes(default_file("learned").read_bytes())

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from markup import parse_messages
-from model.local import LocalModel
-from model.prompt import LEVEL_INDEX, NO_LEVEL, build_prompt, render_messages
+from salience.markup import parse_messages
+from salience.model.local import LocalModel
+from salience.model.prompt import LEVEL_INDEX, NO_LEVEL, build_prompt, render_messages
 
 HARD, HIGH = LEVEL_INDEX["hard"], LEVEL_INDEX["high"]  # type: ignore[index]
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from evals import training
-from markup import Conversation
-from model.local import LocalModel
-from model.select import MethodScore, pick, score_methods
+from salience.evals import training
+from salience.markup import Conversation
+from salience.model.local import LocalModel
+from salience.model.select import MethodScore, pick, score_methods
 
 from .test_fit import EXAMPLES, Ex
 
@@ -77,7 +77,7 @@ def dataset(lm: LocalModel, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def salience(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "service.cli", "model", *args, "--threads", "2"],
+        [sys.executable, "-m", "salience", "model", *args, "--threads", "2"],
         cwd=ROOT, capture_output=True, text=True, timeout=900,
     )  # fmt: skip
 
@@ -97,7 +97,7 @@ def test_the_score_command_tables_methods_and_picks_one(dataset: Path) -> None:
 def test_pasta_profiles_on_a_train_dataset(dataset: Path, tmp_path: Path) -> None:
     out = tmp_path / "pasta.json"
     done = subprocess.run(
-        [sys.executable, "-m", "service.cli", "model", "profile-pasta", "--data", str(dataset),
+        [sys.executable, "-m", "salience", "model", "profile-pasta", "--data", str(dataset),
          "--items", "2", "--layers", "3", "--k", "2", "--out", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=900,
     )  # fmt: skip

@@ -11,13 +11,13 @@ import pytest
 import torch
 from transformers import DynamicCache
 
-from markup import LEVELS, Conversation, Level, parse_messages
-from model.batch import Batcher
-from model.bias import ImportanceBias
-from model.local import LocalModel
-from model.methods import DEFAULT_SHARE, MethodError, resolve
-from model.prompt import build_prompt
-from model.steer import Steering, steering
+from salience.markup import LEVELS, Conversation, Level, parse_messages
+from salience.model.batch import Batcher
+from salience.model.bias import ImportanceBias
+from salience.model.local import LocalModel
+from salience.model.methods import DEFAULT_SHARE, MethodError, resolve
+from salience.model.prompt import build_prompt
+from salience.model.steer import Steering, steering
 
 from .test_distance import ATOL, dense_reference, logits
 

@@ -8,11 +8,11 @@ import pytest
 import torch
 from transformers import DynamicCache
 
-from markup import Level, parse_messages
-from model.bias import ImportanceBias
-from model.local import LocalModel
-from model.prompt import build_prompt
-from model.steer import Steering, steering
+from salience.markup import Level, parse_messages
+from salience.model.bias import ImportanceBias
+from salience.model.local import LocalModel
+from salience.model.prompt import build_prompt
+from salience.model.steer import Steering, steering
 
 CONV = parse_messages(
     [

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from model.loader import embedded_model_path
+from salience.model.loader import embedded_model_path
 from tests.service.server import free_port, serving
 
 LLAMA_MODEL = "smollm2"

@@ -12,7 +12,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.proxy.channels import defuse_channels
+from salience.service.proxy.channels import defuse_channels
 
 LIVE = re.compile(
     r"(?i:<\s*/?\s*(rule|important)\b)|(?<!“)\bIMPORTANT\s*:"

@@ -19,7 +19,7 @@ from litellm.exceptions import BadRequestError
 from litellm.integrations.custom_logger import CustomLogger
 from litellm.router import Router
 
-from service.litellm_hook import SalienceHook, SalienceRefusal
+from salience.service.litellm_hook import SalienceHook, SalienceRefusal
 
 from .conftest import LLAMA_MODEL
 

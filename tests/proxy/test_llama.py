@@ -10,7 +10,7 @@ import httpx
 import openai
 import pytest
 
-from service.proxy import AsyncSalienceTransport, SalienceTransport
+from salience.service.proxy import AsyncSalienceTransport, SalienceTransport
 from tests.service.server import Server, running_server
 
 from .conftest import LLAMA_MODEL

@@ -10,7 +10,7 @@ import httpx
 import openai
 import pytest
 
-from service.proxy import AsyncSalienceTransport, SalienceTransport
+from salience.service.proxy import AsyncSalienceTransport, SalienceTransport
 from tests.fakes.openai_server import Behaviour, fake_openai
 
 MESSAGES = [

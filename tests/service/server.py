@@ -93,7 +93,7 @@ def running_server(**env: str) -> Iterator[Server]:
         **env,
     }
     url = f"http://127.0.0.1:{port}"
-    command = [sys.executable, "-m", "service.cli", "serve", "--host", "127.0.0.1", "--port",
+    command = [sys.executable, "-m", "salience", "serve", "--host", "127.0.0.1", "--port",
                str(port)]  # fmt: skip
     with serving(command, f"{url}/healthz", environment) as process:
         yield Server(url, port, process)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from markup import load_encoding
+from salience.markup import load_encoding
 
 from .helpers import problem
 
@@ -200,7 +200,7 @@ def test_rich_text_styles_become_spans_that_name_their_style(client: httpx.Clien
 def test_a_document_uploaded_as_multipart_gives_the_spans_it_gives_the_library(
     client: httpx.Client,
 ) -> None:
-    from markup.documents import parse_document
+    from salience.markup.documents import parse_document
     from tests.documents import rules_docx
 
     data = rules_docx()

@@ -20,11 +20,11 @@ import httpx
 import pytest
 import uvicorn
 
-from model.methods import default_file
-from service.app import create_app
-from service.core.config import Settings
-from service.engine import LocalEngine
-from service.models import SharedModel
+from salience.model.methods import default_file
+from salience.service.app import create_app
+from salience.service.core.config import Settings
+from salience.service.engine import LocalEngine
+from salience.service.models import SharedModel
 
 from .helpers import problem
 from .server import ROOT, TEST_SETTINGS, Server, free_port, running_server
@@ -122,7 +122,7 @@ def test_the_operators_catalogue_names_the_files_a_client_may_choose(server: Ser
 def test_a_catalogue_entry_that_is_no_file_stops_the_server_at_start_up(tmp_path: Path) -> None:
     env = {**os.environ, **TEST_SETTINGS, "SALIENCE_BIAS_FILES": f"x={tmp_path / 'nope.json'}"}
     done = subprocess.run(
-        [sys.executable, "-m", "service.cli", "serve", "--port", str(free_port())],
+        [sys.executable, "-m", "salience", "serve", "--port", str(free_port())],
         cwd=ROOT,
         env=env,
         capture_output=True,

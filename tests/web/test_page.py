@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
 
-from model.methods import DEFAULT_UNIFORM_BETA, REGISTRY
+from salience.model.methods import DEFAULT_UNIFORM_BETA, REGISTRY
 from tests.service.server import Server, running_server
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from markup import SalienceError
+from salience.markup import SalienceError
 
 from ...core.guard import GuardedRoute
 from ...core.offload import off_loop

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from markup import EncodingUnavailableError, load_encoding
-from markup.encoding import known_encodings
+from salience.markup import EncodingUnavailableError, load_encoding
+from salience.markup.encoding import known_encodings
 
 from ..deps import SettingsDep
 from ..schemas import EncodingsResponse

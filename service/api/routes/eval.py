@@ -11,10 +11,10 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt
 
-from evals.grid import Grid
-from evals.metrics import Estimate, estimates, table
-from evals.report import markdown
-from model.methods import METHODS
+from salience.evals.grid import Grid
+from salience.evals.metrics import Estimate, estimates, table
+from salience.evals.report import markdown
+from salience.model.methods import METHODS
 
 from ...core.guard import GuardedRoute
 from ...core.problems import ProblemError
@@ -145,7 +145,7 @@ JOB_LINKS = {
     },
 )
 async def submit(body: EvalRequest, request: Request) -> Any:
-    from evals import split
+    from salience.evals import split
 
     grid = Grid(**body.model_dump())  # a GridError (bad-grid, bad-family) is a 422 problem
     split.items(grid.split, 1, grid.seed, grid.families)  # type: ignore[arg-type]
@@ -264,7 +264,7 @@ async def report(
     import tempfile
     from pathlib import Path
 
-    from evals.plots import plots
+    from salience.evals.plots import plots
 
     with tempfile.TemporaryDirectory() as tmp:
         await asyncio.to_thread(plots, records, tmp, f"job {job_id}")

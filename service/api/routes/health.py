@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from markup import EncodingUnavailableError, load_encoding
+from salience.markup import EncodingUnavailableError, load_encoding
 
 from ...core.problems import problem_response
 from ...models import SharedModel

@@ -14,8 +14,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from markup import Format, parse_messages
-from model.methods import check_name
+from salience.markup import Format, parse_messages
+from salience.model.methods import check_name
 
 from ...core.guard import GuardedRoute
 from ...core.offload import off_loop
@@ -82,7 +82,7 @@ class MethodsResponse(BaseModel):
     summary="The steering methods: the registry every other list is read from",
 )
 async def methods() -> Any:
-    from model.methods import REGISTRY
+    from salience.model.methods import REGISTRY
 
     found = [
         {"name": e.name, "kind": e.kind, "help": e.help, "parameter": e.at_form}
