@@ -115,11 +115,12 @@ def test_no_module_imports_a_generic_top_level_name() -> None:
         for path in (ROOT / folder).rglob("*.py"):
             tree = ast.parse(path.read_text(), str(path))
             for node in ast.walk(tree):
-                names: list[str] = []
                 if isinstance(node, ast.Import):
                     names = [a.name for a in node.names]
                 elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                     names = [node.module]
+                else:
+                    continue
                 offenders += [
                     f"{path.relative_to(ROOT)}:{node.lineno} {n}"
                     for n in names
