@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.salience-installed
 TOOLS  := $(VENV)/.tools-installed
 
-.PHONY: serve test lint typecheck unit bench clean
+.PHONY: serve test lint typecheck docs-check unit docs bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,7 +34,7 @@ $(TOOLS): $(STAMP)
 serve: $(STAMP)
 	$(BIN)/salience serve
 
-test: $(STAMP) lint typecheck unit
+test: $(STAMP) lint typecheck docs-check unit
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -42,6 +42,18 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+
+# the documentation site, built strictly (a broken link or a missing page fails) into a
+# temporary folder, so that a test run leaves the checkout as it found it
+docs-check: $(STAMP)
+	tmp=$$(mktemp -d) && NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir "$$tmp"; \
+	rc=$$?; rm -rf "$$tmp"; exit $$rc
+
+# the site into site/, and the page's screenshot into docs/ (from the browser test that draws it)
+docs: $(STAMP) $(TOOLS)
+	SALIENCE_PAGE_SCREENSHOT=$(CURDIR)/docs/page.png $(BIN)/python -m pytest -q \
+	  tests/web/test_page.py -k test_the_bias_per_token_on_the_local_model
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 unit: $(STAMP) $(TOOLS)
 	$(BIN)/python -m pytest
@@ -51,4 +63,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/service.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis site

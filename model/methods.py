@@ -59,7 +59,7 @@ DEFAULT_SPA_OMEGA = 1.0
 # the attention share `share` holds the marked keys to: what uniform's β = 1 gives a rule of the
 # train split's median length (9 tokens) in a prompt of its median length at 2,048 distractor
 # tokens (2,100 keys): 9e / (9e + 2,091) = 0.0116 — so `share` steers a 2k prompt about as
-# uniform does and a short one not at all (EVAL.md, issue 15)
+# uniform does and a short one not at all (the results page: `share`)
 DEFAULT_SHARE = 0.0116
 MASKED = -1e4  # β that removes a level's keys from attention (a contrastive method's second pass)
 
@@ -312,7 +312,7 @@ REGISTRY: dict[str, Entry] = {
         Entry(
             "distance",
             "bias",
-            "the fitted β scaled by g(distance from the query to the rule) (issue 15)",
+            "the fitted β scaled by g(distance from the query to the rule)",
             _from_file(_FIT),
             at="FILE.json",
             default_file=DATA / "distance-smollm2-135m.json",
@@ -321,7 +321,7 @@ REGISTRY: dict[str, Entry] = {
             "share",
             "bias",
             "β that holds the marked keys to a share s of attention whatever the length: hard "
-            "max(0, logit(s) + log(unmarked/marked keys seen)), high half (issue 15)",
+            "max(0, logit(s) + log(unmarked/marked keys seen)), high half",
             _share,
             at="share",
             bounds=(0.0, 1.0),

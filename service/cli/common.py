@@ -63,8 +63,11 @@ def command(
     run: Callable[[argparse.Namespace], int] | None = None,
 ) -> argparse.ArgumentParser:
     """A (sub)command: ``help`` in its parent's command list, ``description`` (a module's
-    docstring, say) written as it is, every option's default after its help, and ``run`` the
-    function ``salience.main`` calls with the parsed arguments."""
+    docstring, say) written as it is but for its literal quotes (``x`` reads as x on a
+    terminal), every option's default after its help, and ``run`` the function
+    ``salience.main`` calls with the parsed arguments."""
+    if description is not None:
+        description = description.replace("``", "")
     parser: argparse.ArgumentParser = commands.add_parser(
         name, help=help, description=description, formatter_class=HelpFormatter
     )

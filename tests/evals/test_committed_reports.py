@@ -1,7 +1,8 @@
 """Every committed study's summary is what its committed records give today.
 
-EVAL.md quotes these summaries; a change to the statistics (or a records file re-exported
-without its report) would otherwise leave published numbers that no command reproduces.
+The results page (docs/results.md) quotes these summaries; a change to the statistics (or a
+records file re-exported without its report) would otherwise leave published numbers that no
+command reproduces.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import pytest
 from salience.service.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
-STUDIES = {  # folder → the report's arguments before --records, as EVAL.md gives them
+STUDIES = {  # folder → the report's arguments before --records, as the results page gives them
     "distance": [],
     "measures": ["measures", "--headline", str(ROOT / "evals/data/headline-smollm2-135m.json")],
     "inject": ["inject"],
@@ -42,7 +43,7 @@ def test_the_committed_summary_is_reproduced_from_the_committed_records(
 
 def _paired_cells(summary: str) -> dict[tuple[str, str, str], str]:
     """(method, length, measure) → "diff [low, high] (p P)" from a summary's tables against
-    `none`; greedy measures are named "greedy strict" and so on, as EVAL.md names them."""
+    `none`; greedy measures are named "greedy strict" and so on, as the results page names them."""
     cells: dict[tuple[str, str, str], str] = {}
     section = ""
     for line in summary.splitlines():
@@ -60,9 +61,9 @@ def _paired_cells(summary: str) -> dict[tuple[str, str, str], str]:
 
 
 def test_eval_md_quotes_the_distance_study_as_its_report_gives_it() -> None:
-    """Each cell of EVAL.md's distance-study table is the report's figure for that cell."""
+    """Each cell of the results page's distance-study table is the report's figure for that cell."""
     cells = _paired_cells((ROOT / "docs/eval/distance/summary.md").read_text(encoding="utf-8"))
-    eval_md = (ROOT / "EVAL.md").read_text(encoding="utf-8")
+    eval_md = (ROOT / "docs/results.md").read_text(encoding="utf-8")
     section = eval_md.split("## A bias that depends on distance", 1)[1].split("\n## ", 1)[0]
     columns = ["sampled both", "greedy both", "greedy quality", "sampled strict", "margin"]
     header = "| method | length | " + " | ".join(columns) + " |"
@@ -77,7 +78,7 @@ def test_eval_md_quotes_the_distance_study_as_its_report_gives_it() -> None:
 
 
 def test_eval_md_quotes_the_position_split_as_the_report_gives_it() -> None:
-    """EVAL.md's "Distance or length?" table: each quality cell is the report's "By rule
+    """The results page's "Distance or length?" table: each quality cell is the report's "By rule
     position" figure for that method, length and position."""
     summary = (ROOT / "docs/eval/distance/summary.md").read_text(encoding="utf-8")
     cells = {}
@@ -88,7 +89,7 @@ def test_eval_md_quotes_the_position_split_as_the_report_gives_it() -> None:
         if row:
             method, length, position, estimate = row.groups()
             cells[(method, length, position)] = estimate
-    eval_md = (ROOT / "EVAL.md").read_text(encoding="utf-8")
+    eval_md = (ROOT / "docs/results.md").read_text(encoding="utf-8")
     section = eval_md.split("*Distance or length?*", 1)[1]
     header = "| method | greedy quality, length 0 (before / after) | 2,048, rule before |"
     rows = section.split(header, 1)[1].split("\n\n", 1)[0].strip().splitlines()[2:]
