@@ -344,8 +344,8 @@ class RemoteBackend(Backend):
         api_key: str | None = None,
         timeout: float = 120,
     ) -> None:
+        from salience.evals.openai_backend import OpenAIBackend
         from salience.markup import load_encoding
-        from salience.model.openai_backend import OpenAIBackend
 
         urls = [base_url] if isinstance(base_url, str) else list(base_url)
         if not urls:

@@ -17,7 +17,7 @@ are named with it; they live next to what raises them, so that markup stays torc
      ├── model.loader.ModelNotFoundError       no model at the path (or the hub is unreachable)  503
      ├── model.loader.DeviceUnavailableError   the device asked for is not on this machine       503
      ├── model.prompt.TemplateError    the model's chat template cannot render the conversation
-     ├── model.openai_backend.BackendError     a remote model server failed (upstream_status)   502
+     ├── evals.openai_backend.BackendError     a remote model server failed (upstream_status)   502
      ├── evals.errors.GridError        an eval grid that cannot run (bad-grid, bad-family)
      ├── service.engine.ModelUnavailableError  the local model could not be loaded             503
      ├── service.jobs.TooManyJobsError         the eval job queue is full                       429

@@ -1,13 +1,17 @@
 """From an annotate request to its response body: parse, tokenize, limit, render, count.
 
-The routes stay thin; this is where the markup core meets the service's limits and metrics. The
-body it returns holds numpy arrays, serialised by orjson without a per-token Python loop.
+The routes stay thin; this is where the markup core meets the service's limits and metrics. It
+takes plain ``AnnotateOptions`` (the API's request schema, the CLI and any caller build them),
+so it knows nothing of HTTP. The body it returns holds numpy arrays, serialised by orjson
+without a per-token Python loop.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 import orjson
@@ -15,6 +19,7 @@ import orjson
 from salience.markup import (
     Conversation,
     Document,
+    Format,
     ImportanceEncoding,
     Level,
     StyleLevels,
@@ -27,7 +32,6 @@ from salience.markup import (
 )
 from salience.markup.tokens import TokenizedDocument
 
-from .api.schemas import SCHEMA_VERSION, AnnotateRequest, ChatMessage
 from .core.config import Settings
 from .core.metrics import Metrics
 from .core.problems import ProblemError
@@ -36,6 +40,25 @@ _LEVEL_NAMES = np.array(
     [level.value for level in (Level.HARD, Level.HIGH, Level.NORMAL, Level.LOW)], dtype=object
 )
 JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
+SCHEMA_VERSION: Literal["1"] = "1"  # of the bodies ``Annotator.annotate`` returns
+
+
+@dataclass(frozen=True)
+class AnnotateOptions:
+    """One annotate request: ``text`` or ``messages`` (plain OpenAI-style dicts), how to parse
+    them, and what to return. ``None`` means the server's own setting."""
+
+    text: str | None = None
+    messages: Sequence[Mapping[str, Any]] | None = None
+    format: Format | str = Format.AUTO
+    strict: bool = False
+    detect_rules: bool = False
+    style_levels: Mapping[str, Any] | None = None
+    encoding: str | None = None
+    trusted_roles: Sequence[str] | None = None
+    tokens: bool = True  # token ids, levels and markers
+    offsets: bool = True  # each token's character offsets (with tokens)
+    method: str | None = None  # also render with this text method
 
 
 class Annotator:
@@ -44,7 +67,7 @@ class Annotator:
         self.metrics = metrics
         self.style_levels = StyleLevels.parse(settings.style_levels)  # checked at start-up
 
-    def annotate(self, request: AnnotateRequest) -> dict[str, Any]:
+    def annotate(self, request: AnnotateOptions) -> dict[str, Any]:
         encoding = load_encoding(request.encoding or self.settings.default_encoding)
         if request.text is not None:
             body = self._text(request, request.text, encoding)
@@ -56,7 +79,7 @@ class Annotator:
         self.metrics.tokens.inc(body["token_count"])
         return body
 
-    def _parse_options(self, request: AnnotateRequest) -> dict[str, Any]:
+    def _parse_options(self, request: AnnotateOptions) -> dict[str, Any]:
         """What ``parse`` and ``parse_messages`` take from the request and the server's limits."""
         levels = self.style_levels
         if request.style_levels is not None:
@@ -73,7 +96,7 @@ class Annotator:
         }
 
     def _text(
-        self, request: AnnotateRequest, text: str, encoding: ImportanceEncoding
+        self, request: AnnotateOptions, text: str, encoding: ImportanceEncoding
     ) -> dict[str, Any]:
         document = parse(text, request.format, request.strict, **self._parse_options(request))
         self._check_limit(_fewest_tokens(document))
@@ -89,7 +112,10 @@ class Annotator:
         return _rendered(body, document, request.method)
 
     def _messages(
-        self, request: AnnotateRequest, messages: list[ChatMessage], encoding: ImportanceEncoding
+        self,
+        request: AnnotateOptions,
+        messages: Sequence[Mapping[str, Any]],
+        encoding: ImportanceEncoding,
     ) -> dict[str, Any]:
         if len(messages) > self.settings.max_messages:
             raise ProblemError(
@@ -99,14 +125,13 @@ class Annotator:
                 f"{len(messages)} messages; the limit is {self.settings.max_messages}",
                 limit=self.settings.max_messages,
             )
-        plain = [{"role": m.role, "content": _content(m)} for m in messages]
         roles = (
             request.trusted_roles
             if request.trusted_roles is not None
             else self.settings.trusted_roles
         )
         conversation: Conversation = parse_messages(
-            plain, roles, request.format, request.strict, **self._parse_options(request)
+            messages, roles, request.format, request.strict, **self._parse_options(request)
         )
         out = []
         total = 0
@@ -167,14 +192,8 @@ def _fewest_tokens(document: Document) -> int:
     return 3 * len(document.spans)
 
 
-def _content(message: ChatMessage) -> Any:
-    if isinstance(message.content, list):
-        return [part.model_dump(exclude_none=True) for part in message.content]
-    return message.content
-
-
 def _document_body(
-    document: Document, tokens: TokenizedDocument, request: AnnotateRequest
+    document: Document, tokens: TokenizedDocument, request: AnnotateOptions
 ) -> dict[str, Any]:
     body = document.to_dict()
     if request.tokens:

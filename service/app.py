@@ -27,9 +27,9 @@ from .core.metrics import Metrics, MetricsMiddleware
 from .core.offload import parse_pool
 from .engine import LocalEngine
 from .jobs import JobManager
-from .models import SharedModel
 from .proxy.errors import invalid
 from .proxy.upstream import Upstream
+from .shared_model import SharedModel
 
 log = logging.getLogger("salience.service")
 SWITCH_INTERVAL_S = 0.0005
@@ -72,7 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.error("default encoding unavailable; /readyz will say so: %s", error)
         # what start-up made (modules, the app, the encodings) lives as long as the process:
         # frozen out of the collector's reach, so a full collection walks only what requests
-        # make (the model, loaded later, is frozen when it is: service.models)
+        # make (the model, loaded later, is frozen when it is: service.shared_model)
         gc.freeze()
         pool = parse_pool(settings.parse_threads)
         if settings.preload_model:

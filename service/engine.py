@@ -1,7 +1,7 @@
 """The local engine: generation on the model salience runs itself, shared by the proxy's local
 chat, ``/model/bias`` and the page.
 
-The model is the process's shared one (``service.models``: SALIENCE_MODEL_PATH, or the
+The model is the process's shared one (``service.shared_model``: SALIENCE_MODEL_PATH, or the
 embedded default), loaded in a worker thread, so the event loop never blocks on torch. One
 generation runs at a time (two cores share it badly); a bounded number may wait, and one more
 is refused (``Busy``). A generation stops at the next token when ``stop`` is set (a client that
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from salience.markup import Conversation
 from salience.markup.errors import SalienceError
 
-from .models import SharedModel
+from .shared_model import SharedModel
 
 if TYPE_CHECKING:
     from salience.model.local import Generation, LocalModel

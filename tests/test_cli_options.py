@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from salience.evals.grid import Grid
-from salience.model.fit import FitConfig
+from salience.model.fit.fitting import FitConfig
 from salience.service.cli import build_parser
 from salience.service.cli.common import from_options
 

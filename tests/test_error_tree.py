@@ -10,7 +10,7 @@ from salience.markup.errors import SalienceError
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no price-map fetch at import
 RAISERS = tuple(f"salience.{name}" for name in (
-    "model.loader", "model.methods", "model.openai_backend", "model.prompt", "evals.errors",
+    "model.loader", "model.methods", "evals.openai_backend", "model.prompt", "evals.errors",
     "service.engine", "service.jobs", "service.proxy.rewrite", "service.litellm_hook"))  # fmt: skip
 
 

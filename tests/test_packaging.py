@@ -10,6 +10,7 @@ import ast
 import csv
 import io
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -23,14 +24,30 @@ ROOT = Path(__file__).resolve().parents[1]
 PARTS = ("markup", "model", "evals", "service")
 
 
+def checkout_copy(into: Path) -> Path:
+    """The files a clone holds (tracked, or new and not ignored), links kept as links: what is
+    built is what a fresh clone builds, and setuptools' build folders stay out of the checkout."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT, check=True, capture_output=True,
+    ).stdout.decode().split("\0")  # fmt: skip
+    for name in filter(None, listed):
+        source, target = ROOT / name, into / name
+        if not source.exists() and not source.is_symlink():
+            continue  # deleted in the work tree, not yet in the index
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target, follow_symlinks=False)
+    return into
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
     out = tmp_path_factory.mktemp("wheel")
-    build = tmp_path_factory.mktemp("build")  # setuptools' build folder, outside the checkout
+    tree = checkout_copy(tmp_path_factory.mktemp("checkout"))
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet",
-         "--wheel-dir", str(out), str(ROOT)],
-        check=True, cwd=build, timeout=300,
+         "--wheel-dir", str(out), str(tree)],
+        check=True, cwd=tree, timeout=300,
         env={**os.environ, "PIP_NO_INDEX": "1"},
     )  # fmt: skip
     (found,) = out.glob("salience-*.whl")

@@ -1,4 +1,5 @@
-"""Dependencies of the routes, as ``Annotated`` aliases."""
+"""What a route may reach of the app's shared state, each as an ``Annotated`` dependency: the one
+way the routes reach it (no route reads ``request.app.state`` itself)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,11 @@ from fastapi import Depends, Request
 from ..annotator import Annotator
 from ..core.config import Settings
 from ..core.metrics import Metrics
+from ..core.problems import ProblemError
+from ..engine import LocalEngine
+from ..jobs import JobManager
+from ..proxy.upstream import Upstream
+from ..shared_model import SharedModel
 
 
 def _settings(request: Request) -> Settings:
@@ -26,6 +32,34 @@ def _metrics(request: Request) -> Metrics:
     return metrics
 
 
+def _engine(request: Request) -> LocalEngine:
+    engine: LocalEngine = request.app.state.local
+    return engine
+
+
+def _shared_model(request: Request) -> SharedModel:
+    shared: SharedModel = request.app.state.model
+    return shared
+
+
+def _upstream(request: Request) -> Upstream | None:
+    upstream: Upstream | None = request.app.state.upstream
+    return upstream
+
+
+def _jobs(request: Request) -> JobManager:
+    jobs: JobManager | None = getattr(request.app.state, "jobs", None)
+    if jobs is None:
+        raise ProblemError(
+            503, "eval-disabled", "Evaluation disabled", "this server runs no eval worker"
+        )
+    return jobs
+
+
 SettingsDep = Annotated[Settings, Depends(_settings)]
 AnnotatorDep = Annotated[Annotator, Depends(_annotator)]
 MetricsDep = Annotated[Metrics, Depends(_metrics)]
+EngineDep = Annotated[LocalEngine, Depends(_engine)]  # the local model's queue and generation
+SharedModelDep = Annotated[SharedModel, Depends(_shared_model)]
+UpstreamDep = Annotated[Upstream | None, Depends(_upstream)]  # None: no upstream configured
+JobsDep = Annotated[JobManager, Depends(_jobs)]  # 503 where this server runs no eval worker

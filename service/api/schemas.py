@@ -8,7 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from salience.markup import TEXT_METHODS, Format
 
-SCHEMA_VERSION: Literal["1"] = "1"
+from ..annotator import SCHEMA_VERSION, AnnotateOptions
+
 # the text methods (markup.rendering's table), and plain: the clean text
 TextMethodName = Literal[("plain", *TEXT_METHODS)]  # type: ignore[valid-type]
 LevelName = Literal["hard", "high", "normal", "low"]
@@ -106,6 +107,31 @@ class AnnotateRequest(BaseModel):
                 raise ValueError("'render' is the former name of 'method'; give one of them")
             self.method = self.render
         return self
+
+    def options(self) -> AnnotateOptions:
+        """The request as the annotator's plain options."""
+        messages = None
+        if self.messages is not None:
+            messages = [{"role": m.role, "content": _content(m)} for m in self.messages]
+        return AnnotateOptions(
+            text=self.text,
+            messages=messages,
+            format=self.format,
+            strict=self.strict,
+            detect_rules=self.detect_rules,
+            style_levels=self.style_levels,
+            encoding=self.encoding,
+            trusted_roles=self.trusted_roles,
+            tokens=self.tokens,
+            offsets=self.offsets,
+            method=self.method,
+        )
+
+
+def _content(message: ChatMessage) -> Any:
+    if isinstance(message.content, list):
+        return [part.model_dump(exclude_none=True) for part in message.content]
+    return message.content
 
 
 class SpanOut(BaseModel):

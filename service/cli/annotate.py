@@ -218,7 +218,8 @@ def _print_api_json(args: argparse.Namespace, body: dict[str, Any]) -> None:
         where = ".".join(str(p) for p in first["loc"])
         raise CliError(f"bad input at {where}: {first['msg']}") from None
     settings = Settings(max_prompt_tokens=2**31 - 1, max_messages=2**31 - 1)
-    sys.stdout.write(to_json(Annotator(settings, Metrics()).annotate(request)).decode() + "\n")
+    annotator = Annotator(settings, Metrics())
+    sys.stdout.write(to_json(annotator.annotate(request.options())).decode() + "\n")
 
 
 def _conversation_json(conversation: Conversation, encoding_name: str) -> dict[str, Any]:

@@ -51,7 +51,7 @@ def register(commands: Any) -> None:
         help="margin gain and target NLL change of methods on a fit dataset (train split)",
         description="For each example with a rejected answer: how much a method raises "
         "log p(target) − log p(rejected) over the unsteered model, and how much it changes the "
-        "target's NLL (model/select.py). Chooses strengths without touching the test split.",
+        "target's NLL. Chooses strengths without touching the test split.",
         run=run_score,
     )
     score.add_argument("--data", required=True, help="a dataset written by `model fit --data`")
@@ -158,9 +158,9 @@ def _layers(spec: str | None) -> list[int] | None:
 def run_pasta(args: argparse.Namespace) -> int:
     import torch
 
+    from salience.model.fit.pasta import profile_heads, select_heads
+    from salience.model.fit.profiling import profiling_items
     from salience.model.local import LocalModel
-    from salience.model.pasta import profile_heads, select_heads
-    from salience.model.profiling import profiling_items
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -221,8 +221,8 @@ def _examples(lm: Any, path: str, max_length: int | None, limit: int | None) -> 
 def run_score(args: argparse.Namespace) -> int:
     import torch
 
+    from salience.model.fit.select import pick, score_methods, table
     from salience.model.local import LocalModel
-    from salience.model.select import pick, score_methods, table
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -265,8 +265,8 @@ def run_fit(args: argparse.Namespace) -> int:
     import torch
 
     from salience.evals import training
-    from salience.model.fit import FitConfig, fit
-    from salience.model.fit_plots import heatmap, save_curve
+    from salience.model.fit.fitting import FitConfig, fit
+    from salience.model.fit.plots import heatmap, save_curve
     from salience.model.local import LocalModel
 
     if args.threads:

@@ -13,23 +13,18 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Generator, Iterator
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 from fastapi import Request, Response
 from starlette.concurrency import iterate_in_threadpool
 
-from salience.markup import parse_messages
-from salience.markup.errors import MarkupError
-from salience.model.methods import check_name
-
 from ..core.config import Settings
 from ..core.offload import off_loop
 from ..engine import Busy, LocalEngine, Sampling, whole
 from .errors import openai_error, refusal
-from .pipeline import base_options
-from .rewrite import ParameterError, fail_open_header, options_of
+from .pipeline import Refused, base_options, decide_local
+from .rewrite import ParameterError
 from .streaming import SSE, ClientGone, LiveStreamingResponse, timing, until_disconnect
 
 if TYPE_CHECKING:
@@ -38,33 +33,28 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-async def local_chat(request: Request, body: Any, method: str, settings: Settings) -> Response:
-    engine: LocalEngine = request.app.state.local
-    # a bad option or parameter (RewriteError), a method naming a file (MethodError), like
-    # every error of salience's tree raised here, is answered in OpenAI's dialect by the
-    # service's handler for /v1 (service.proxy.errors.invalid)
-    options = replace(base_options(settings), method=method).merged(
-        options_of(body), request.headers
-    )
-    method = check_name(options.method, settings.bias_files)  # a client names no file
+async def local_chat(
+    request: Request,
+    engine: LocalEngine,
+    body: Any,
+    method: str,
+    settings: Settings,
+    big: bool = False,
+) -> Response:
+    """The chat request ``body`` for the local model, generated with ``method`` (the model
+    name's) unless the request's options say otherwise; ``big`` bodies are parsed off the event
+    loop. Errors of salience's tree raised here (a bad option, a method naming a file) are
+    answered in OpenAI's dialect by the service's handler for /v1."""
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         return openai_error(400, "'messages' must be a non-empty array", "bad-messages")
     sampling = sampling_of(body)
-    start = time.perf_counter()
-    salience = f"local; method={method}"
-    try:
-        conversation = await off_loop(request, options.parse, messages)
-        spans = sum(len(m.document.spans) for m in conversation.messages)
-        salience += f"; spans={spans}"
-    except MarkupError as error:
-        if options.strict:
-            return refusal(error)
-        # fail open: the text as written, no importance, no steering (a message that is not a
-        # message still fails: MessageError)
-        conversation = await off_loop(request, parse_messages, messages, (), format="plain")
-        salience, method = f"local; method=none; {fail_open_header(error)}", "none"
-    annotate_s = time.perf_counter() - start
+    asked = (messages, body, base_options(settings), request.headers, method, settings.bias_files)
+    outcome = await off_loop(request, decide_local, *asked) if big else decide_local(*asked)
+    if isinstance(outcome, Refused):
+        return refusal(outcome.error)
+    conversation, method, salience = outcome.conversation, outcome.method, outcome.header
+    annotate_s = outcome.seconds
     try:
         slot = engine.slot()
     except Busy as error:

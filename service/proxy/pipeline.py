@@ -13,14 +13,23 @@
 
 The proxy route, both httpx transports and the LiteLLM hook call it and only translate its
 answer into their own world (an HTTP response, an httpx response, a LiteLLM exception).
+
+``decide_local`` is the same decision for the model salience runs itself, which reads the
+parsed conversation instead of a rendered body: ``Steered`` (the conversation, the method, the
+``X-Salience`` value) or ``Refused``. Broken markup fails open here too: the text as written, no
+importance, and so no steering (method ``none``).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
+
+from salience.markup import Conversation, parse_messages
+from salience.markup.errors import MarkupError
+from salience.model.methods import check_name
 
 from ..core.config import Settings
 from .channels import defuse_channels
@@ -53,6 +62,14 @@ class PassedOn:
     body: Any
     header: str  # "fail-open; error=markup-error; offset=17; message=0; defused=1"
     error: BaseException
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Steered:
+    conversation: Conversation  # parsed with the proxy's trust rules (plain text on fail-open)
+    method: str  # the steering method to generate with ("none" on fail-open)
+    header: str  # "local; method=share; spans=2", "local; method=none; fail-open; error=…"
     seconds: float
 
 
@@ -90,6 +107,36 @@ def decide(body: Any, base: Options, headers: Mapping[str, str] | None = None) -
         "notes": list(result.notes),
     }
     return Rewritten(sent, header, time.perf_counter() - start, details)
+
+
+def decide_local(
+    messages: Sequence[Mapping[str, Any]],
+    body: Mapping[str, Any],
+    base: Options,
+    headers: Mapping[str, str] | None,
+    method: str,
+    catalogue: Mapping[str, str] | None = None,
+) -> Steered | Refused:
+    """What a chat request for the local model (``messages`` of ``body``) is generated with:
+    ``method`` (the model name's) under ``base`` and the request's own options. A bad option, or
+    a method naming a file outside the operator's ``catalogue``, is the client's error (raised,
+    as ``decide`` never raises them: there is nothing to fall back to here)."""
+    start = time.perf_counter()
+    options = replace(base, method=method).merged(options_of(body), headers)
+    method = check_name(options.method, catalogue)  # a client names no file
+    try:
+        conversation = options.parse(messages)
+    except MarkupError as error:
+        if options.strict:
+            return Refused(error)
+        # fail open: the text as written, no importance, no steering (a message that is not a
+        # message still fails: MessageError)
+        conversation = parse_messages(messages, (), format="plain")
+        header = f"local; method=none; {fail_open_header(error)}"
+        return Steered(conversation, "none", header, time.perf_counter() - start)
+    spans = sum(len(m.document.spans) for m in conversation.messages)
+    header = f"local; method={method}; spans={spans}"
+    return Steered(conversation, method, header, time.perf_counter() - start)
 
 
 def decide_unreadable(

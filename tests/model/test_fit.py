@@ -13,8 +13,8 @@ import torch
 from salience.evals import distractors, split, training
 from salience.markup import Conversation, parse_messages
 from salience.model.bias import ImportanceBias
-from salience.model.fit import FitConfig, batch_indices, example_loss, fit
-from salience.model.fit_plots import heatmap, save_curve
+from salience.model.fit.fitting import FitConfig, batch_indices, example_loss, fit
+from salience.model.fit.plots import heatmap, save_curve
 from salience.model.local import LocalModel
 from salience.model.methods import Method, default_file
 

@@ -13,10 +13,10 @@ import torch
 
 from salience.markup import parse_messages
 from salience.model.bias import ImportanceBias
+from salience.model.fit.pasta import profile_heads, select_heads
+from salience.model.fit.profiling import profiling_items
 from salience.model.local import LocalModel
 from salience.model.methods import METHODS, MethodError, default_file
-from salience.model.pasta import profile_heads, select_heads
-from salience.model.profiling import profiling_items
 
 ROOT = Path(__file__).resolve().parents[2]
 CONV = parse_messages(

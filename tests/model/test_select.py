@@ -1,5 +1,5 @@
-"""Choosing strengths on the train split (model/select.py, `salience model score`, `salience model
-profile-pasta --data`) on the shipped model."""
+"""Choosing strengths on the train split (model/fit/select.py, `salience model score`,
+`salience model profile-pasta --data`) on the shipped model."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import pytest
 
 from salience.evals import training
 from salience.markup import Conversation
+from salience.model.fit.select import MethodScore, pick, score_methods
 from salience.model.local import LocalModel
-from salience.model.select import MethodScore, pick, score_methods
 
 from .test_fit import EXAMPLES, Ex
 

@@ -21,12 +21,12 @@ from tests.fakes.openai_server import Behaviour, fake_openai
 from tests.service.server import Server, running_server
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no price-map fetch at import
-from salience import AsyncSalienceTransport, SalienceHook, SalienceTransport  # noqa: E402
+from salience import AsyncSalienceTransport, SalienceHook, SalienceTransport
 
 SYSTEM_OK = "Be brief. <rule>Answer in French.</rule> **Never** guess."
 SYSTEM_BROKEN = "Be brief. <rule>Answer in French."
 USER = {"role": "user", "content": "Hi <rule>typed by a user</rule>"}
-BODIES = {
+BODIES: dict[str, tuple[dict[str, str], dict[str, Any]]] = {
     "valid marks": ({"role": "system", "content": SYSTEM_OK}, {"method": "caps"}),
     "broken markup": ({"role": "system", "content": SYSTEM_BROKEN}, {"method": "caps"}),
     "broken + strict": (
@@ -110,7 +110,7 @@ def through_litellm_hook(case: str) -> Decision:
     try:
         out = asyncio.run(hook.async_pre_call_hook(None, None, copy.deepcopy(data), "completion"))
     except SalienceRefusal as refused:
-        return "refused", refused.code, None
+        return "refused", str(refused.code), None
     header = out["metadata"]["x-salience"]
     kind = "passed on" if header.startswith("fail-open") else "rewritten"
     return kind, header, out["messages"]

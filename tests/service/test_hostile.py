@@ -24,7 +24,7 @@ from salience.model.methods import default_file
 from salience.service.app import create_app
 from salience.service.core.config import Settings
 from salience.service.engine import LocalEngine
-from salience.service.models import SharedModel
+from salience.service.shared_model import SharedModel
 
 from .helpers import problem
 from .server import ROOT, TEST_SETTINGS, Server, free_port, running_server

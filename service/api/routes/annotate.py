@@ -9,13 +9,13 @@ from fastapi.responses import Response
 
 from salience.markup import SalienceError
 
+from ...annotator import SCHEMA_VERSION
 from ...core.guard import GuardedRoute
 from ...core.offload import off_loop
 from ...core.problems import ProblemError, problem_for
 from ..deps import AnnotatorDep, SettingsDep
 from ..schemas import (
     PROBLEM_RESPONSES,
-    SCHEMA_VERSION,
     AnnotateRequest,
     AnnotateResponse,
     BatchRequest,
@@ -42,9 +42,9 @@ async def annotate(body: AnnotateRequest, request: Request, annotator: Annotator
     from ...annotator import to_json
 
     if _size(body) <= _INLINE_CHARS:
-        result = annotator.annotate(body)
+        result = annotator.annotate(body.options())
     else:
-        result = await off_loop(request, annotator.annotate, body)
+        result = await off_loop(request, annotator.annotate, body.options())
     return Response(to_json(result), media_type="application/json")
 
 
@@ -70,7 +70,7 @@ async def annotate_batch(
 
     def one(item: AnnotateRequest) -> dict[str, Any]:
         try:
-            return {"ok": True, "result": annotator.annotate(item)}
+            return {"ok": True, "result": annotator.annotate(item.options())}
         except (SalienceError, ProblemError) as error:
             return {"ok": False, "error": problem_for(error)}
 

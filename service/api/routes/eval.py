@@ -19,6 +19,7 @@ from salience.model.methods import METHODS
 from ...core.guard import GuardedRoute
 from ...core.problems import ProblemError
 from ...jobs import FINAL, JobManager
+from ..deps import JobsDep
 from ..schemas import PROBLEM_RESPONSES, Problem
 
 router = APIRouter(route_class=GuardedRoute, tags=["eval"])
@@ -92,15 +93,6 @@ class Job(BaseModel):
     results: list[dict[str, Any]] | None = None
 
 
-def _jobs(request: Request) -> JobManager:
-    jobs: JobManager | None = getattr(request.app.state, "jobs", None)
-    if jobs is None:
-        raise ProblemError(
-            503, "eval-disabled", "Evaluation disabled", "this server runs no eval worker"
-        )
-    return jobs
-
-
 def _job_or_404(jobs: JobManager, job_id: str) -> dict[str, Any]:
     job = jobs.get(job_id)
     if job is None:
@@ -108,9 +100,8 @@ def _job_or_404(jobs: JobManager, job_id: str) -> dict[str, Any]:
     return job
 
 
-def _holding(job_id: str, request: Request) -> JobManager:
+def _holding(job_id: str, jobs: JobsDep) -> JobManager:
     """The job manager, once it is known to hold the job the path names (404 if not)."""
-    jobs = _jobs(request)
     _job_or_404(jobs, job_id)
     return jobs
 
@@ -144,12 +135,12 @@ JOB_LINKS = {
         202: {"description": "the job, queued; Location names it", "links": JOB_LINKS},
     },
 )
-async def submit(body: EvalRequest, request: Request) -> Any:
+async def submit(body: EvalRequest, jobs: JobsDep) -> Any:
     from salience.evals import split
 
     grid = Grid(**body.model_dump())  # a GridError (bad-grid, bad-family) is a 422 problem
     split.items(grid.split, 1, grid.seed, grid.families)  # type: ignore[arg-type]
-    job = _jobs(request).submit(grid)  # TooManyJobsError 429, GridTooLargeError 422
+    job = jobs.submit(grid)  # TooManyJobsError 429, GridTooLargeError 422
     return Response(
         json.dumps(job), status_code=202, media_type="application/json",
         headers={"Location": f"/eval/{job['id']}"},
@@ -159,8 +150,8 @@ async def submit(body: EvalRequest, request: Request) -> Any:
 @router.get(
     "/eval", response_model=list[Job], responses=EVAL_RESPONSES, summary="Recent jobs, newest first"
 )
-async def list_jobs(request: Request) -> Any:
-    return _jobs(request).recent()
+async def list_jobs(jobs: JobsDep) -> Any:
+    return jobs.recent()
 
 
 @router.get(
@@ -169,8 +160,7 @@ async def list_jobs(request: Request) -> Any:
     operation_id="getJob",
     **A_JOB,
 )
-async def get_job(job_id: str, request: Request) -> Any:
-    jobs = _jobs(request)
+async def get_job(job_id: str, jobs: JobsDep) -> Any:
     job = _job_or_404(jobs, job_id)  # the job itself, where the others need only its manager
     records = jobs.records(job_id)
     if records:

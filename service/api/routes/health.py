@@ -7,14 +7,13 @@ import contextlib
 from typing import Any
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from salience.markup import EncodingUnavailableError, load_encoding
 
 from ...core.problems import problem_response
-from ...models import SharedModel
-from ..deps import MetricsDep, SettingsDep
+from ..deps import MetricsDep, SettingsDep, SharedModelDep
 
 router = APIRouter(tags=["health"])
 
@@ -29,7 +28,7 @@ async def healthz() -> dict[str, str]:
     summary="Everything configured can serve: encoding, local model, upstream",
     responses={503: {"description": "not ready; `checks` says which check failed and why"}},
 )
-async def readyz(request: Request, settings: SettingsDep) -> Any:
+async def readyz(settings: SettingsDep, shared: SharedModelDep) -> Any:
     """200 only when everything this server is configured to use can serve now:
 
     - the default encoding is loaded;
@@ -46,7 +45,6 @@ async def readyz(request: Request, settings: SettingsDep) -> Any:
     except EncodingUnavailableError as error:
         checks["encoding"] = str(error)
         failed.append("encoding")
-    shared: SharedModel = request.app.state.model
     ready, detail = shared.status()
     if settings.preload_model or settings.model_path is not None:
         checks["model"] = detail

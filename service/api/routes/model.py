@@ -20,7 +20,7 @@ from salience.model.methods import check_name
 from ...core.guard import GuardedRoute
 from ...core.offload import off_loop
 from ...core.problems import ProblemError
-from ...engine import LocalEngine
+from ..deps import EngineDep, SettingsDep
 from ..schemas import PROBLEM_RESPONSES
 
 router = APIRouter(route_class=GuardedRoute, tags=["model"])
@@ -100,9 +100,9 @@ async def methods() -> Any:
     },
     summary="The local model's tokens and the bias a method puts on each",
 )
-async def bias(body: BiasRequest, request: Request) -> Any:
-    settings = request.app.state.settings
-    engine: LocalEngine = request.app.state.local
+async def bias(
+    body: BiasRequest, request: Request, settings: SettingsDep, engine: EngineDep
+) -> Any:
     roles = body.trusted_roles if body.trusted_roles is not None else settings.trusted_roles
     # salience's errors (markup, message, method, model unavailable) are problems as they are;
     # a method is named as any client names one: no file paths (the operator's catalogue)

@@ -33,8 +33,8 @@ from ...proxy.exact_json import dumps, loads
 from ...proxy.local_chat import local_chat
 from ...proxy.pipeline import Refused, Rewritten, base_options, decide
 from ...proxy.relay import forward, returned_headers, upstream_error, upstream_headers
-from ...proxy.upstream import Upstream, UpstreamError
-from ..deps import SettingsDep
+from ...proxy.upstream import UpstreamError
+from ..deps import EngineDep, SettingsDep, UpstreamDep
 from ..openapi_proxy import CHAT_BODY, MODELS_RESPONSES, PROXY_RESPONSES
 
 router = APIRouter(prefix="/v1", tags=["proxy"])
@@ -62,7 +62,9 @@ def _local_method(model: str, settings: Settings) -> str | None:
     responses=PROXY_RESPONSES,
     openapi_extra={"requestBody": CHAT_BODY},
 )
-async def chat_completions(request: Request, settings: SettingsDep) -> Response:
+async def chat_completions(
+    request: Request, settings: SettingsDep, engine: EngineDep, upstream: UpstreamDep
+) -> Response:
     raw = await read_guarded_body(request, settings)  # over the limit: an OpenAI-style 413
     big = len(raw) > INLINE_BYTES  # read and annotated off the event loop
     try:
@@ -75,8 +77,7 @@ async def chat_completions(request: Request, settings: SettingsDep) -> Response:
     model = body["model"]
     method = _local_method(model, settings)
     if method is not None:
-        return await local_chat(request, body, method, settings)
-    upstream: Upstream | None = request.app.state.upstream
+        return await local_chat(request, engine, body, method, settings, big)
     if upstream is None:
         return openai_error(
             404,
@@ -103,13 +104,12 @@ async def chat_completions(request: Request, settings: SettingsDep) -> Response:
     response_model=None,
     responses=MODELS_RESPONSES,
 )
-async def models(request: Request, settings: SettingsDep) -> Response:
+async def models(request: Request, settings: SettingsDep, upstream: UpstreamDep) -> Response:
     data: list[dict[str, Any]] = []
     if settings.local_model:
         data.append(
             {"id": settings.local_model, "object": "model", "created": 0, "owned_by": "salience"}
         )
-    upstream: Upstream | None = request.app.state.upstream
     if upstream is not None:
         try:
             response = await upstream.send(

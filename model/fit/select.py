@@ -25,9 +25,9 @@ import torch
 
 from salience.markup import Conversation
 
-from .fit import FitExample
-from .local import LocalModel
-from .methods import Method
+from ..local import LocalModel
+from ..methods import Method
+from .fitting import FitExample
 
 
 @dataclass

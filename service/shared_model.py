@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from salience.model.local import LocalModel
 
-log = logging.getLogger("salience.models")
+log = logging.getLogger("salience.shared_model")
 
 
 class SharedModel:

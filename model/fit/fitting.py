@@ -31,9 +31,9 @@ import torch
 
 from salience.markup import Conversation
 
-from .bias import ImportanceBias
-from .local import LocalModel
-from .methods import Method
+from ..bias import ImportanceBias
+from ..local import LocalModel
+from ..methods import Method
 
 
 class FitExample(Protocol):

@@ -6,9 +6,9 @@ import time
 
 import pytest
 
+from salience.evals.openai_backend import BackendError, OpenAIBackend, RetryPolicy
 from salience.markup import parse_messages
 from salience.model.methods import MethodError
-from salience.model.openai_backend import BackendError, OpenAIBackend, RetryPolicy
 from tests.fakes.openai_server import Behaviour, fake_openai
 from tests.service.server import free_port
 

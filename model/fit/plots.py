@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-from .bias import ImportanceBias
-from .fit import Curve
+from ..bias import ImportanceBias
+from .fitting import Curve
 
 
 def save_curve(curve: Curve, path: str | Path) -> None:

@@ -22,9 +22,8 @@ import httpx
 
 from salience.markup import Conversation, render
 from salience.markup.errors import SalienceError
-
-from .local import Generation
-from .methods import MethodError, entry, of_kind, resolve
+from salience.model.local import Generation
+from salience.model.methods import MethodError, entry, of_kind, resolve
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 

@@ -13,7 +13,7 @@ from typing import Protocol
 
 from salience.markup import Conversation, parse_messages
 
-from .corpus import docstring_sentences
+from ..corpus import docstring_sentences
 
 QUESTIONS = [
     ("What is the capital of Italy?", "The capital of Italy is Rome."),

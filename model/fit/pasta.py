@@ -15,9 +15,9 @@ from typing import Any
 
 import torch
 
-from .bias import ImportanceBias
-from .local import LocalModel
-from .methods import Method
+from ..bias import ImportanceBias
+from ..local import LocalModel
+from ..methods import Method
 from .profiling import Scored
 
 
