@@ -47,13 +47,22 @@ def _upstream(request: Request) -> Upstream | None:
     return upstream
 
 
-def _jobs(request: Request) -> JobManager:
+def _maybe_jobs(request: Request) -> JobManager | None:
     jobs: JobManager | None = getattr(request.app.state, "jobs", None)
+    return jobs
+
+
+def eval_enabled(jobs: JobManager | None) -> JobManager:
+    """``jobs``, or the 503 of a server that runs no eval worker."""
     if jobs is None:
         raise ProblemError(
             503, "eval-disabled", "Evaluation disabled", "this server runs no eval worker"
         )
     return jobs
+
+
+def _jobs(request: Request) -> JobManager:
+    return eval_enabled(_maybe_jobs(request))
 
 
 SettingsDep = Annotated[Settings, Depends(_settings)]
@@ -63,3 +72,6 @@ EngineDep = Annotated[LocalEngine, Depends(_engine)]  # the local model's queue 
 SharedModelDep = Annotated[SharedModel, Depends(_shared_model)]
 UpstreamDep = Annotated[Upstream | None, Depends(_upstream)]  # None: no upstream configured
 JobsDep = Annotated[JobManager, Depends(_jobs)]  # 503 where this server runs no eval worker
+# a dependency's error comes before the body's: a route that checks its body first takes this
+# and calls ``eval_enabled`` after
+MaybeJobsDep = Annotated[JobManager | None, Depends(_maybe_jobs)]

@@ -19,7 +19,7 @@ from salience.model.methods import METHODS
 from ...core.guard import GuardedRoute
 from ...core.problems import ProblemError
 from ...jobs import FINAL, JobManager
-from ..deps import JobsDep
+from ..deps import JobsDep, MaybeJobsDep, eval_enabled
 from ..schemas import PROBLEM_RESPONSES, Problem
 
 router = APIRouter(route_class=GuardedRoute, tags=["eval"])
@@ -135,12 +135,12 @@ JOB_LINKS = {
         202: {"description": "the job, queued; Location names it", "links": JOB_LINKS},
     },
 )
-async def submit(body: EvalRequest, jobs: JobsDep) -> Any:
+async def submit(body: EvalRequest, maybe_jobs: MaybeJobsDep) -> Any:
     from salience.evals import split
 
     grid = Grid(**body.model_dump())  # a GridError (bad-grid, bad-family) is a 422 problem
     split.items(grid.split, 1, grid.seed, grid.families)  # type: ignore[arg-type]
-    job = jobs.submit(grid)  # TooManyJobsError 429, GridTooLargeError 422
+    job = eval_enabled(maybe_jobs).submit(grid)  # TooManyJobsError 429, GridTooLargeError 422
     return Response(
         json.dumps(job), status_code=202, media_type="application/json",
         headers={"Location": f"/eval/{job['id']}"},
