@@ -1,5 +1,8 @@
 """What a route may reach of the app's shared state, each as an ``Annotated`` dependency: the one
-way the routes reach it (no route reads ``request.app.state`` itself)."""
+way the routes reach it (no route reads ``request.app.state`` itself).
+
+Each is an ``async def``: FastAPI runs a plain ``def`` dependency on its thread pool, a hop that
+costs more than the attribute read it wraps."""
 
 from __future__ import annotations
 
@@ -17,37 +20,37 @@ from ..proxy.upstream import Upstream
 from ..shared_model import SharedModel
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def _annotator(request: Request) -> Annotator:
+async def _annotator(request: Request) -> Annotator:
     annotator: Annotator = request.app.state.annotator
     return annotator
 
 
-def _metrics(request: Request) -> Metrics:
+async def _metrics(request: Request) -> Metrics:
     metrics: Metrics = request.app.state.metrics
     return metrics
 
 
-def _engine(request: Request) -> LocalEngine:
+async def _engine(request: Request) -> LocalEngine:
     engine: LocalEngine = request.app.state.local
     return engine
 
 
-def _shared_model(request: Request) -> SharedModel:
+async def _shared_model(request: Request) -> SharedModel:
     shared: SharedModel = request.app.state.model
     return shared
 
 
-def _upstream(request: Request) -> Upstream | None:
+async def _upstream(request: Request) -> Upstream | None:
     upstream: Upstream | None = request.app.state.upstream
     return upstream
 
 
-def _maybe_jobs(request: Request) -> JobManager | None:
+async def _maybe_jobs(request: Request) -> JobManager | None:
     jobs: JobManager | None = getattr(request.app.state, "jobs", None)
     return jobs
 
@@ -61,8 +64,8 @@ def eval_enabled(jobs: JobManager | None) -> JobManager:
     return jobs
 
 
-def _jobs(request: Request) -> JobManager:
-    return eval_enabled(_maybe_jobs(request))
+async def _jobs(request: Request) -> JobManager:
+    return eval_enabled(await _maybe_jobs(request))
 
 
 SettingsDep = Annotated[Settings, Depends(_settings)]
