@@ -247,7 +247,7 @@ def main() -> int:
 
     if args.json:
         print(json.dumps({"ceiling": ceiling, "results": results}, indent=2, default=str))
-    per_min = ", ".join(f"{n / 1024:g}k {results[n][f'k={args.k}']:.2f}/min" for n in lengths)
+    per_min = ", ".join(f"{n // 1024}k {results[n][f'k={args.k}']:.2f}/min" for n in lengths)
     prefill = [
         p["prefill_of_ceiling"] for n in (lengths[0], lengths[-1])
         for p in results[n]["phases"].values()

@@ -351,44 +351,15 @@ def _decode_step(
             if heads == n_heads
             else attn_mask.expand(batch, n_heads, 1, k_len).reshape(batch, n_kv, n_rep, k_len)
         )
-    grouped = query.reshape(batch, n_kv, n_rep, head_dim)
-    if _matmul_decode(grouped, dropout):
-        out = _attend_by_matmul(grouped, key, value, attn_mask, scale)
-    else:
-        out = F.scaled_dot_product_attention(
-            grouped, key, value, attn_mask=attn_mask, dropout_p=dropout, scale=scale
-        )
-    return out.reshape(batch, n_heads, 1, head_dim).transpose(1, 2).contiguous(), None
-
-
-# A decoding step's attention in bfloat16 (or float16) on the CPU: two batched matmuls and a
-# float32 softmax instead of the fused kernel, which is built for long queries and reads a
-# half-precision cache 2.3× (2k keys) to 2.7× (8k) slower than a plain matmul for the few query
-# rows of a step (bench/eval_length.py). Float32, other devices and dropout keep the kernel.
-MATMUL_DECODE = True
-
-
-def _matmul_decode(query: torch.Tensor, dropout: float) -> bool:
-    return (
-        MATMUL_DECODE
-        and dropout == 0.0
-        and query.device.type == "cpu"
-        and query.dtype in (torch.bfloat16, torch.float16)
+    out = F.scaled_dot_product_attention(
+        query.reshape(batch, n_kv, n_rep, head_dim),
+        key,
+        value,
+        attn_mask=attn_mask,
+        dropout_p=dropout,
+        scale=scale,
     )
-
-
-def _attend_by_matmul(
-    query: torch.Tensor,  # (B, H_kv, rows, d): the heads that share a KV head, as its rows
-    key: torch.Tensor,  # (B, H_kv, k_len, d)
-    value: torch.Tensor,
-    mask: torch.Tensor | None,  # additive, (B, H_kv, rows, k_len)
-    scale: float,
-) -> torch.Tensor:
-    scores = torch.matmul(query * scale, key.transpose(-1, -2)).float()
-    if mask is not None:
-        scores = scores + mask.float()
-    weights = torch.softmax(scores, dim=-1).to(value.dtype)
-    return torch.matmul(weights, value)
+    return out.reshape(batch, n_heads, 1, head_dim).transpose(1, 2).contiguous(), None
 
 
 def _add_importance_embedding(
