@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
+from typing import Any
 
 from salience.markup import Conversation
 
@@ -85,6 +86,78 @@ def sample_key(
 def method_id(backend: Backend, method: str) -> str:
     tag = backend.fingerprint(method)
     return f"{method}#{tag}" if tag else method
+
+
+# What a record's factors are (what produced it; the rest of a record is its result): the keys
+# ``plan`` writes, and the three an imported dataset row adds.
+FACTORS = (
+    "item", "task", "task_kind", "family", "params", "phrasing", "split", "kind", "length",
+    "distractor_tokens", "position", "method", "method_id", "seed", "max_new_tokens", "backend",
+    "model", "prompt_hash", "dataset", "instructions", "rules_source",
+)  # fmt: skip
+
+
+class RecordsError(ValueError):
+    """Records that cannot be one run's (two models, two seeds…), or that are not records."""
+
+
+def claimed_from(
+    records: Sequence[dict[str, Any]], design: str | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The settings and cells a run holding ``records`` was claimed with, as ``run`` claims
+    them (``Grid.settings()`` with the backend and model, ``Grid.cells()``), read back from the
+    records themselves. ``design`` where the records cannot tell (one kind and one position per
+    item is ``rotated`` when the run has more than one pair, unless it says ``crossed``)."""
+    if not records:
+        raise RecordsError("no records")
+
+    def one(field: str, default: Any = None) -> Any:
+        values = {json.dumps(r.get(field, default), sort_keys=True) for r in records}
+        if len(values) != 1:
+            raise RecordsError(
+                f"the records are not one run's: {field} takes {len(values)} values "
+                f"({', '.join(sorted(values)[:3])}…)"
+            )
+        return json.loads(values.pop())
+
+    for r in records:
+        missing = [f for f in ("key", "item", "method", "length", "kind", "position") if f not in r]
+        if missing:
+            raise RecordsError(f"record {r.get('key', '?')!r} lacks {', '.join(missing)}")
+    sampled = [r["sampled"] for r in records if isinstance(r.get("sampled"), dict)]
+    pairs = {(r["kind"], r["position"]) for r in records}
+    per_item: dict[str, set[tuple[str, str]]] = {}
+    for r in records:
+        if r["length"]:  # at length 0 kinds and positions coincide (one prompt)
+            per_item.setdefault(r["item"], set()).add((r["kind"], r["position"]))
+    if design is None:
+        single = all(len(v) == 1 for v in per_item.values())
+        design = "rotated" if single and len(pairs) > 1 else "crossed"
+    grid = Grid(
+        split=one("split"),
+        seed=one("seed"),
+        max_new_tokens=one("max_new_tokens"),
+        margin=any("margin" in r for r in records),
+        design=design,
+        samples=int(sampled[0]["k"]) if sampled else 0,
+        temperature=float(sampled[0]["temperature"]) if sampled else 0.7,
+        families=None,
+        dataset=one("dataset"),
+        items=len({r["item"] for r in records}),
+        kinds=sorted({r["kind"] for r in records}),
+        lengths=sorted({r["length"] for r in records}),
+        positions=sorted({r["position"] for r in records}),
+        methods=sorted({r["method"] for r in records}),
+    )
+    settings = {**grid.settings(), "backend": one("backend"), "model": one("model")}
+    return settings, grid.cells()
+
+
+def split_record(record: dict[str, Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """A record as the store keeps it: its key, its factors and its result."""
+    factors = {k: v for k, v in record.items() if k in FACTORS}
+    result = {k: v for k, v in record.items() if k not in FACTORS and k != "key"}
+    return str(record["key"]), factors, result
 
 
 def plan(grid: Grid, backend: Backend) -> list[_Planned]:

@@ -204,6 +204,30 @@ class Store:
                 n += 1
         return n
 
+    def import_records(
+        self,
+        run: str,
+        settings: dict[str, Any],
+        cells: dict[str, Any],
+        records: list[tuple[str, dict[str, Any], dict[str, Any]]],
+    ) -> int:
+        """``records`` ((key, factors, result) each) into ``run``, claimed with ``settings`` and
+        ``cells`` as ``salience eval run`` claims a run, so that the same command resumes it;
+        all or nothing (one transaction). Returns how many were new."""
+        self.claim(run, settings, cells)  # RunConflict: the name holds another run
+        now = time.time()
+        with self.db:
+            before = self.db.total_changes
+            self.db.executemany(
+                "insert or ignore into samples (key, run, factors, result, created)"
+                " values (?, ?, ?, ?, ?)",
+                [
+                    (key, run, json.dumps(f, sort_keys=True), json.dumps(r, sort_keys=True), now)
+                    for key, f, r in records
+                ],
+            )
+            return self.db.total_changes - before
+
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     """Records written by ``Store.export_jsonl`` (or ``--jsonl``), plain or .gz."""

@@ -49,7 +49,7 @@ FAMILY_IDS = _family_ids()
 
 
 def register(commands: Any) -> None:
-    from .eval_reports import export_eval, floors_eval, list_eval, report_eval
+    from .eval_reports import export_eval, floors_eval, import_eval, list_eval, report_eval
 
     p = command(commands, "eval", "run or report the constraint-following evaluation", __doc__)
     sub = p.add_subparsers(dest="eval_command", metavar="COMMAND", required=True)
@@ -172,6 +172,24 @@ def register(commands: Any) -> None:
     ex.add_argument("name", help="the run")
     ex.add_argument("--db", default=DEFAULT_DB, help="the SQLite file of the records")
     ex.add_argument("--out", required=True, help="the file to write, e.g. records.jsonl.gz")
+    im = command(
+        sub,
+        "import",
+        help="load a records file (eval export) into a database as a run, to resume or report",
+        description="The run is claimed with the settings its records share (split, seed, "
+        "answer budget, measures, design, backend and model), as `eval run` claims it, so the "
+        "same `eval run` command resumes it on a machine that has only the committed file.",
+        run=import_eval,
+    )
+    im.add_argument("records", help="a records file (JSONL, .gz too)")
+    im.add_argument("--db", default=DEFAULT_DB, help="the SQLite file to load them into")
+    im.add_argument("--name", required=True, help="the run's name in that database")
+    im.add_argument(
+        "--design",
+        choices=("crossed", "rotated"),
+        default=None,
+        help="the run's design, where the records cannot tell (default: read from them)",
+    )
     ls = command(
         sub, "list", help="the runs in a database: settings, cells, samples, dates", run=list_eval
     )

@@ -122,6 +122,36 @@ def export_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def import_eval(args: argparse.Namespace) -> int:
+    from salience.evals.runner import RecordsError, claimed_from, split_record
+    from salience.evals.store import RunConflict, Store, read_jsonl
+
+    path = Path(args.records)
+    if not path.is_file():
+        raise CliError(f"{args.records}: no such records file")
+    try:
+        records = read_jsonl(path)
+    except (ValueError, OSError, EOFError) as error:
+        raise CliError(f"{args.records}: not a records file ({error})") from None
+    try:
+        settings, cells = claimed_from(records, args.design)
+    except RecordsError as error:
+        raise CliError(f"{args.records}: {error}") from None
+    store = Store(args.db)
+    try:
+        added = store.import_records(args.name, settings, cells, [split_record(r) for r in records])
+    except RunConflict as error:
+        raise CliError(str(error)) from None
+    finally:
+        store.close()
+    print(
+        f"imported {added} records into run {args.name!r} of {args.db} ({len(records) - added} "
+        f"already there); report: salience eval report {args.name} --db {args.db}",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def floors_eval(args: argparse.Namespace) -> int:
     import json
 
