@@ -97,6 +97,45 @@ def _positions(mask: torch.Tensor) -> torch.Tensor:
     return (mask.cumsum(-1) - 1).clamp(min=0)
 
 
+MAX_ROWS = 16  # rows per pass where memory allows: past it, decoding gains little on a CPU
+HEADROOM = 2 * 1024**3  # the model, the runtime and a prefill's working set, besides the caches
+
+
+def available_memory() -> int:
+    """Bytes of memory available now (Linux: MemAvailable), else the machine's physical memory."""
+    import os
+
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+
+
+def cache_bytes(lm: LocalModel, tokens: int) -> int:
+    """One row's KV cache at ``tokens`` positions, in the model's dtype."""
+    config = lm.model.config
+    heads = int(config.num_attention_heads)
+    kv_heads = int(getattr(config, "num_key_value_heads", heads))
+    head_dim = int(getattr(config, "head_dim", None) or config.hidden_size // heads)
+    element = torch.finfo(lm.model.dtype).bits // 8
+    return 2 * int(config.num_hidden_layers) * kv_heads * head_dim * tokens * element
+
+
+def rows_that_fit(lm: LocalModel, tokens: int, available: int | None = None) -> int:
+    """Rows per pass for prompts of up to ``tokens`` positions: ``MAX_ROWS``, or fewer where
+    their caches would not fit in half of the memory ``available`` (default: now) less
+    ``HEADROOM``. A row is counted one and a half times: its place in the decoding batch, and
+    its share of the prefilled prompts the batch reads from (measured: bench/eval_length.py,
+    BENCHMARKS.md). At least one."""
+    budget = (available_memory() if available is None else available) // 2 - HEADROOM
+    per_row = cache_bytes(lm, tokens) * 3 // 2
+    return max(1, min(MAX_ROWS, budget // per_row))
+
+
 class Batcher:
     """Prefill, decode and score on ``lm`` in batches (see the module's docstring)."""
 

@@ -121,9 +121,11 @@ def register(commands: Any) -> None:
     )  # fmt: skip
     r.add_argument(
         "--batch",
-        type=at_least(1),
-        default=16,
-        help="local model: rows per forward pass (1: one prompt at a time)",
+        type=_batch,
+        default="auto",
+        help="local model: rows per forward pass (1: one prompt at a time; auto: 16, or fewer "
+        "where the caches of the grid's longest prompt would not fit in half the memory "
+        "available)",
     )
     r.add_argument(
         "--dataset",
@@ -263,6 +265,8 @@ def run_eval(args: argparse.Namespace) -> int:
         except (OSError, ValueError, SalienceError) as error:
             raise CliError(f"cannot load {args.model or 'the embedded model'}: {error}") from None
         concurrency = 1
+    if args.batch == "auto":
+        args.batch = _auto_batch(grid, backend, args.quiet)
     executor = None
     if args.ray is not None:
         executor = _ray_executor(args, backend, concurrency)
@@ -297,6 +301,27 @@ def run_eval(args: argparse.Namespace) -> int:
         f"runner overhead {stats.overhead:.1%} of {stats.wall_seconds:.1f} s"
     )
     return 0
+
+
+def _batch(text: str) -> int | str:
+    """``auto``, or a whole number ≥ 1."""
+    return "auto" if text == "auto" else at_least(1)(text)
+
+
+def _auto_batch(grid: Any, backend: Backend, quiet: bool) -> int:
+    """Rows per pass for this grid: what fits the longest prompt's caches (local model)."""
+    from salience.evals.backends import LocalBackend
+    from salience.evals.runner import PROMPT_ROOM, capped_lengths
+    from salience.model.batch import MAX_ROWS, rows_that_fit
+
+    if not isinstance(backend, LocalBackend):
+        return MAX_ROWS
+    tokens = max(capped_lengths(grid, backend)) + PROMPT_ROOM + grid.max_new_tokens
+    rows = rows_that_fit(backend.lm, tokens)
+    if rows < MAX_ROWS and not quiet:
+        print(f"batch: {rows} rows per pass (prompts up to {tokens} tokens; memory available)",
+              file=sys.stderr)  # fmt: skip
+    return rows
 
 
 def _ray_executor(args: argparse.Namespace, backend: Backend, concurrency: int) -> Any:

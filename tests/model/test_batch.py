@@ -182,3 +182,20 @@ def test_rows_of_several_methods_in_one_batch_equal_each_row_alone(
     for i, (row, answer) in enumerate(zip(rows, mixed, strict=True)):
         alone = batcher.decode([row], [0], 0.0, 12)[0]
         assert_same_or_parted_at_a_near_tie(lm, CONVS[i % len(CONVS)], names[i], answer, alone)
+
+
+def test_rows_per_pass_fit_the_memory_available(lm: LocalModel) -> None:
+    """The default batch: 16 rows where their caches fit in half the memory available (less
+    the headroom), fewer where they would not, never none."""
+    from salience.model.batch import HEADROOM, MAX_ROWS, cache_bytes, rows_that_fit
+
+    window = 8192
+    gib = 1024**3
+    assert cache_bytes(lm, window) == 2 * 30 * 3 * 64 * window * 4  # SmolLM2-135M, float32
+    assert rows_that_fit(lm, window, available=24 * gib) == MAX_ROWS
+    assert rows_that_fit(lm, window, available=2 * HEADROOM) == 1  # nothing left: one row
+    small = rows_that_fit(lm, window, available=8 * gib)
+    assert 1 < small < MAX_ROWS
+    assert (HEADROOM + small * cache_bytes(lm, window) * 3 // 2) <= 4 * gib
+    assert rows_that_fit(lm, 512, available=8 * gib) == MAX_ROWS  # short prompts: all 16
+    assert rows_that_fit(lm, window) >= 1  # this machine, now
