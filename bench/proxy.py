@@ -180,6 +180,13 @@ def main() -> int:
         ("first event p99", pct(direct_first, 99), pct(through_first, 99)),
     ):
         print(f"{name:22}{d * 1e3:10.2f}{p * 1e3:10.2f}{(p - d) * 1e3:10.2f}{p / d:8.2f}")
+    for label, d_all, p_all in (("request", direct, through), ("first event", direct_first,
+                                                                through_first)):  # fmt: skip
+        tails = [pct(xs, 99) / pct(xs, 50) for xs in (d_all, p_all)]
+        print(f"{label} p99/p50: direct {tails[0]:.1f}, proxy {tails[1]:.1f}")
+    added_p50 = (pct(through, 50) - pct(direct, 50)) * 1e3
+    added_p99 = (pct(through, 99) - pct(direct, 99)) * 1e3
+    print(f"proxy added: p50 {added_p50:.2f} ms, p99 {added_p99:.2f} ms")
     return 0
 
 

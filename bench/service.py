@@ -7,6 +7,8 @@ concurrency 16 for a fixed time and reads requests/s, p50 and p99:
     annotate-500   POST /annotate, a ~500-token marked-up prompt (tokens and offsets returned)
     annotate-5k    POST /annotate, a ~5k-token prompt
 
+The last line reads: annotate-500: <r> req/s, p99 <x> ms, p99/p50 <y>
+
 The load generator is wrk (Debian package ``wrk``) when it is installed, else an asyncio httpx
 client (which itself costs CPU on the same two cores, so it reports lower figures).
 
@@ -161,19 +163,30 @@ def main() -> int:
     floor = rows[0]["rps"]
     for row in rows:
         row["rps_vs_healthz"] = row["rps"] / floor
+        row["p99_over_p50"] = row["p99_ms"] / row["p50_ms"]
+    headline = next(r for r in rows if r["case"] == "annotate-500")
+    last = (
+        f"annotate-500: {headline['rps']:.0f} req/s, p99 {headline['p99_ms']:.1f} ms, "
+        f"p99/p50 {headline['p99_over_p50']:.1f}"
+    )
     if args.json:
         print(json.dumps({"generator": load.__name__, "rows": rows}, indent=2))
+        print(last)
         return 0
     print(
         f"load: {load.__name__[4:]}, {args.connections} connections, {args.seconds} s per case, "
         f"{args.workers} server worker(s)"
     )
-    print(f"{'case':<14}{'tokens':>8}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'vs healthz':>12}")
+    print(
+        f"{'case':<14}{'tokens':>8}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'p99/p50':>9}"
+        f"{'vs healthz':>12}"
+    )
     for r in rows:
         print(
             f"{r['case']:<14}{r['tokens']:>8}{r['rps']:>10.0f}{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}"
-            f"{r['rps_vs_healthz']:>12.2f}"
+            f"{r['p99_over_p50']:>9.1f}{r['rps_vs_healthz']:>12.2f}"
         )
+    print(last)
     return 0
 
 
