@@ -17,6 +17,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
+import salience
 from salience.markup import EncodingUnavailableError, load_encoding
 
 from .annotator import Annotator
@@ -102,7 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(
         title="salience",
-        version="0.1.0",
+        version=salience.__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
         docs_url=None,  # served below from packaged assets: the stock page loads them from a CDN

@@ -149,3 +149,17 @@ def test_the_cli_and_the_api_offer_every_position_the_eval_builds() -> None:
     from salience.service.cli.eval_cmd import POSITIONS as CLI_POSITIONS
 
     assert CLI_POSITIONS == POSITIONS == get_args(Position)
+
+
+def test_version_and_global_flags_after_the_subcommand(tmp_path: Path) -> None:
+    import salience
+
+    version = subprocess.run([*SALIENCE, "--version"], capture_output=True, text=True, timeout=60)
+    assert version.returncode == 0
+    assert version.stdout.strip() == f"salience {salience.__version__}"
+    prompt = tmp_path / "p.txt"
+    prompt.write_text("Hi <rule>Reply in JSON.</rule>", encoding="utf-8")
+    for argv in (["-v", "annotate", str(prompt)], ["annotate", str(prompt), "-v"]):
+        out = subprocess.run([*SALIENCE, *argv], capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip() == "Hi Reply in JSON."

@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "-v", "--verbose", action="store_true", help="show model-loading progress and details"
     )
+    parser.add_argument("--version", action="version", version=f"salience {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     annotate.register(commands)
     serve.register(commands)
@@ -38,6 +39,15 @@ def build_parser() -> argparse.ArgumentParser:
     model_cmd.register(commands)
     eval_cmd.register(commands)
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("salience")
+    except PackageNotFoundError:  # a checkout that was never installed
+        return "0+unknown"
 
 
 def _leaves(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:

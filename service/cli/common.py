@@ -73,6 +73,11 @@ def command(
     )
     if run is not None:
         parser.set_defaults(run=run)
+        # global flags work after the subcommand too (unset here, the top level's value stands)
+        parser.add_argument(
+            "-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+            help="show model-loading progress and details",
+        )  # fmt: skip
     return parser
 
 

@@ -98,6 +98,10 @@ CASES: list[tuple[str, dict[str, Any], str, bool, bool]] = [
      "Zig zag zoo.", True, True),  # letters counted case-insensitively
     ("keywords:letter_frequency", {"letter": "z", "let_frequency": 3, "let_relation": "less than"},
      "Zig zag zoo.", False, False),
+    ("keywords:letter_frequency", {"letter": "#", "let_frequency": 2, "let_relation": "at least"},
+     "#one #two", True, True),  # any one character, as the public rows that use # and ! mean
+    ("keywords:letter_frequency", {"letter": "!", "let_frequency": 2, "let_relation": "less than"},
+     "Wow! Yes! No!", False, False),
     ("language:response_language", {"language": "de"},
      "Der Fluss fließt schnell durch die alte Stadt und die Berge.", True, True),
     ("language:response_language", {"language": "de"},

@@ -7,6 +7,8 @@ from collections.abc import Iterator
 
 import httpx
 
+import salience
+
 from .helpers import problem
 from .server import Server
 
@@ -93,4 +95,4 @@ def test_unknown_route_and_wrong_method_are_problems(client: httpx.Client) -> No
 
 
 def test_server_is_healthy_after_all_of_that(client: httpx.Client) -> None:
-    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/healthz").json() == {"status": "ok", "version": salience.__version__}

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import httpx
 
+import salience
+
 from .helpers import problem
 from .server import running_server
 
 
 def test_healthz_and_readyz(client: httpx.Client) -> None:
-    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/healthz").json() == {"status": "ok", "version": salience.__version__}
     ready = client.get("/readyz")
     assert ready.status_code == 200
     assert ready.json()["checks"]["encoding"] == "cl100k_base: loaded"

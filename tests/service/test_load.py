@@ -7,6 +7,8 @@ import random
 
 import httpx
 
+import salience
+
 from .server import Server
 
 VALID_TEXTS = [
@@ -62,4 +64,7 @@ def test_a_thousand_concurrent_requests_mixed_with_malformed_ones(server: Server
     assert not failures, failures[:10]
     assert not any("-> 5" in what for what, _ in results)
     assert sum(what == "valid" for what, _ in results) > 600
-    assert httpx.get(f"{server.url}/healthz", timeout=10).json() == {"status": "ok"}
+    assert httpx.get(f"{server.url}/healthz", timeout=10).json() == {
+        "status": "ok",
+        "version": salience.__version__,
+    }

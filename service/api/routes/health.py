@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+import salience
 from salience.markup import EncodingUnavailableError, load_encoding
 
 from ...core.problems import problem_response
@@ -20,7 +21,7 @@ router = APIRouter(tags=["health"])
 
 @router.get("/healthz", summary="The process is up")
 async def healthz() -> dict[str, str]:
-    return {"status": "ok"}
+    return {"status": "ok", "version": salience.__version__}
 
 
 @router.get(
