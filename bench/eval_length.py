@@ -150,7 +150,7 @@ def phases(
     backend: LocalBackend, unit: Unit, k: int, ceiling: dict[str, Any], s: dict[str, int]
 ) -> dict[str, float]:
     """Prefill, decode and score of one unit, timed apart, with their ceilings."""
-    from salience.model.batch import Batcher
+    from salience.model.batch import Batcher, cache_bytes
 
     lm = backend.lm
     batcher = Batcher(lm)
@@ -170,7 +170,7 @@ def phases(
     decode_s = time.perf_counter() - t
     element = torch.finfo(lm.model.dtype).bits // 8
     weights = sum(p.numel() for p in lm.model.parameters()) * element
-    cache = 2 * s["layers"] * s["kv_heads"] * s["head_dim"] * (length + MAX_NEW // 2) * element
+    cache = cache_bytes(lm, length + MAX_NEW // 2)
     step_ideal = (weights + rows * cache) / (ceiling["bandwidth"] * 1e9)
     targets = [lm.tokenizer(" ".join(["word"] * 40))["input_ids"]] * 2
     t = time.perf_counter()

@@ -6,7 +6,8 @@ costs more than the attribute read it wraps."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
@@ -20,39 +21,14 @@ from ..proxy.upstream import Upstream
 from ..shared_model import SharedModel
 
 
-async def _settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
+def _state(name: str) -> Callable[[Request], Awaitable[Any]]:
+    """A dependency that reads ``app.state.<name>`` (None where it was never set)."""
 
+    async def read(request: Request) -> Any:
+        return getattr(request.app.state, name, None)
 
-async def _annotator(request: Request) -> Annotator:
-    annotator: Annotator = request.app.state.annotator
-    return annotator
-
-
-async def _metrics(request: Request) -> Metrics:
-    metrics: Metrics = request.app.state.metrics
-    return metrics
-
-
-async def _engine(request: Request) -> LocalEngine:
-    engine: LocalEngine = request.app.state.local
-    return engine
-
-
-async def _shared_model(request: Request) -> SharedModel:
-    shared: SharedModel = request.app.state.model
-    return shared
-
-
-async def _upstream(request: Request) -> Upstream | None:
-    upstream: Upstream | None = request.app.state.upstream
-    return upstream
-
-
-async def _maybe_jobs(request: Request) -> JobManager | None:
-    jobs: JobManager | None = getattr(request.app.state, "jobs", None)
-    return jobs
+    read.__name__ = f"state_{name}"
+    return read
 
 
 def eval_enabled(jobs: JobManager | None) -> JobManager:
@@ -65,16 +41,16 @@ def eval_enabled(jobs: JobManager | None) -> JobManager:
 
 
 async def _jobs(request: Request) -> JobManager:
-    return eval_enabled(await _maybe_jobs(request))
+    return eval_enabled(getattr(request.app.state, "jobs", None))
 
 
-SettingsDep = Annotated[Settings, Depends(_settings)]
-AnnotatorDep = Annotated[Annotator, Depends(_annotator)]
-MetricsDep = Annotated[Metrics, Depends(_metrics)]
-EngineDep = Annotated[LocalEngine, Depends(_engine)]  # the local model's queue and generation
-SharedModelDep = Annotated[SharedModel, Depends(_shared_model)]
-UpstreamDep = Annotated[Upstream | None, Depends(_upstream)]  # None: no upstream configured
+SettingsDep = Annotated[Settings, Depends(_state("settings"))]
+AnnotatorDep = Annotated[Annotator, Depends(_state("annotator"))]
+MetricsDep = Annotated[Metrics, Depends(_state("metrics"))]
+EngineDep = Annotated[LocalEngine, Depends(_state("local"))]  # the local model's queue, generation
+SharedModelDep = Annotated[SharedModel, Depends(_state("model"))]
+UpstreamDep = Annotated[Upstream | None, Depends(_state("upstream"))]  # None: no upstream
 JobsDep = Annotated[JobManager, Depends(_jobs)]  # 503 where this server runs no eval worker
 # a dependency's error comes before the body's: a route that checks its body first takes this
 # and calls ``eval_enabled`` after
-MaybeJobsDep = Annotated[JobManager | None, Depends(_maybe_jobs)]
+MaybeJobsDep = Annotated[JobManager | None, Depends(_state("jobs"))]

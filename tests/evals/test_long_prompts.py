@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from salience.model.batch import cache_bytes
 from salience.model.local import LocalModel
 from tests.evals.runs import count, eval_run
 
@@ -19,15 +20,6 @@ LENGTH = 8192
 NEW = 4
 SMALL, DEFAULT_BATCH = 2, 16  # rows per pass here; the CLI's default --batch
 MACHINE = 24 * 1024**3
-
-
-def kv_row_bytes(tokens: int) -> int:
-    config = LocalModel.load().model.config  # the embedded model (a cached copy: ~1 s)
-    heads = int(config.num_attention_heads)
-    kv_heads = int(getattr(config, "num_key_value_heads", heads))
-    head_dim = int(getattr(config, "head_dim", None) or config.hidden_size // heads)
-    element = 4  # float32, the CPU default
-    return 2 * int(config.num_hidden_layers) * kv_heads * head_dim * tokens * element
 
 
 def test_an_8k_sample_runs_and_leaves_room_for_the_default_batch(tmp_path: Path) -> None:
@@ -42,7 +34,7 @@ def test_an_8k_sample_runs_and_leaves_room_for_the_default_batch(tmp_path: Path)
     assert run.returncode == 0, err
     assert count(db) == 1
     peak = usage.ru_maxrss * 1024  # KiB on Linux
-    rest = (DEFAULT_BATCH - SMALL) * kv_row_bytes(LENGTH + NEW)
+    rest = (DEFAULT_BATCH - SMALL) * cache_bytes(LocalModel.load(), LENGTH + NEW)  # float32, as run
     print(f"\n8k sample, batch {SMALL}: peak RSS {peak / 1024**3:.2f} GiB; the default batch's "
           f"other {DEFAULT_BATCH - SMALL} rows add {rest / 1024**3:.2f} GiB")  # fmt: skip
     assert peak + rest < MACHINE
