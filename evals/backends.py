@@ -24,7 +24,7 @@ import itertools
 import json
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -104,6 +104,9 @@ class Backend:
     model: str = ""
     context_window: int | None = None
     scores: bool = False  # whether ``score`` works (the margin needs it)
+    # told what a batched ``evaluate`` is doing between its results ("prefill 3/8", "decode
+    # 12/48 (16 rows)"), for a progress display; None: nobody listens
+    activity: Callable[[str], None] | None = None
 
     def count(self, text: str) -> int:
         raise NotImplementedError
@@ -247,7 +250,9 @@ class LocalBackend(Backend):
         """Compute ``units`` together: each prompt prefilled once per method (from the prefix its
         methods share), then the greedy and sampled rows of every unit decoded in batches of at
         most ``rows`` rows (methods mixed: each row is steered its own way), and the references
-        scored from the same caches. Yields (key, outcome) for every unit at the end."""
+        scored from the same caches. Yields (key, outcome) for each unit as soon as its rows are
+        decoded and its references scored, so a caller can keep it before the next batch
+        starts. ``activity``, when set, hears each prefill and each decoding step."""
         from salience.model.batch import Batcher
 
         if rows <= 1:  # the plain path, sample by sample
@@ -258,12 +263,13 @@ class LocalBackend(Backend):
             batcher = self._batcher = Batcher(self.lm)
         lm = self.lm
         plain = lm.method("none", **self.options)
+        tell = self.activity
         start = time.perf_counter()
         try:
             prefixes: dict[int, Any] = {}
             methods: dict[str, Any] = {}
             filled = []
-            for u in units:
+            for n, u in enumerate(units):
                 if id(u.conversation) not in prefixes:
                     prefixes[id(u.conversation)] = batcher.prefix(lm.prompt(u.conversation, plain))
                 method = methods.get(u.method)
@@ -271,46 +277,82 @@ class LocalBackend(Backend):
                     method = methods[u.method] = lm.method(u.method, **self.options)
                 prompt = lm.prompt(u.conversation, method)
                 filled.append(batcher.prefill(prompt, method, prefixes[id(u.conversation)]))
+                if tell is not None:
+                    tell(f"prefill {n + 1}/{len(units)}")
             prefixes.clear()  # the prompts hold views of what they took
-            texts = self._decode(batcher, units, filled, rows)
-            margins = self._margins(batcher, units, filled, rows)
-            del filled
-            seconds = (time.perf_counter() - start) / max(1, len(units))
-            for i, u in enumerate(units):
-                samples = [texts[(i, j)] for j in range(len(u.sample_seeds))]
-                yield u.key, Outcome(texts[(i, -1)], samples, margins.get(i), seconds)
+            texts: dict[tuple[int, int], str] = {}
+            plan_rows = self._rows(units)
+            left = {i: 1 + len(u.sample_seeds) for i, u in enumerate(units)}
+            for at in range(0, len(plan_rows), rows):
+                chunk = plan_rows[at : at + rows]
+                texts.update(self._decode(batcher, units, filled, chunk))
+                ready = []
+                for i, _, _, _ in chunk:
+                    left[i] -= 1
+                    if not left[i]:
+                        ready.append(i)
+                margins = self._margins(batcher, units, filled, ready, rows)
+                now = time.perf_counter()
+                seconds = (now - start) / max(1, len(ready))  # the time since the last results
+                start = now
+                for i in ready:
+                    u = units[i]
+                    samples = [texts.pop((i, j)) for j in range(len(u.sample_seeds))]
+                    yield u.key, Outcome(texts.pop((i, -1)), samples, margins.get(i), seconds)
+                    filled[i] = None  # its cache is no longer needed
         finally:
             batcher.release()
 
-    def _decode(
-        self, batcher: Any, units: Sequence[Unit], filled: list[Any], rows: int
-    ) -> dict[tuple[int, int], str]:
-        """Every unit's greedy row (j = -1) and sampled rows, ``rows`` at a time."""
-        plan_rows = []  # (unit index, sample index or -1 for greedy, seed, temperature)
+    @staticmethod
+    def _rows(units: Sequence[Unit]) -> list[tuple[int, int, int, float]]:
+        """Every unit's rows, unit by unit: (unit index, sample index or -1 for the greedy
+        row, seed, temperature)."""
+        out = []
         for i, u in enumerate(units):
-            plan_rows.append((i, -1, u.seed, 0.0))
-            plan_rows += [(i, j, s, u.temperature) for j, s in enumerate(u.sample_seeds)]
+            out.append((i, -1, u.seed, 0.0))
+            out += [(i, j, s, u.temperature) for j, s in enumerate(u.sample_seeds)]
+        return out
+
+    def _decode(
+        self,
+        batcher: Any,
+        units: Sequence[Unit],
+        filled: list[Any],
+        chunk: Sequence[tuple[int, int, int, float]],
+    ) -> dict[tuple[int, int], str]:
+        """The rows of ``chunk``, decoded together."""
+        max_new = max(units[i].max_new_tokens for i, _, _, _ in chunk)
+        tell = self.activity
+
+        def step(n: int) -> None:
+            if tell is not None:
+                tell(f"decode {n}/{max_new} ({len(chunk)} rows)")
+
+        ids = batcher.decode(
+            [filled[i] for i, _, _, _ in chunk],
+            [seed for _, _, seed, _ in chunk],
+            [t for _, _, _, t in chunk],
+            max_new,
+            on_step=step,
+        )
         texts: dict[tuple[int, int], str] = {}
-        for at in range(0, len(plan_rows), rows):
-            chunk = plan_rows[at : at + rows]
-            max_new = max(units[i].max_new_tokens for i, _, _, _ in chunk)
-            ids = batcher.decode(
-                [filled[i] for i, _, _, _ in chunk],
-                [seed for _, _, seed, _ in chunk],
-                [t for _, _, _, t in chunk],
-                max_new,
-            )
-            for (i, j, _, _), tokens in zip(chunk, ids, strict=True):
-                tokens = tokens[: units[i].max_new_tokens]
-                texts[(i, j)] = str(self.lm.tokenizer.decode(tokens, skip_special_tokens=True))
+        for (i, j, _, _), tokens in zip(chunk, ids, strict=True):
+            tokens = tokens[: units[i].max_new_tokens]
+            texts[(i, j)] = str(self.lm.tokenizer.decode(tokens, skip_special_tokens=True))
         return texts
 
     def _margins(
-        self, batcher: Any, units: Sequence[Unit], filled: list[Any], rows: int
+        self,
+        batcher: Any,
+        units: Sequence[Unit],
+        filled: list[Any],
+        which: Sequence[int],
+        rows: int,
     ) -> dict[int, tuple[float, int, float, int]]:
-        """The references of every unit that has them, scored from the prompts' caches."""
+        """The references of the units ``which`` that have them, scored from their prompts'
+        caches."""
         margins: dict[int, tuple[float, int, float, int]] = {}
-        scored = [(i, u.references) for i, u in enumerate(units) if u.references]
+        scored = [(i, units[i].references) for i in which if units[i].references]
         half = max(1, rows // 2)
         for at in range(0, len(scored), half):
             chunk_refs = scored[at : at + half]

@@ -32,6 +32,7 @@ class Grid:
     temperature: float = 0.7  # of the sampled answers
     families: Sequence[str] | None = None  # only items of these families
     dataset: str | None = None  # an IFEval-format file whose rows are the items (evals.ifeval)
+    bank: str | None = None  # a calibrated item bank (evals.bank): its first ``items`` items
 
     def __post_init__(self) -> None:
         if self.design not in DESIGNS:
@@ -42,6 +43,8 @@ class Grid:
             raise GridError(f"temperature must lie in 0…5, not {self.temperature}")
         if self.families is not None:
             self.families = list(self.families)
+        if self.bank is not None and (self.dataset is not None or self.families is not None):
+            raise GridError("a bank names its items: it does not go with a dataset or families")
 
     CELLS = ("items", "kinds", "lengths", "positions", "methods")
 

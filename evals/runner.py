@@ -39,6 +39,7 @@ from salience.markup import Conversation
 
 from . import distractors, prompts, split
 from .backends import Backend, Outcome, References, Unit, evaluate_one
+from .bank import load as load_bank
 from .grid import Grid, _Planned
 from .ifeval import DatasetFamily
 from .ifeval import items as dataset_items
@@ -55,6 +56,13 @@ class RunStats:
     model_seconds: float = 0.0
     wall_seconds: float = 0.0
     keys: list[str] = field(default_factory=list)
+    activity: str = ""  # what the backend is doing between results (progress displays)
+    phase: str = "planning"  # planning → references → running → done
+
+    @property
+    def per_minute(self) -> float:
+        """New samples per minute so far."""
+        return 60 * self.done / self.wall_seconds if self.wall_seconds > 0 else 0.0
 
     @property
     def overhead(self) -> float:
@@ -62,6 +70,17 @@ class RunStats:
         return (
             0.0 if self.wall_seconds <= 0 else max(0.0, 1 - self.model_seconds / self.wall_seconds)
         )
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a run; every sample finished before it is in the store."""
+
+    def __init__(self, stats: RunStats) -> None:
+        super().__init__()
+        self.stats = stats
+
+
+ACTIVITY_EVERY = 0.25  # seconds between progress calls that report activity alone
 
 
 def prompt_hash(conversation: Conversation) -> str:
@@ -93,7 +112,7 @@ def method_id(backend: Backend, method: str) -> str:
 FACTORS = (
     "item", "task", "task_kind", "family", "params", "phrasing", "split", "kind", "length",
     "distractor_tokens", "position", "method", "method_id", "seed", "max_new_tokens", "backend",
-    "model", "prompt_hash", "dataset", "instructions", "rules_source",
+    "model", "prompt_hash", "dataset", "instructions", "rules_source", "bank",
 )  # fmt: skip
 
 
@@ -143,6 +162,7 @@ def claimed_from(
         temperature=float(sampled[0]["temperature"]) if sampled else 0.7,
         families=None,
         dataset=one("dataset"),
+        bank=one("bank"),
         items=len({r["item"] for r in records}),
         kinds=sorted({r["kind"] for r in records}),
         lengths=sorted({r["length"] for r in records}),
@@ -205,6 +225,8 @@ def plan(grid: Grid, backend: Backend) -> list[_Planned]:
                         "model": backend.model,
                         "prompt_hash": phash,
                     }
+                    if grid.bank is not None:
+                        factors["bank"] = grid.bank
                     if isinstance(item.family, DatasetFamily):
                         factors["dataset"] = grid.dataset
                         factors["instructions"] = [c.id for c in item.family.checks]
@@ -219,6 +241,8 @@ def grid_items(grid: Grid) -> list[split.Item]:
     """The grid's items: drawn from its split, or the first ``items`` rows of its dataset."""
     if grid.dataset is not None:
         return dataset_items(load_dataset(grid.dataset), grid.items)
+    if grid.bank is not None:
+        return load_bank(grid.bank).as_items(grid.items)
     return split.items(grid.split, grid.items, grid.seed, grid.families)  # type: ignore[arg-type]
 
 
@@ -272,33 +296,76 @@ def run(
     )  # fmt: skip  (refuses a name holding records of other settings)
     done = store.done(run_name)
     start = time.perf_counter()
-    planned = plan(grid, backend)
-    stats = RunStats(total=len(planned))
-    stats.keys = [p.key for p in planned]
-    todo = {p.key: p for p in planned if p.key not in done}
-    stats.skipped = len(planned) - len(todo)
-    refs: dict[str, References | None] = {}
-    if grid.margin and todo:
-        chosen = list({p.item.id: p.item for p in planned}.values())
-        refs = references(grid, backend, store, chosen)
-    units = {p.key: unit(grid, p, refs.get(p.item.id)) for p in planned}
-    work = _work(grid, backend, planned, todo, units, batch)
-    if executor is None:
-        executor = _in_process(backend, batch, concurrency)
-    for key, outcome in executor(work):
+    stats = RunStats()
+
+    def show(phase: str | None = None) -> None:
+        if phase is not None:
+            stats.phase = phase
+        if progress is not None:
+            stats.wall_seconds = time.perf_counter() - start
+            progress(stats)
+
+    last = 0.0
+
+    def hear(what: str) -> None:  # the backend's activity between results
+        nonlocal last
+        now = time.perf_counter()
+        if now - last >= ACTIVITY_EVERY:
+            last = now
+            stats.activity = what
+            show()
+
+    backend.activity = hear if progress is not None else None
+    try:
+        show("planning")
+        planned = plan(grid, backend)
+        stats.total = len(planned)
+        stats.keys = [p.key for p in planned]
+        todo = {p.key: p for p in planned if p.key not in done}
+        stats.skipped = len(planned) - len(todo)
+        refs: dict[str, References | None] = {}
+        if grid.margin and todo:
+            show("references")
+            chosen = list({p.item.id: p.item for p in planned}.values())
+            refs = references(grid, backend, store, chosen)
+        units = {p.key: unit(grid, p, refs.get(p.item.id)) for p in planned}
+        work = _work(grid, backend, planned, todo, units, batch)
+        if executor is None:
+            executor = _in_process(backend, batch, concurrency)
+        show("running")
+        _record(grid, store, run_name, executor(work), todo, stats, show)
+    except KeyboardInterrupt:
+        stats.wall_seconds = time.perf_counter() - start
+        raise RunInterrupted(stats) from None
+    finally:
+        backend.activity = None
+    # work done in parallel overlaps: the runner's own share is what model time does not cover
+    stats.wall_seconds = time.perf_counter() - start
+    stats.model_seconds = min(stats.model_seconds, stats.wall_seconds)
+    stats.phase = "done"
+    return stats
+
+
+def _record(
+    grid: Grid,
+    store: RecordStore,
+    run_name: str,
+    results: Iterable[tuple[str, Outcome]],
+    todo: dict[str, _Planned],
+    stats: RunStats,
+    show: Callable[..., None],
+) -> None:
+    """Store each result as it comes (an interrupt loses only the samples in flight), telling
+    ``show`` of each."""
+    for key, outcome in results:
         p = todo.pop(key, None)
         if p is None:  # a sample a group recomputed alongside, or one already recorded
             continue
         store.add(p.key, run_name, p.factors, result_of(grid, p, outcome))
         stats.done += 1
         stats.model_seconds += outcome.seconds
-        if progress is not None:
-            stats.wall_seconds = time.perf_counter() - start
-            progress(stats)
-    # work done in parallel overlaps: the runner's own share is what model time does not cover
-    stats.wall_seconds = time.perf_counter() - start
-    stats.model_seconds = min(stats.model_seconds, stats.wall_seconds)
-    return stats
+        stats.activity = ""
+        show()
 
 
 def _work(

@@ -28,7 +28,7 @@ buffer with room), so a decoding step copies nothing it has already stored.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -325,11 +325,12 @@ class Batcher:
         seeds: Sequence[int],
         temperature: float | Sequence[float],
         max_new_tokens: int,
+        on_step: Callable[[int], None] | None = None,
     ) -> list[list[int]]:
         """Generate from each row (a prefilled prompt may appear in several rows, and rows may
         be under different methods); row r samples with its own generator seeded ``seeds[r]``
         (temperature 0: greedy). Returns the token ids of each row, without the
-        end-of-sequence token."""
+        end-of-sequence token. ``on_step`` hears the number of each step taken."""
         if not rows:
             return []
         temps = [temperature] * len(rows) if isinstance(temperature, int | float) else temperature
@@ -341,7 +342,9 @@ class Batcher:
         done = [False] * len(rows)
         eos = self.lm.eos_ids
         pad = next(iter(eos)) if eos else 0
-        for _ in range(max_new_tokens):
+        for step in range(max_new_tokens):
+            if on_step is not None:
+                on_step(step + 1)
             tokens = []
             for r in range(len(rows)):
                 if done[r]:

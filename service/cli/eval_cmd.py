@@ -10,6 +10,7 @@ command resumes where it stopped.
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -135,6 +136,13 @@ def register(commands: Any) -> None:
         "--families do not apply)",
     )
     r.add_argument(
+        "--bank",
+        default=None,
+        metavar="FILE",
+        help="a calibrated item bank (`salience eval calibrate`): its first --items items, on "
+        "the bank's split (--split and --families do not apply)",
+    )
+    r.add_argument(
         "--ray", nargs="?", const="", default=None, metavar="ADDRESS",
         help="spread the samples over Ray actors (pip install 'salience[ray]'): without ADDRESS "
         "a Ray started here with --workers actors, with one a running cluster's (ray://… or "
@@ -197,6 +205,9 @@ def register(commands: Any) -> None:
     )
     ls.add_argument("--db", default=DEFAULT_DB, help="the SQLite file of the records")
     ls.add_argument("--json", action="store_true", help="one JSON object per run")
+    from .eval_calibrate import register as register_calibrate
+
+    register_calibrate(sub)
     fl = command(
         sub,
         "floors",
@@ -214,17 +225,25 @@ def register(commands: Any) -> None:
 
 def run_eval(args: argparse.Namespace) -> int:
     from salience.evals import split
-    from salience.evals.backends import LocalBackend, RemoteBackend
+    from salience.evals.backends import RemoteBackend
     from salience.evals.grid import Grid
-    from salience.evals.runner import run
+    from salience.evals.runner import RunInterrupted, run
     from salience.evals.store import RunConflict, Store
 
     try:
-        grid = from_options(Grid, args)
-        if not args.dataset:
+        bank_split = _bank_split(args)
+        grid = from_options(Grid, args, **bank_split)
+        if not args.dataset and not args.bank:
             split.items(grid.split, 1, grid.seed, grid.families)  # type: ignore[arg-type]
     except ValueError as error:
         raise CliError(f"bad grid: {error}", 2) from None
+    if args.bank:
+        from salience.evals.bank import load as load_bank
+
+        try:
+            load_bank(args.bank).as_items(grid.items)
+        except ValueError as error:
+            raise CliError(str(error), 2) from None
     if args.base_url and not args.remote_model:
         raise CliError("--base-url needs --remote-model (the server's model name)", 2)
     if not args.base_url:
@@ -258,13 +277,21 @@ def run_eval(args: argparse.Namespace) -> int:
         backend = RemoteBackend(urls, args.remote_model, args.api_key)
         concurrency = max(1, args.concurrency)
     else:
-        from salience.markup.errors import SalienceError
-
-        try:
-            backend = LocalBackend(args.model, args.dtype, device=args.device)
-        except (OSError, ValueError, SalienceError) as error:
-            raise CliError(f"cannot load {args.model or 'the embedded model'}: {error}") from None
+        if not args.quiet:
+            print(f"loading {args.model or 'the embedded model'}…", file=sys.stderr, flush=True)
+        backend = local_backend(args)
         concurrency = 1
+    if args.bank:
+        from salience.evals.bank import load as load_bank
+
+        calibrated = load_bank(args.bank).model
+        if calibrated != backend.model:
+            raise CliError(
+                f"--bank {args.bank} was calibrated on {calibrated}, not {backend.model}: an "
+                "item one model follows another may not (calibrate this one: `salience eval "
+                "calibrate`)",
+                2,
+            )
     if args.batch == "auto":
         args.batch = _auto_batch(grid, backend, args.quiet)
     executor = None
@@ -272,35 +299,64 @@ def run_eval(args: argparse.Namespace) -> int:
         executor = _ray_executor(args, backend, concurrency)
     name = args.name or grid.identity(backend.name, backend.model)
     store = Store(args.db)
+    bar = None if args.quiet else ProgressBar()
     if imported is not None:
         skipped = ", ".join(f"{k}: {v}" for k, v in imported.skipped.most_common()) or "none"
         print(f"dataset: {len(imported.rows)} rows can be verified; skipped rows: {skipped}")
     try:
         stats = run(
-            grid,
-            backend,
-            store,
-            name,
-            None if args.quiet else progress_bar,
-            concurrency,
-            batch=args.batch,
-            executor=executor,
+            grid, backend, store, name, bar, concurrency, batch=args.batch, executor=executor
         )
-        if not args.quiet:
-            print(file=sys.stderr)
+        if bar is not None:
+            bar.close()
         if args.jsonl:
             store.export_jsonl(name, args.jsonl)
     except RunConflict as error:
         raise CliError(f"{error} (pass another --name, or leave --name out)") from None
+    except RunInterrupted as stop:
+        if bar is not None:
+            bar.close()
+        got = stop.stats
+        again = shlex.join(["salience", *sys.argv[1:]]) if sys.argv[1:] else "the same command"
+        print(
+            f"interrupted: {got.done} new sample{'s' if got.done != 1 else ''} saved this time; "
+            f"{got.done + got.skipped} of {got.total} in run {name} ({args.db}). Resume with:\n"
+            f"  {again}",
+            file=sys.stderr,
+        )
+        return 130
     finally:
         store.close()
     if executor is not None and executor.replaced:
         print(f"ray: {executor.replaced} actor(s) died and were replaced; their work was redone")
-    print(
-        f"run {name}: {stats.done} new, {stats.skipped} resumed, {stats.total} in the grid; "
-        f"runner overhead {stats.overhead:.1%} of {stats.wall_seconds:.1f} s"
-    )
+    if stats.done:
+        cost = f"; runner overhead {stats.overhead:.1%} of {stats.wall_seconds:.1f} s"
+    else:
+        cost = "; nothing left to run"
+    print(f"run {name}: {stats.done} new, {stats.skipped} resumed, {stats.total} in the grid{cost}")
+    db = "" if args.db == DEFAULT_DB else f" --db {shlex.quote(args.db)}"
+    print(f"report it: salience eval report {name}{db}")
     return 0
+
+
+def _bank_split(args: argparse.Namespace) -> dict[str, Any]:
+    """With --bank: the bank's split (the grid's items are the bank's)."""
+    if not getattr(args, "bank", None):
+        return {}
+    from salience.evals.bank import load as load_bank
+
+    return {"split": load_bank(args.bank).split}
+
+
+def local_backend(args: argparse.Namespace) -> Backend:
+    """The local model of ``--model``/``--dtype``/``--device``, or a CliError saying why not."""
+    from salience.evals.backends import LocalBackend
+    from salience.markup.errors import SalienceError
+
+    try:
+        return LocalBackend(args.model, args.dtype, device=args.device)
+    except (OSError, ValueError, SalienceError) as error:
+        raise CliError(f"cannot load {args.model or 'the embedded model'}: {error}") from None
 
 
 def _batch(text: str) -> int | str:
@@ -342,16 +398,49 @@ def _ray_executor(args: argparse.Namespace, backend: Backend, concurrency: int) 
     return RayExecutor(spec, args.workers, args.ray or None, args.batch, in_flight=in_flight)
 
 
-def progress_bar(stats: RunStats) -> None:
-    finished = stats.done + stats.skipped
-    per = stats.wall_seconds / max(stats.done, 1)
-    eta = per * (stats.total - finished)
-    width = 30
-    filled = int(width * finished / max(stats.total, 1))
-    print(
-        f"\r[{'#' * filled}{'.' * (width - filled)}] {finished}/{stats.total} "
-        f"({stats.skipped} resumed) ETA {eta:5.0f} s",
-        end="",
-        file=sys.stderr,
-        flush=True,
-    )
+class ProgressBar:
+    """The run's progress on stderr: a bar that moves per sample, the rate in samples per
+    minute, and between results what the model is doing (prefill, decoding step). On a
+    terminal it redraws one line; elsewhere (a log file) it writes a line per sample."""
+
+    WIDTH = 30
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+        self.phase = ""
+        self.shown = 0
+
+    def __call__(self, stats: RunStats) -> None:
+        if stats.phase != self.phase:
+            self.phase = stats.phase
+            if stats.phase == "running" and stats.skipped:
+                self._line(f"resuming: {stats.skipped} of {stats.total} samples already "
+                           "recorded, skipped", final=True)  # fmt: skip
+            elif stats.phase == "references":
+                self._line("building the margin's references (the task answered alone)…")
+        if stats.phase != "running":
+            if stats.activity and self.tty:
+                self._line(f"{stats.phase}: {stats.activity}")
+            return
+        finished = stats.done + stats.skipped
+        if not self.tty and stats.done == self.shown:
+            return  # a log gets one line per sample
+        self.shown = stats.done
+        rate = stats.per_minute
+        eta = f"ETA {(stats.total - finished) / rate:5.1f} min" if rate else "ETA —"
+        filled = int(self.WIDTH * finished / max(stats.total, 1))
+        bar = "#" * filled + "." * (self.WIDTH - filled)
+        now = f" | {stats.activity}" if stats.activity else ""
+        self._line(f"[{bar}] {finished}/{stats.total} ({stats.skipped} resumed) "
+                   f"{rate:.1f} samples/min {eta}{now}")  # fmt: skip
+
+    def _line(self, text: str, final: bool = False) -> None:
+        if self.tty:
+            end = "\n" if final else ""
+            print(f"\r{text}\x1b[K", end=end, file=sys.stderr, flush=True)
+        else:
+            print(text, file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.tty:
+            print(file=sys.stderr)
