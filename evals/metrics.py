@@ -116,21 +116,6 @@ def mcnemar(diffs: Sequence[int]) -> float:
     return float(min(1.0, 2 * tail))
 
 
-def effective_length(rates_by_length: dict[int, float], keep: float = 0.9) -> int | None:
-    """The longest length whose rate stays >= ``keep`` × the length-0 rate (and every shorter
-    one does too); None without a length-0 measurement or when it is zero."""
-    base = rates_by_length.get(0)
-    if not base:
-        return None
-    best = 0
-    for length in sorted(rates_by_length):
-        if rates_by_length[length] >= keep * base:
-            best = length
-        else:
-            break
-    return best
-
-
 # ---- continuous and sampled measures --------------------------------------------------------
 
 MEASURES = ("greedy", "sampled", "margin")

@@ -1,16 +1,17 @@
 """A run's summary as Markdown: the three measures (greedy pass/fail, sampled pass fraction,
 compliance margin) by method and length with intervals, paired differences against ``none``
-for each, effective lengths on each, and per-family floors; and the plots."""
+for each, the headline (effective length and margin recovery per rule position,
+evals.effective), and per-family floors; and the plots."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
+from .effective import markdown as effective_markdown
 from .metrics import (
     METRICS,
     Estimate,
-    effective_length,
     estimates,
     paired,
     paired_measure,
@@ -47,8 +48,9 @@ def markdown(run: str, records: Sequence[dict[str, Any]]) -> str:
         return f"# Run {run}\n\nNo records.\n"
     methods = ordered_methods({r["method"] for r in records})
     lines = [f"# Run {run}", "", f"{len(records)} samples; model {records[0]['model']}.", ""]
-    lines += [*grid_lines(records, methods), ""]
-    lines += ["## Rates (95 % Wilson intervals)", ""]
+    lines += grid_lines(records, methods)
+    lines += effective_markdown(records)
+    lines += ["", "## Rates (95 % Wilson intervals)", ""]
     lines += [
         "| method | length | n | " + " | ".join(METRICS) + " |",
         "|---|---:|---:|" + "---|" * len(METRICS),
@@ -80,7 +82,6 @@ def markdown(run: str, records: Sequence[dict[str, Any]]) -> str:
     lines += _sampled_and_margin(records, methods)
     lines += by_position(records, methods)
     lines += head_to_head(records, methods)
-    lines += _effective_lengths(records, methods)
     lines += floors(records)
     lines += injection(records)
     return "\n".join(lines) + "\n"
@@ -234,6 +235,9 @@ def grid_lines(records: Sequence[dict[str, Any]], methods: list[str]) -> list[st
 
 
 def _fmt(e: Estimate, digits: int = 2) -> str:
+    """A mean with its interval; a mean over one item has none (its bootstrap cannot vary)."""
+    if e.items < 2:
+        return f"{e.mean:.{digits}f} (1 item: no interval)"
     return f"{e.mean:.{digits}f} [{e.low:.{digits}f}, {e.high:.{digits}f}]"
 
 
@@ -303,29 +307,6 @@ def _sampled_and_margin(records: Sequence[dict[str, Any]], methods: list[str]) -
                             f"| {method} | {length} | {label} | {d.n} | {d.diff:+.2f} "
                             f"[{d.low:+.2f}, {d.high:+.2f}] | {d.p:.3f} |"
                         )
-    return lines
-
-
-def _effective_lengths(records: Sequence[dict[str, Any]], methods: list[str]) -> list[str]:
-    lines = [
-        "",
-        "## Effective length (longest length keeping 90 % of the length-0 value)",
-        "",
-        "| method | greedy both | sampled both | margin choice σ(margin) |",
-        "|---|---:|---:|---:|",
-    ]
-    by = {
-        name: estimates(records, ("method", "length"), name)
-        for name in ("greedy", "sampled", "choice")
-    }
-    for method in methods:
-        cells = []
-        for name in ("greedy", "sampled", "choice"):
-            rates = {length: e.mean for (m, length), e in by[name].items() if m == method}
-            found = effective_length(rates) if rates else None
-            # "n/a": no length-0 value to hold, or it is zero (nothing to keep 90 % of)
-            cells.append("–" if not rates else "n/a" if found is None else str(found))
-        lines.append(f"| {method} | " + " | ".join(cells) + " |")
     return lines
 
 

@@ -6,7 +6,8 @@ import random
 
 import pytest
 
-from salience.evals.metrics import cell, effective_length, mcnemar, paired, paired_measure, wilson
+from salience.evals.effective import effective
+from salience.evals.metrics import cell, mcnemar, paired, paired_measure, wilson
 
 
 def test_wilson_matches_known_values() -> None:
@@ -47,10 +48,12 @@ def test_paired_difference_uses_the_same_prompts() -> None:
 
 
 def test_effective_length() -> None:
-    assert effective_length({0: 0.8, 256: 0.75, 512: 0.70, 1024: 0.5}) == 256
-    assert effective_length({0: 0.8, 256: 0.3, 512: 0.8}) == 0
-    assert effective_length({256: 0.5}) is None
-    assert effective_length({0: 0.0, 256: 0.0}) is None
+    assert effective({0: 0.8, 256: 0.75, 512: 0.70, 1024: 0.5}, 0.8) == 256
+    assert effective({0: 0.8, 256: 0.3, 512: 0.8}, 0.8) == 0  # every shorter length must hold
+    assert effective({0: 0.0, 256: 0.0}, 0.0) is None  # nothing to keep a share of
+    # against a higher reference (none's length-0 rate) even length 0 may fall short
+    assert effective({0: 0.5, 256: 0.5}, 0.8) is None
+    assert effective({0: 0.75, 256: 0.72, 512: 0.5}, 0.8) == 256
 
 
 def test_the_injection_section_compares_each_rendering_with_its_raw_form() -> None:
