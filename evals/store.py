@@ -10,9 +10,10 @@ store with the old table is migrated when opened.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -196,13 +197,9 @@ class Store:
 
     def export_jsonl(self, run: str, path: str | Path) -> int:
         """Every record of ``run``, one JSON object per line (gzip-compressed when ``path``
-        ends in .gz, deterministically: no timestamp in the header), in key order."""
-        n = 0
-        with _open_text(Path(path), "w") as f:
-            for record in self.records(run):
-                f.write(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n")
-                n += 1
-        return n
+        ends in .gz, deterministically: no timestamp in the header), in key order; the file
+        is replaced whole (a reader never sees half of it)."""
+        return write_jsonl(self.records(run), path)
 
     def import_records(
         self,
@@ -227,6 +224,23 @@ class Store:
                 ],
             )
             return self.db.total_changes - before
+
+
+def write_jsonl(records: Iterable[dict[str, Any]], path: str | Path) -> int:
+    """``records`` as ``export_jsonl`` writes them (in the order given), through a temporary
+    file renamed over ``path``."""
+    target = Path(path)
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp{target.suffix}")
+    n = 0
+    try:
+        with _open_text(temporary, "w") as f:
+            for record in records:
+                f.write(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n")
+                n += 1
+        os.replace(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return n
 
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:

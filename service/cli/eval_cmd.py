@@ -151,7 +151,15 @@ def register(commands: Any) -> None:
     r.add_argument(
         "--workers", type=at_least(1), default=2, help="Ray actors, each loading the model once"
     )
-    r.add_argument("--jsonl", default=None, help="also export the records to this JSONL file")
+    r.add_argument(
+        "--jsonl", default=None, help="also export the run's records to this JSONL file (.gz: "
+        "compressed) at the end, on Ctrl-C, and every --export-every minutes",
+    )  # fmt: skip
+    r.add_argument(
+        "--export-every", type=at_least(1), default=None, metavar="MINUTES",
+        help="with --jsonl: rewrite it this often while the run goes (a study's records kept "
+        "outside the database as it runs)",
+    )  # fmt: skip
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     rep = command(sub, "report", help="summarise a run as Markdown", run=report_eval)
     rep.add_argument(
@@ -182,6 +190,12 @@ def register(commands: Any) -> None:
     ex.add_argument("name", help="the run")
     ex.add_argument("--db", default=DEFAULT_DB, help="the SQLite file of the records")
     ex.add_argument("--out", required=True, help="the file to write, e.g. records.jsonl.gz")
+    ex.add_argument(
+        "--merge",
+        action="store_true",
+        help="add the run's records to those already in --out (one run's: same settings), "
+        "e.g. a method run later into a study's committed file",
+    )
     im = command(
         sub,
         "import",
@@ -267,6 +281,8 @@ def run_eval(args: argparse.Namespace) -> int:
     writable_file(args.db, "--db")
     if args.jsonl:
         writable_file(args.jsonl, "--jsonl")
+    if args.export_every and not args.jsonl:
+        raise CliError("--export-every needs --jsonl FILE (the file it rewrites)", 2)
     if args.threads:
         import torch
 
@@ -300,12 +316,15 @@ def run_eval(args: argparse.Namespace) -> int:
     name = args.name or grid.identity(backend.name, backend.model)
     store = Store(args.db)
     bar = None if args.quiet else ProgressBar()
+    progress: Any = bar
+    if args.jsonl and args.export_every:
+        progress = _exporting(store, name, args.jsonl, 60.0 * args.export_every, bar)
     if imported is not None:
         skipped = ", ".join(f"{k}: {v}" for k, v in imported.skipped.most_common()) or "none"
         print(f"dataset: {len(imported.rows)} rows can be verified; skipped rows: {skipped}")
     try:
         stats = run(
-            grid, backend, store, name, bar, concurrency, batch=args.batch, executor=executor
+            grid, backend, store, name, progress, concurrency, batch=args.batch, executor=executor
         )
         if bar is not None:
             bar.close()
@@ -316,6 +335,8 @@ def run_eval(args: argparse.Namespace) -> int:
     except RunInterrupted as stop:
         if bar is not None:
             bar.close()
+        if args.jsonl and store.done(name):
+            store.export_jsonl(name, args.jsonl)
         got = stop.stats
         again = shlex.join(["salience", *sys.argv[1:]]) if sys.argv[1:] else "the same command"
         print(
@@ -337,6 +358,26 @@ def run_eval(args: argparse.Namespace) -> int:
     db = "" if args.db == DEFAULT_DB else f" --db {shlex.quote(args.db)}"
     print(f"report it: salience eval report {name}{db}")
     return 0
+
+
+def _exporting(store: Any, name: str, path: str, seconds: float, then: Any) -> Any:
+    """A progress callback that rewrites ``path`` with the run's records every ``seconds``
+    (after a sample was recorded), then calls ``then``."""
+    import time
+
+    last = time.monotonic()
+    seen = 0
+
+    def progress(stats: RunStats) -> None:
+        nonlocal last, seen
+        now = time.monotonic()
+        if stats.done > seen and now - last >= seconds:
+            seen, last = stats.done, now
+            store.export_jsonl(name, path)
+        if then is not None:
+            then(stats)
+
+    return progress
 
 
 def _bank_split(args: argparse.Namespace) -> dict[str, Any]:

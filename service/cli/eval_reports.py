@@ -112,13 +112,41 @@ def export_eval(args: argparse.Namespace) -> int:
     writable_file(args.out, "--out")
     store = _existing_store(args.db)
     try:
-        n = store.export_jsonl(args.name, args.out)
+        records = list(store.records(args.name))
     finally:
         store.close()
-    if not n:
-        Path(args.out).unlink(missing_ok=True)
+    if not records:
         raise CliError(f"no records for run {args.name!r} in {args.db} (`salience eval list`)")
+    if args.merge and Path(args.out).is_file():
+        return _merge(args, records)
+    from salience.evals.store import write_jsonl
+
+    n = write_jsonl(records, args.out)
     print(f"wrote {n} records to {args.out}", file=sys.stderr)
+    return 0
+
+
+def _merge(args: argparse.Namespace, records: list[dict[str, Any]]) -> int:
+    """The run's records added to those already in --out (a study's committed file, grown one
+    method or one length at a time): the two must be one run's (same split, seed, budget,
+    measures, design, backend and model); a key in both keeps the file's record."""
+    from salience.evals.runner import RecordsError, claimed_from
+    from salience.evals.store import read_jsonl, write_jsonl
+
+    try:
+        held = read_jsonl(args.out)
+    except (ValueError, OSError, EOFError) as error:
+        raise CliError(f"--out {args.out}: not a records file ({error})") from None
+    keys = {r["key"] for r in held if "key" in r}
+    new = [r for r in records if r["key"] not in keys]
+    merged = sorted(held + new, key=lambda r: str(r["key"]))
+    try:
+        claimed_from(merged)
+    except RecordsError as error:
+        raise CliError(f"cannot merge run {args.name!r} into {args.out}: {error}") from None
+    write_jsonl(merged, args.out)
+    print(f"merged {len(new)} new records into {args.out} ({len(records) - len(new)} already "
+          f"there; {len(merged)} in all)", file=sys.stderr)  # fmt: skip
     return 0
 
 

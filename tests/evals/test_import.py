@@ -111,3 +111,42 @@ def test_factors_are_what_the_runner_writes() -> None:
     record = read_jsonl(COMMITTED)[0]
     assert not {"strict", "response", "margin", "sampled"} & set(FACTORS)
     assert {k for k in record if k in FACTORS} >= {"item", "method", "length", "model"}
+
+
+def test_a_method_run_later_merges_into_the_committed_file(tmp_path: Path) -> None:
+    """A study grows its committed file one method at a time: ``eval export --merge`` adds the
+    new method's records, and the file then reports as the database run holding both does; a
+    run of other settings is refused."""
+    db, file = tmp_path / "m.sqlite3", tmp_path / "records.jsonl.gz"
+    tiny = ["--items", "2", "--lengths", "0", "--max-new-tokens", "4", "--quiet"]
+    base = ["eval", "run", "--db", str(db), "--name", "s", *tiny]
+    assert salience(*base, "--methods", "none").returncode == 0
+    assert salience("eval", "export", "s", "--db", str(db), "--out", str(file)).returncode == 0
+    assert salience(*base, "--methods", "none,xml").returncode == 0  # the run grows a method
+    merged = salience("eval", "export", "s", "--db", str(db), "--out", str(file), "--merge")
+    assert merged.returncode == 0, merged.stderr
+    assert (
+        "merged 2 new records" in merged.stderr and "(2 already there; 4 in all)" in merged.stderr
+    )
+    assert sorted(r["method"] for r in read_jsonl(file)) == ["none", "none", "xml", "xml"]
+    from_db = salience("eval", "report", "s", "--db", str(db))
+    from_file = salience("eval", "report", "s", "--records", str(file))
+    assert from_db.returncode == 0 and from_db.stdout == from_file.stdout
+    other = [
+        "eval",
+        "run",
+        "--db",
+        str(db),
+        "--name",
+        "o",
+        *tiny,
+        "--seed",
+        "5",
+        "--methods",
+        "none",
+    ]
+    assert salience(*other).returncode == 0
+    refused = salience("eval", "export", "o", "--db", str(db), "--out", str(file), "--merge")
+    assert refused.returncode == 1
+    assert "cannot merge run 'o'" in refused.stderr and "seed takes 2 values" in refused.stderr
+    assert len(read_jsonl(file)) == 4  # untouched

@@ -43,7 +43,8 @@ def test_ctrl_c_keeps_every_finished_sample_and_says_how_to_resume(tmp_path: Pat
     assert all("samples/min" in line for line in per_sample)
 
     stopped = tmp_path / "stopped.sqlite3"
-    victim = start(stopped, "--quiet")
+    kept = tmp_path / "kept.jsonl"
+    victim = start(stopped, "--quiet", "--jsonl", str(kept))
     deadline = time.monotonic() + 600
     while count(stopped) < 1:
         assert victim.poll() is None, victim.communicate()
@@ -56,10 +57,11 @@ def test_ctrl_c_keeps_every_finished_sample_and_says_how_to_resume(tmp_path: Pat
     assert 1 <= saved < 32
     plural = "s" if saved != 1 else ""
     assert f"interrupted: {saved} new sample{plural} saved this time; {saved} of 32" in err
+    assert len(kept.read_text().splitlines()) == saved  # --jsonl is written on Ctrl-C too
     resume = err.split("Resume with:\n", 1)[1].strip()
     assert resume.startswith("salience eval run --db ") and "--items 8" in resume
 
-    again = start(stopped, "--quiet")
+    again = start(stopped, "--quiet", "--jsonl", str(kept))
     out, err = again.communicate(timeout=900)
     assert again.returncode == 0, err
     assert f"{32 - saved} new, {saved} resumed" in out
