@@ -34,8 +34,8 @@ def plots(records: Sequence[dict[str, Any]], out_dir: str | Path, title: str = "
             for i, method in enumerate(order):
                 points = sorted((length, c[metric]) for (m, length), c in by.items() if m == method)
                 xs = _dodge([p[0] for p in points], i, len(order), subset)
-                n = sum(p[1].n for p in points)
-                ax.plot(xs, [p[1].rate for p in points], label=f"{method} (n={n})", **_line(i))
+                label = f"{method} ({_per_point([p[1].n for p in points])})"
+                ax.plot(xs, [p[1].rate for p in points], label=label, **_line(i))
                 ax.fill_between(
                     xs, [p[1].low for p in points], [p[1].high for p in points], alpha=0.15
                 )
@@ -49,6 +49,7 @@ def plots(records: Sequence[dict[str, Any]], out_dir: str | Path, title: str = "
             fig.suptitle(title)
         written += _save(fig, out, f"{metric}-vs-length")
     written += _measures_figure(records, out, title)
+    written += _effective_figure(records, out, title)
     groups = margins_by(records)
     if groups:
         fig, ax = plt.subplots(figsize=(5, 3.6))
@@ -56,9 +57,8 @@ def plots(records: Sequence[dict[str, Any]], out_dir: str | Path, title: str = "
         for i, method in enumerate(order):
             at = sorted(length for m, length in groups if m == method)
             means = [sum(groups[(method, x)]) / len(groups[(method, x)]) for x in at]
-            n = sum(len(groups[(method, x)]) for x in at)
-            ax.plot(_dodge(at, i, len(order), records), means, label=f"{method} (n={n})",
-                    **_line(i))  # fmt: skip
+            label = f"{method} ({_per_point([len(groups[(method, x)]) for x in at])})"
+            ax.plot(_dodge(at, i, len(order), records), means, label=label, **_line(i))
         ax.axhline(0, color="grey", linewidth=0.8)
         ax.set_xlabel("distractor tokens")
         ax.set_ylabel("mean margin (nats)")
@@ -83,8 +83,8 @@ def _measures_figure(records: Sequence[dict[str, Any]], out: Path, title: str) -
         for i, method in enumerate(order):
             points = sorted((length, e) for (m, length), e in by.items() if m == method)
             xs = _dodge([x for x, _ in points], i, len(order), records)
-            n = sum(e.n for _, e in points)
-            ax.plot(xs, [e.mean for _, e in points], label=f"{method} (n={n})", **_line(i))
+            label = f"{method} ({_per_point([e.n for _, e in points])})"
+            ax.plot(xs, [e.mean for _, e in points], label=label, **_line(i))
             ax.fill_between(xs, [e.low for _, e in points], [e.high for _, e in points], alpha=0.15)
         if name == "margin":
             ax.axhline(0, color="grey", linewidth=0.8)
@@ -97,6 +97,58 @@ def _measures_figure(records: Sequence[dict[str, Any]], out: Path, title: str) -
     if title:
         fig.suptitle(title)
     return _save(fig, out, "measures-vs-length")
+
+
+def _effective_figure(records: Sequence[dict[str, Any]], out: Path, title: str) -> list[Path]:
+    """The headline's curves: the sampled ``both`` rate (greedy where nothing was sampled) and
+    the margin against distractor length on a log axis, one column per rule position, with
+    95 % item-bootstrap bands (evals.effective; the items measured at every cell)."""
+    import matplotlib.pyplot as plt
+
+    from .effective import POSITIONS, curves, tables
+
+    name = "sampled" if any(r.get("sampled") for r in records) else "greedy"
+    rows = [(f"{name} both", tables(records, name)), ("margin (nats)", tables(records, "margin"))]
+    rows = [(label, ts) for label, ts in rows if ts]
+    positions = sorted(
+        {t.position for _, ts in rows for t in ts}, key=lambda p: (*POSITIONS, p).index(p)
+    )
+    if not rows or not any(len(t.lengths) > 1 for _, ts in rows for t in ts):
+        return []
+    fig, axes = plt.subplots(
+        len(rows), len(positions), figsize=(5 * len(positions), 3.4 * len(rows)), squeeze=False
+    )
+    for r, (label, ts) in enumerate(rows):
+        for c, position in enumerate(positions):
+            ax = axes[r][c]
+            t = next((t for t in ts if t.position == position), None)
+            if t is None:
+                ax.set_visible(False)
+                continue
+            for i, curve in enumerate(curves(t)):
+                xs = list(curve.rates)
+                ys = [s.value for s in curve.rates.values()]
+                ax.plot(xs, ys, label=f"{curve.method}", **_line(i))
+                lows = [s.low if s.low is not None else float("nan") for s in curve.rates.values()]
+                highs = [
+                    s.high if s.high is not None else float("nan") for s in curve.rates.values()
+                ]
+                ax.fill_between(xs, lows, highs, alpha=0.1)
+            ax.set_xscale("symlog", linthresh=max(1, min(n for n in t.lengths if n) // 2))
+            ax.set_title(f"rule {position} the distractor: {label} ({len(t.values)} items)",
+                         fontsize=9)  # fmt: skip
+            ax.set_xlabel("distractor tokens (log scale)")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    return _save(fig, out, "effective-vs-length")
+
+
+def _per_point(ns: Sequence[int]) -> str:
+    """What a legend's count means: prompts behind each point, as the tables count them."""
+    low, high = min(ns, default=0), max(ns, default=0)
+    return f"{low} prompts per point" if low == high else f"{low}–{high} prompts per point"
 
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "h", "<", ">")
