@@ -123,7 +123,7 @@ def calibrate_eval(args: argparse.Namespace) -> int:
     given = sys.argv[sys.argv.index("calibrate") + 1 :] if "calibrate" in sys.argv else []
     command_line = "salience eval calibrate " + shlex.join(given)
     try:
-        name = "calibrate-" + selection.identity(backend.name, backend.model)[4:]
+        name = _name(selection, backend)
         _pass(run, selection, backend, store, name, args, "selection")
         kept, candidates = bank.select(store.records(name), args.threshold)
         order = {item.id: i for i, item in enumerate(_drawn(selection))}
@@ -155,7 +155,7 @@ def calibrate_eval(args: argparse.Namespace) -> int:
                 temperature=args.temperature,
                 bank=path,
             )
-            mname = "calibrate-" + measurement.identity(backend.name, backend.model)[4:]
+            mname = _name(measurement, backend)
             try:
                 _pass(run, measurement, backend, store, mname, args, "measurement")
             finally:
@@ -175,6 +175,14 @@ def calibrate_eval(args: argparse.Namespace) -> int:
     bank.write(result, args.out)
     _print(result, candidates)
     return 0
+
+
+def _name(grid: Any, backend: Any) -> str:
+    """A pass's run name: its grid and model, whatever the number of items (the first n items
+    of a larger draw are the n of a smaller one, so more candidates resume the pass)."""
+    return (
+        "calibrate-" + dataclasses.replace(grid, items=0).identity(backend.name, backend.model)[4:]
+    )
 
 
 def _drawn(grid: Any) -> list[Any]:
