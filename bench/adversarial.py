@@ -189,6 +189,8 @@ FAMILIES: tuple[Family, ...] = (
     Family("bad level attribute", '<importance level="urgent">x</importance>'),
     Family("span without '>'", "<span data-importance "),
     Family("html nesting", "", "html", build=_html_nested),
+    Family("html inline elements, open", "<i><em><span>", "html"),
+    Family("html inline elements, crossed", "<i><b>x</i></b>", "html"),
     Family("html unclosed comment", "<!--", "html"),
     Family("html '</'", "</", "html"),
     Family("html '<!'", "<!", "html"),

@@ -32,6 +32,7 @@ from ._context import ParseContext
 from ._styles import STYLE_TAGS, effect
 from ._tags import HTML_TAGS, IMPORTANCE_TAGS, MAX_TAG_CHARS, TagStack, level_of, parse_attributes
 from .document import Level, Source
+from .errors import MismatchedTagError
 
 _BLOCK = frozenset(
     {
@@ -47,6 +48,51 @@ _VOCABULARY: dict[str, tuple[Level | str | None, Source]] = {
     # <aside> is also an HTML block element; as an importance tag it marks background.
     **{name: (rule, Source.TAG) for name, rule in IMPORTANCE_TAGS.items()},
 }
+
+# Inline (phrasing) elements whose end tag HTML requires: in strict mode a closing tag that
+# crosses one of them (<b><i></b></i>) is misnesting, reported where it happens; the elements
+# that carry importance are checked for it by the tag stack already.
+_INLINE = frozenset(
+    {
+        *("a", "abbr", "b", "bdi", "bdo", "cite", "code", "data", "del", "dfn", "em", "font"),
+        *("i", "ins", "kbd", "mark", "q", "s", "samp", "small", "span", "strong", "sub", "sup"),
+        *("time", "u", "var"),
+    }
+)
+
+
+class _Nesting:
+    """Open inline elements (strict mode), to find a closing tag that crosses one."""
+
+    def __init__(self, ctx: ParseContext) -> None:
+        self.ctx = ctx
+        self.stack: list[tuple[str, int]] = []
+        self.count: dict[str, int] = {}
+
+    def open(self, tag: str, start: int) -> None:
+        self.stack.append((tag, start))
+        self.count[tag] = self.count.get(tag, 0) + 1
+
+    def close(self, tag: str, start: int) -> None:
+        stack = self.stack
+        if not self.count.get(tag):
+            return  # a stray end tag: nothing open to cross (the tag stack judges its own)
+        while stack:
+            name, opened = stack.pop()
+            self.count[name] -= 1
+            if name == tag:
+                return
+            if name not in _VOCABULARY or tag not in _VOCABULARY:  # both: the tag stack's
+                self.ctx.fault(
+                    MismatchedTagError,
+                    "mismatched-tag",
+                    f"closing tag </{tag}> while <{name}> (opened at "
+                    f"{self.ctx.where(opened)}) is still open",
+                    start,
+                    repair=f"<{name}> was closed here",
+                    fix=f"close <{name}> first, with </{name}>",
+                )
+
 
 _SPECIAL = re.compile(r"[<&]")
 _TAG_NAME = re.compile(r"[a-zA-Z][^\t\n\f\r />]*")
@@ -101,6 +147,7 @@ def parse_html(ctx: ParseContext) -> None:
     cdata_end = _Finder(text, "]]>")
     gt = _Finder(text, ">")
     raw_ends: dict[str, re.Pattern[str]] = {}
+    nesting = _Nesting(ctx) if ctx.strict else None
     code_depth = 0
     pos = 0
     while True:
@@ -173,6 +220,8 @@ def parse_html(ctx: ParseContext) -> None:
             remove(i, end, "\n" if newline else "")
             if tag in _CODE and code_depth:
                 code_depth -= 1
+            if nesting is not None and tag in _INLINE:
+                nesting.close(tag, i)
             if tag in _VOCABULARY or stack.open_by_name.get(tag):
                 stack.close(tag, i, end)
             continue
@@ -193,6 +242,8 @@ def parse_html(ctx: ParseContext) -> None:
             remove(end, close.start())
             pos = close.start()
             continue
+        if nesting is not None and tag in _INLINE:
+            nesting.open(tag, i)
         if tag in _CODE:
             code_depth += 1
         rule_source = _VOCABULARY.get(tag)

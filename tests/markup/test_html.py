@@ -79,6 +79,31 @@ def test_strict_mismatch_in_html() -> None:
     assert caught.value.offset == text.index("</b>")
 
 
+@pytest.mark.parametrize(
+    ("text", "at", "inner"),
+    [
+        ("<b><i>x</b></i>", "</b>", "i"),  # an importance element closed across a plain one
+        ("<p>a <i><b>x</i></b></p>", "</i>", "b"),  # a plain one closed across an importance one
+        ("<span><em>x</span></em>", "</span>", "em"),  # two plain inline elements
+        ("<u>ok</u> then <a href='#'><code>y</a></code>", "</a>", "code"),
+    ],
+)
+def test_strict_reports_the_first_misnested_inline_element(text: str, at: str, inner: str) -> None:
+    with pytest.raises(MismatchedTagError) as caught:
+        parse(text, "html", strict=True)
+    assert caught.value.offset == text.index(at)
+    assert f"while <{inner}>" in str(caught.value)
+    assert "x" in parse(text, "html").text or "y" in parse(text, "html").text  # lenient: read
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["<i>a</i></i>", "<p><i>a<p>b", "<b><i>x</i></b>", "<i><small>x</small></i>", "<i>x<br>y</i>"],
+)
+def test_strict_accepts_inline_elements_nested_or_stray(text: str) -> None:
+    assert parse(text, "html", strict=True).text  # no fault: nested properly, or a stray end tag
+
+
 def test_strict_bad_data_importance_value() -> None:
     with pytest.raises(BadAttributeError) as caught:
         parse('<p><span data-importance="max">x</span></p>', "html", strict=True)
