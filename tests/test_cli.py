@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -163,3 +164,17 @@ def test_version_and_global_flags_after_the_subcommand(tmp_path: Path) -> None:
         out = subprocess.run([*SALIENCE, *argv], capture_output=True, text=True, timeout=60)
         assert out.returncode == 0, out.stderr
         assert out.stdout.strip() == "Hi Reply in JSON."
+
+
+def test_a_bias_file_named_in_a_method_keeps_its_case(tmp_path: Path) -> None:
+    """``learned@…/Bias.json`` reads that file, not ``bias.json`` (the method's name part alone
+    is case-insensitive)."""
+    folder = tmp_path / "Fits"
+    folder.mkdir()
+    shutil.copy(ROOT / "model/data/learned-smollm2-135m.json", folder / "Bias.json")
+    done = run("generate", "--method", f"LEARNED@{folder / 'Bias.json'}", "--max-new-tokens", "2",
+               stdin="Reply <rule>in French</rule>.")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert f"learned@{folder / 'Bias.json'}" in done.stdout + done.stderr
+    missing = run("generate", "--method", f"learned@{folder / 'bias.json'}", stdin="x")
+    assert missing.returncode != 0 and "bias.json" in missing.stderr
