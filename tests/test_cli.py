@@ -178,3 +178,49 @@ def test_a_bias_file_named_in_a_method_keeps_its_case(tmp_path: Path) -> None:
     assert f"learned@{folder / 'Bias.json'}" in done.stdout + done.stderr
     missing = run("generate", "--method", f"learned@{folder / 'bias.json'}", stdin="x")
     assert missing.returncode != 0 and "bias.json" in missing.stderr
+
+
+def test_json_errors_carry_the_code_and_the_offset_before_or_after_the_command() -> None:
+    for argv in (["annotate", "--strict", "--json"], ["--json", "annotate", "--strict"]):
+        done = run(*argv, "--format", "html", stdin="ok <b><i>x</b></i>")
+        assert done.returncode == 1 and done.stdout == ""
+        error = json.loads(done.stderr)["error"]
+        assert error["code"] == "mismatched-tag"
+        assert error["offset"] == len("ok <b><i>x") and (error["line"], error["column"]) == (1, 11)
+    usage = run("--json", "eval", "run", "--lengths", "x")
+    assert usage.returncode == 2
+    assert json.loads(usage.stderr)["error"]["code"] == "usage"
+    assert "not a whole number" in json.loads(usage.stderr)["error"]["message"]
+    missing = run("eval", "report", "--json", "--db", "/nonexistent/e.sqlite3")
+    assert missing.returncode == 1
+    assert "no such database" in json.loads(missing.stderr)["error"]["message"]
+    refused = run("--json", "serve")
+    assert refused.returncode == 2
+    assert (
+        json.loads(refused.stderr)["error"]["message"]
+        == "--json: salience serve has no JSON output"
+    )
+
+
+def test_eval_report_finds_the_only_run_and_reports_it_as_data_too(tmp_path: Path) -> None:
+    db = tmp_path / "e.sqlite3"
+    committed = ROOT / "docs/eval/inject/records.jsonl.gz"
+    assert (
+        run("eval", "import", str(committed), "--db", str(db), "--name", "inject").returncode == 0
+    )
+    named = run("eval", "report", "inject", "--db", str(db))
+    alone = run("eval", "report", "--db", str(db))
+    assert alone.returncode == 0 and alone.stdout == named.stdout
+    data = json.loads(run("eval", "report", "--json", "--db", str(db)).stdout)
+    assert data["run"] == "inject" and data["schema_version"] == 1
+    tables = [t for s in data["sections"] for t in s["tables"]]
+    assert len(tables) == named.stdout.count("\n|---")  # every Markdown table, as data
+    rates = next(s for s in data["sections"] if s["title"].startswith("Rates"))["tables"][0]
+    first = rates["rows"][0]
+    line = next(x for x in named.stdout.splitlines() if x.startswith(f"| {first['method']} |"))
+    strict = line.split(" | ")[3]  # "0.58 [0.52, 0.64]"
+    cell = first["strict"]
+    assert strict == f"{cell['value']:.2f} [{cell['low']:.2f}, {cell['high']:.2f}]"
+    assert run("eval", "import", str(committed), "--db", str(db), "--name", "again").returncode == 0
+    two = run("eval", "report", "--db", str(db))
+    assert two.returncode == 2 and "holds 2 runs; name one: again, inject" in two.stderr

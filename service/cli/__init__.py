@@ -8,7 +8,7 @@ import sys
 from collections.abc import Iterator, Sequence
 
 from . import annotate, eval_cmd, generate, model_cmd, serve
-from .common import EXIT_RUNTIME, EXIT_USAGE, CliError, HelpFormatter, Parser
+from .common import EXIT_RUNTIME, EXIT_USAGE, CliError, HelpFormatter, Parser, report_error
 
 EPILOG = """\
 examples:
@@ -32,6 +32,11 @@ def build_parser() -> argparse.ArgumentParser:
         "-v", "--verbose", action="store_true", help="show model-loading progress and details"
     )
     parser.add_argument("--version", action="version", version=f"salience {_version()}")
+    parser.add_argument(
+        "--json", action="store_true", dest="json_global",
+        help="JSON output, for the commands that have it (the same as --json after the "
+        "command), and errors as JSON on stderr",
+    )  # fmt: skip
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     annotate.register(commands)
     serve.register(commands)
@@ -76,13 +81,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     prog = getattr(args, "prog", "salience")
+    if args.json_global:
+        if not hasattr(args, "json"):
+            report_error(prog, True, "usage", f"--json: {prog} has no JSON output")
+            return EXIT_USAGE
+        args.json = True
+    as_json = bool(getattr(args, "json", False))
     if args.verbose:
         os.environ["SALIENCE_VERBOSE"] = "1"
     try:
         code: int = args.run(args)
         sys.stdout.flush()
     except CliError as error:
-        print(f"{prog}: error: {error}", file=sys.stderr)
+        report_error(prog, as_json, error.name, str(error))
         return error.code
     except BrokenPipeError:
         # the reader went away (``| head``): stop quietly; stdout goes nowhere from here on, so
@@ -96,11 +107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:
         if os.environ.get("SALIENCE_DEBUG"):
             raise
-        print(
-            f"{prog}: error: {type(error).__name__}: {error} (SALIENCE_DEBUG=1 shows the "
-            "traceback)",
-            file=sys.stderr,
-        )
+        message = f"{type(error).__name__}: {error} (SALIENCE_DEBUG=1 shows the traceback)"
+        report_error(prog, as_json, "internal", message)
         return EXIT_RUNTIME
     return code
 

@@ -119,10 +119,10 @@ def run(args: argparse.Namespace) -> int:
         else:
             _print_highlighted(document, _use_color(args.color, sys.stdout))
     except MarkupError as error:
-        _print_markup_error(name, text, error)
+        _print_markup_error(args, name, text, error)
         return EXIT_INPUT
     except (EncodingError, MessageError) as error:
-        print(f"{name}: error: {error}", file=sys.stderr)
+        _error(args, name, getattr(error, "code", "bad-input"), str(error))
         return EXIT_INPUT
     return EXIT_OK
 
@@ -156,13 +156,16 @@ def _run_messages(args: argparse.Namespace, name: str, text: str) -> int:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as error:
-        print(f"{name}:{error.lineno}:{error.colno}: error: not JSON: {error.msg}", file=sys.stderr)
+        if args.json:
+            _error(args, name, "bad-json", f"not JSON: {error.msg}", offset=error.pos,
+                   line=error.lineno, column=error.colno)  # fmt: skip
+        else:
+            print(f"{name}:{error.lineno}:{error.colno}: error: not JSON: {error.msg}",
+                  file=sys.stderr)  # fmt: skip
         return EXIT_INPUT
     messages = data.get("messages") if isinstance(data, dict) else data
     if not isinstance(messages, list):
-        print(
-            f'{name}: error: expected a list of messages or {{"messages": [...]}}', file=sys.stderr
-        )
+        _error(args, name, "bad-messages", 'expected a list of messages or {"messages": [...]}')
         return EXIT_INPUT
     roles = [r.strip() for r in args.trusted_roles.split(",") if r.strip()]
     try:
@@ -172,7 +175,8 @@ def _run_messages(args: argparse.Namespace, name: str, text: str) -> int:
     except MarkupError as error:
         index = error.message_index or 0
         content = messages[index].get("content") if isinstance(messages[index], dict) else ""
-        _print_markup_error(f"{name}[{index}]", content if isinstance(content, str) else "", error)
+        text = content if isinstance(content, str) else ""
+        _print_markup_error(args, f"{name}[{index}]", text, error)
         return EXIT_INPUT
     if args.method:
         for note in render_notes(conversation, args.method):
@@ -276,7 +280,19 @@ def _print_warnings(name: str, text: str, document: Document) -> None:
         print(f"{name}:{w.line}:{w.column}: warning: {w.message}", file=sys.stderr)
 
 
-def _print_markup_error(name: str, text: str, error: MarkupError) -> None:
+def _error(args: argparse.Namespace, name: str, code: str, message: str, **fields: Any) -> None:
+    """``name: error: message`` on stderr, or with --json ``{"error": {…}}``."""
+    if args.json:
+        error = {"code": code, "message": message, "input": name, **fields}
+        print(json.dumps({"error": error}, ensure_ascii=False), file=sys.stderr)
+    else:
+        print(f"{name}: error: {message}", file=sys.stderr)
+
+
+def _print_markup_error(args: argparse.Namespace, name: str, text: str, error: MarkupError) -> None:
+    if args.json:
+        _error(args, name, error.code, error.message, **error.fields())
+        return
     lines = text.split("\n")
     line = lines[error.line - 1] if 0 < error.line <= len(lines) else ""
     print(f"{name}:{error.line}:{error.column}: error: {error.message}", file=sys.stderr)

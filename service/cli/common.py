@@ -24,11 +24,25 @@ MODEL_HELP = "a .gguf file or model folder (default: embedded)"
 
 
 class CliError(Exception):
-    """An expected failure: its message is the whole report (one line)."""
+    """An expected failure: its message is the whole report (one line). ``name`` is its code
+    in a JSON error (``--json``)."""
 
-    def __init__(self, message: str, code: int = EXIT_RUNTIME) -> None:
+    def __init__(self, message: str, code: int = EXIT_RUNTIME, name: str | None = None) -> None:
         super().__init__(message)
         self.code = code
+        self.name = name or ("usage" if code == EXIT_USAGE else "failed")
+
+
+def report_error(prog: str, as_json: bool, code: str, message: str, **fields: Any) -> None:
+    """An error on stderr: ``prog: error: message``, or with ``--json`` one JSON object
+    ``{"error": {"code", "message", "command", …fields}}``."""
+    if as_json:
+        import json
+
+        error = {"code": code, "message": message, "command": prog, **fields}
+        print(json.dumps({"error": error}, ensure_ascii=False), file=sys.stderr)
+    else:
+        print(f"{prog}: error: {message}", file=sys.stderr)
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
@@ -52,6 +66,9 @@ class Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
 
     def error(self, message: str) -> NoReturn:
+        if "--json" in sys.argv[1:]:
+            report_error(self.prog, True, "usage", f"{message} (see {self.prog} --help)")
+            self.exit(EXIT_USAGE)
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
@@ -79,6 +96,12 @@ def command(
             help="show model-loading progress and details",
         )  # fmt: skip
     return parser
+
+
+def json_option(parser: argparse.ArgumentParser, help: str) -> None:
+    """``--json``: ``help`` says what it prints; errors are then JSON on stderr too (given
+    before the subcommand, ``salience --json …``, it means the same)."""
+    parser.add_argument("--json", action="store_true", help=f"{help}; errors as JSON on stderr")
 
 
 def prompt_options(parser: argparse.ArgumentParser, *, what: str) -> None:

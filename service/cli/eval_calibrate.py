@@ -74,6 +74,9 @@ def register(sub: Any) -> None:
         "--batch", type=at_least(1), default=72, help="rows per forward pass (length 0: cheap)"
     )
     c.add_argument("--quiet", action="store_true", help="no progress bar")
+    c.add_argument(
+        "--json", action="store_true", help="print the bank's summary as JSON (not its items)"
+    )
 
 
 def calibrate_eval(args: argparse.Namespace) -> int:
@@ -173,6 +176,20 @@ def calibrate_eval(args: argparse.Namespace) -> int:
     measured["all_candidates"] = round(everyone, 4)
     result = dataclasses.replace(chosen, measured=measured)
     bank.write(result, args.out)
+    if args.json:
+        import json
+
+        data = {k: v for k, v in result.data().items() if k != "items"}
+        data["families"] = {
+            f: {
+                "candidates": n,
+                "mean": round(mean, 4),
+                "kept": bank.by_family(list(result.items)).get(f, (0, 0.0))[0],
+            }
+            for f, (n, mean) in bank.by_family(candidates).items()
+        }
+        print(json.dumps({**data, "out": args.out}))
+        return 0
     _print(result, candidates)
     return 0
 
@@ -180,9 +197,8 @@ def calibrate_eval(args: argparse.Namespace) -> int:
 def _name(grid: Any, backend: Any) -> str:
     """A pass's run name: its grid and model, whatever the number of items (the first n items
     of a larger draw are the n of a smaller one, so more candidates resume the pass)."""
-    return (
-        "calibrate-" + dataclasses.replace(grid, items=0).identity(backend.name, backend.model)[4:]
-    )
+    every = dataclasses.replace(grid, items=0)
+    return "calibrate-" + str(every.identity(backend.name, backend.model))[4:]
 
 
 def _drawn(grid: Any) -> list[Any]:

@@ -161,10 +161,18 @@ def register(commands: Any) -> None:
         "outside the database as it runs)",
     )  # fmt: skip
     r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.add_argument(
+        "--json", action="store_true", help="end with a JSON summary of the run on stdout"
+    )
     rep = command(sub, "report", help="summarise a run as Markdown", run=report_eval)
     rep.add_argument(
-        "name", nargs="?", default=None, help="the run (`salience eval list` shows them)"
-    )
+        "name", nargs="?", default=None,
+        help="the run (`salience eval list` shows them; not needed where --db holds one run)",
+    )  # fmt: skip
+    rep.add_argument(
+        "--json", action="store_true",
+        help="the report as data: every section and table, each estimate with its interval",
+    )  # fmt: skip
     rep.add_argument("--db", default=DEFAULT_DB, help="the SQLite file of the records")
     rep.add_argument(
         "--records",
@@ -350,13 +358,23 @@ def run_eval(args: argparse.Namespace) -> int:
         store.close()
     if executor is not None and executor.replaced:
         print(f"ray: {executor.replaced} actor(s) died and were replaced; their work was redone")
+    db = "" if args.db == DEFAULT_DB else f" --db {shlex.quote(args.db)}"
+    report = f"salience eval report {name}{db}"
+    if args.json:
+        import json
+
+        print(json.dumps({"schema_version": 1, "run": name, "db": args.db, "new": stats.done,
+                          "resumed": stats.skipped, "total": stats.total,
+                          "seconds": round(stats.wall_seconds, 3),
+                          "samples_per_minute": round(stats.per_minute, 3),
+                          "report": report}))  # fmt: skip
+        return 0
     if stats.done:
         cost = f"; runner overhead {stats.overhead:.1%} of {stats.wall_seconds:.1f} s"
     else:
         cost = "; nothing left to run"
     print(f"run {name}: {stats.done} new, {stats.skipped} resumed, {stats.total} in the grid{cost}")
-    db = "" if args.db == DEFAULT_DB else f" --db {shlex.quote(args.db)}"
-    print(f"report it: salience eval report {name}{db}")
+    print(f"report it: {report}")
     return 0
 
 

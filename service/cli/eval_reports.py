@@ -39,10 +39,10 @@ def report_eval(args: argparse.Namespace) -> int:
             raise CliError(f"--records {args.records}: no records in it")
         name = args.name or Path(args.records).name.split(".")[0]
         return _report(args, name, records, complete, markdown, plots)
-    if args.name is None:
-        raise CliError("name a run (`salience eval list`), or pass --records FILE", 2)
     store = _existing_store(args.db)
     try:
+        if args.name is None:
+            args.name = _only_run(store, args.db)
         records = list(store.records(args.name))
         if not records:
             raise CliError(
@@ -52,6 +52,17 @@ def report_eval(args: argparse.Namespace) -> int:
     finally:
         store.close()
     return _report(args, args.name, records, complete, markdown, plots)
+
+
+def _only_run(store: Any, db: str) -> str:
+    """The one run in ``db`` (a report needs no name then); else the error that lists them."""
+    runs = store.runs()
+    if len(runs) == 1:
+        return str(runs[0])
+    if not runs:
+        raise CliError(f"no runs in {db} (`salience eval run` records one)")
+    listed = ", ".join(runs[:20]) + (f" … ({len(runs)} in all)" if len(runs) > 20 else "")
+    raise CliError(f"{db} holds {len(runs)} runs; name one: {listed}", 2)
 
 
 def _report(
@@ -104,6 +115,13 @@ def _report(
         (out / "summary.md").write_text(summary, encoding="utf-8")
         for path in written:
             print(f"wrote {path}", file=sys.stderr)
+    if args.json:
+        import json
+
+        from salience.evals.report_data import as_data
+
+        print(json.dumps({**as_data(summary), "run": name}, ensure_ascii=False))
+        return 0
     print(summary, end="")
     return 0
 
