@@ -1,6 +1,7 @@
 """``salience serve``: run the HTTP service with uvicorn.
 
-Settings come from ``SALIENCE_*`` environment variables; ``--host``/``--port`` override them.
+Settings come from ``SALIENCE_*`` environment variables and the config file (``salience
+config`` shows each and where it came from); ``--host``/``--port``/``--workers`` override them.
 """
 
 from __future__ import annotations
@@ -26,18 +27,21 @@ def run(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from ..app import create_app
-    from ..core.config import Settings
+    from ..core.config import ConfigError, Settings
 
     flags = {"host": args.host, "port": args.port, "workers": args.workers}
     overrides = {k: v for k, v in flags.items() if v is not None}
     try:
         settings = Settings(**overrides)
+    except ConfigError as error:
+        raise CliError(str(error), 2, name="bad-config") from None
     except ValidationError as error:
         problems = "; ".join(
-            f"SALIENCE_{'_'.join(map(str, e['loc'])).upper()}={e.get('input')!r}: {e['msg']}"
-            for e in error.errors()
+            f"{'_'.join(map(str, e['loc']))}={e.get('input')!r}: {e['msg']}" for e in error.errors()
         )
-        raise CliError(f"bad setting: {problems} (fix the environment variable)", 2) from None
+        raise CliError(
+            f"bad setting: {problems} (fix it where it is set: `salience config` says where)", 2
+        ) from None
     print(
         f"salience: serving on http://{settings.host}:{settings.port} (docs at /docs)", flush=True
     )

@@ -1,20 +1,92 @@
-"""Settings: one object, read from ``SALIENCE_*`` environment variables.
+"""Settings: one object, read from ``SALIENCE_*`` environment variables and a config file.
 
     SALIENCE_PORT=9000 SALIENCE_MAX_BODY_BYTES=262144 salience serve
 
 List settings take a comma-separated string (``SALIENCE_TRUSTED_ROLES=system,developer``) or a
 JSON array.
+
+Where each setting comes from, first found wins: a command-line flag (``salience serve
+--port``), then the ``SALIENCE_*`` environment variable, then the config file, then the default.
+The config file is ``$SALIENCE_CONFIG`` if set (it must exist), else ``salience.toml`` in the
+current folder, else the ``[tool.salience]`` table of ``pyproject.toml`` there; its keys are the
+settings' names in lower case (``port = 9000``, ``trusted_roles = ["system"]``), and a key that
+names no setting is an error, not a silent no-op. ``salience config`` prints every setting with
+its value and where it came from.
 """
 
 from __future__ import annotations
 
+import os
+import tomllib
 from functools import lru_cache
+from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    InitSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from salience.markup.parsing import DEFAULT_MAX_ELEMENTS
+
+CONFIG_VARIABLE = "SALIENCE_CONFIG"
+SECRET = frozenset({"upstream_api_key"})
+
+
+class ConfigError(ValueError):
+    """A config file that cannot be read, or that names a setting there is not."""
+
+
+def config_file(folder: Path | None = None) -> tuple[Path, str] | None:
+    """(path, its table: "" or "tool.salience") of the config file in force, or None."""
+    explicit = os.environ.get(CONFIG_VARIABLE)
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigError(f"${CONFIG_VARIABLE}={explicit}: no such file")
+        return path, "tool.salience" if path.name == "pyproject.toml" else ""
+    here = folder or Path.cwd()
+    if (here / "salience.toml").is_file():
+        return here / "salience.toml", ""
+    pyproject = here / "pyproject.toml"
+    if pyproject.is_file():
+        try:
+            data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+            return None  # a pyproject.toml that is not ours to judge
+        if isinstance(data.get("tool"), dict) and "salience" in data["tool"]:
+            return pyproject, "tool.salience"
+    return None
+
+
+def file_values(found: tuple[Path, str] | None = None) -> dict[str, Any]:
+    """The settings the config file gives (none without one); ConfigError if it is broken."""
+    found = found if found is not None else config_file()
+    if found is None:
+        return {}
+    path, table = found
+    try:
+        data: Any = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: cannot read it ({error})") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: not TOML ({error})") from None
+    for part in table.split(".") if table else []:
+        data = data.get(part, {}) if isinstance(data, dict) else {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: [{table}] is not a table")
+    known = set(Settings.model_fields)
+    unknown = sorted(set(data) - known)
+    if unknown:
+        where = f"{path} [{table}]" if table else str(path)
+        raise ConfigError(
+            f"{where}: no setting named {', '.join(unknown)} (known: {', '.join(sorted(known))})"
+        )
+    return dict(data)
 
 
 class Settings(BaseSettings):
@@ -103,6 +175,18 @@ class Settings(BaseSettings):
 
     log_level: str = "info"
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Flags (the constructor's arguments), then SALIENCE_* variables, then the file."""
+        return init_settings, env_settings, InitSettingsSource(settings_cls, file_values())
+
     @field_validator("style_levels")
     @classmethod
     def _style_levels(cls, value: str | None) -> str | None:
@@ -157,3 +241,30 @@ class Settings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+def provenance(flags: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Every setting: its name, its effective value (secrets shown as "***") and where it came
+    from ("flag", "env SALIENCE_X", the config file, or "default")."""
+    flags = {k: v for k, v in (flags or {}).items() if v is not None}
+    settings = Settings(**flags)
+    found = config_file()
+    in_file = file_values(found)
+    out = []
+    for name in Settings.model_fields:
+        variable = f"SALIENCE_{name.upper()}"
+        if name in flags:
+            source = "flag"
+        elif variable in os.environ:
+            source = f"env {variable}"
+        elif name in in_file and found is not None:
+            source = f"{found[0]}" + (f" [{found[1]}]" if found[1] else "")
+        else:
+            source = "default"
+        value = getattr(settings, name)
+        if isinstance(value, tuple):
+            value = list(value)
+        if name in SECRET and value is not None:
+            value = "***"
+        out.append({"name": name, "value": value, "source": source, "variable": variable})
+    return out
