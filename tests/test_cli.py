@@ -224,3 +224,30 @@ def test_eval_report_finds_the_only_run_and_reports_it_as_data_too(tmp_path: Pat
     assert run("eval", "import", str(committed), "--db", str(db), "--name", "again").returncode == 0
     two = run("eval", "report", "--db", str(db))
     assert two.returncode == 2 and "holds 2 runs; name one: again, inject" in two.stderr
+
+
+def test_bash_completion_completes_commands_options_and_choices(tmp_path: Path) -> None:
+    script = run("completion", "bash")
+    assert script.returncode == 0
+    (tmp_path / "salience.bash").write_text(script.stdout, encoding="utf-8")
+    cases = {
+        "salience ev": "eval",
+        "salience eval r": "run report",
+        "salience eval run --spl": "--split",
+        "salience eval run --split ''": "test train",
+        "salience eval report --rec": "--records",
+        "salience completion ''": "bash zsh fish",
+        "salience annotate --format h": "html",
+        "salience config --ch": "--changed",
+    }
+    lines = [f"source {tmp_path / 'salience.bash'}"]
+    for words in cases:
+        lines += [f"COMP_WORDS=({words}); COMP_CWORD=$((${{#COMP_WORDS[@]}} - 1)); _salience",
+                  'echo "${COMPREPLY[*]}"']  # fmt: skip
+    done = subprocess.run(["bash", "-c", "\n".join(lines)], capture_output=True, text=True,
+                          timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == list(cases.values())
+    zsh, fish = run("completion", "zsh").stdout, run("completion", "fish").stdout
+    assert zsh.startswith("#compdef salience") and "bashcompinit" in zsh and "_salience()" in zsh
+    assert "complete -c salience -n __fish_use_subcommand -f -a eval" in fish.splitlines()

@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 
-from . import annotate, config_cmd, eval_cmd, generate, model_cmd, serve
+from . import annotate, completion, config_cmd, eval_cmd, generate, model_cmd, serve
 from .common import EXIT_RUNTIME, EXIT_USAGE, CliError, HelpFormatter, Parser, report_error
 
 EPILOG = """\
@@ -44,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     model_cmd.register(commands)
     eval_cmd.register(commands)
     config_cmd.register(commands)
+    completion.register(commands)
     return parser
 
 
