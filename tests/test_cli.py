@@ -251,3 +251,27 @@ def test_bash_completion_completes_commands_options_and_choices(tmp_path: Path) 
     zsh, fish = run("completion", "zsh").stdout, run("completion", "fish").stdout
     assert zsh.startswith("#compdef salience") and "bashcompinit" in zsh and "_salience()" in zsh
     assert "complete -c salience -n __fish_use_subcommand -f -a eval" in fish.splitlines()
+
+
+def test_every_option_shows_its_default() -> None:
+    """Each option of each command says its default in its help: the value, "unset" for one
+    that does nothing unless given, or in its own words."""
+    import argparse
+
+    from salience.service.cli import _leaves, build_parser
+    from salience.service.cli.common import HelpFormatter
+
+    flags = (argparse._StoreTrueAction, argparse._HelpAction, argparse._VersionAction)
+    silent = []
+    for leaf in _leaves(build_parser()):
+        text = leaf.format_help()
+        for action in leaf._actions:
+            if not action.option_strings or isinstance(action, flags) or action.required:
+                continue
+            if action.default == argparse.SUPPRESS:
+                continue
+            shown = HelpFormatter(leaf.prog)._get_help_string(action) or ""
+            if "default" not in shown:
+                silent.append(f"{leaf.prog} {action.option_strings[-1]}")
+        assert "``" not in text, leaf.prog  # no markup artefacts
+    assert silent == []

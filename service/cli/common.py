@@ -51,6 +51,9 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefau
     def _get_help_string(self, action: argparse.Action) -> str | None:
         text = action.help or ""
         default = action.default
+        if default is None and action.option_strings and not action.required:
+            # an option that does nothing unless given says so, unless its help says otherwise
+            return text if "default" in text else f"{text} (default: unset)"
         if "%(default)" in text or default is None or default is False or default == "==SUPPRESS==":
             return text
         if action.option_strings or action.nargs in ("?", "*"):

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from salience.markup import MarkupError, SalienceError, parse_messages
-from salience.model.methods import help_text
+from salience.model.methods import DEFAULT_SPA_OMEGA, DEFAULT_UNIFORM_BETA, help_text
 
 from .annotate import _read_input
 from .common import (
@@ -44,11 +44,18 @@ def register(commands: Any) -> None:
     p.add_argument("--system", default=None, help="a system message to put first")
     p.add_argument("--max-new-tokens", type=at_least(1), default=64, help="answer budget")
     p.add_argument("--temperature", type=float, default=0.0, help="0: greedy")
-    p.add_argument("--beta", type=float, default=None, help="uniform: β for hard (high gets β/2)")
+    p.add_argument(
+        "--beta", type=float, default=None,
+        help=f"uniform: β for hard, high gets β/2 (default: {DEFAULT_UNIFORM_BETA:g}, or the β of "
+        "uniform@β)",
+    )  # fmt: skip
     p.add_argument(
         "--gate", choices=["after", "all"], default="after", help="which queries a bias steers"
     )
-    p.add_argument("--omega", type=float, default=None, help="spa: ω")
+    p.add_argument(
+        "--omega", type=float, default=None,
+        help=f"spa: ω (default: {DEFAULT_SPA_OMEGA:g}, or the ω of spa@ω)",
+    )  # fmt: skip
     p.add_argument("--bias-path", default=None, help="pasta/learned: an ImportanceBias JSON file")
     model_options(p, seed="sampling seed")
     p.add_argument(
