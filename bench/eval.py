@@ -18,7 +18,14 @@ sampled-measure throughput (the plain path would take 9 generations per sample).
 
     .venv/bin/python bench/eval.py [--items 2] [--methods none,xml,uniform,learned,spa] [--json]
 
+Then the cost of durability (``--writes``, or alone with ``--writes-only``): one small grid
+through the runner twice, side by side, into a SQLite store that commits each sample as it
+completes (what ``salience eval run`` does, so that Ctrl-C loses at most the samples in flight)
+and into one that keeps them in memory and writes them in one transaction at the end. Printed:
+the time spent inside the per-sample writes as a share of the run, and the two runs' wall times.
+
 The last line reads: eval throughput: <old> samples/min, <new> samples/min, speedup <x>
+(with --writes-only: per-sample writes: <share> % of the run)
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from salience.evals.backends import Decoding, LocalBackend, References, Unit
 from salience.evals.grid import Grid
 from salience.evals.records import reference_pair, row_seed
 from salience.evals.runner import plan
+from salience.evals.store import Store
 
 CLOSE_MEAN, CLOSE_MAX = 0.1, 1.0  # nats per token: bfloat16 is "close" within these
 
@@ -79,7 +87,11 @@ def main() -> int:
     parser.add_argument("--length", type=int, default=2048, help="distractor tokens")
     parser.add_argument("--samples", type=int, default=8, help="k for the sampled measure")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--writes", action="store_true", help="also the per-sample write cost")
+    parser.add_argument("--writes-only", action="store_true", help="only the write cost")
     args = parser.parse_args()
+    if args.writes_only:
+        return writes(args.json)
 
     import torch
 
@@ -175,8 +187,87 @@ def main() -> int:
               f"{'close: used' if close else 'not close: not used'}")  # fmt: skip
         print(f"sampled measure, k = {args.samples} (+ greedy), batched {result['sampled_dtype']}: "
               f"{result['sampled_answers_per_min']:.1f} answers/min")  # fmt: skip
+    if args.writes:
+        writes(args.json)
     print(f"eval throughput: {per_min['old']:.2f} samples/min, {per_min[new_key]:.2f} samples/min, "
           f"speedup {seconds['old'] / seconds[new_key]:.2f}")  # fmt: skip
+    return 0
+
+
+class _Deferred:
+    """A record store that keeps the samples in memory and writes them all at the end."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.held: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
+        self.run = ""
+
+    def done(self, run: str) -> set[str]:
+        return self.store.done(run)
+
+    def claim(self, run: str, settings: dict[str, Any], cells: dict[str, Any]) -> None:
+        self.run, self.settings, self.cells = run, settings, cells
+        self.store.claim(run, settings, cells)
+
+    def add(self, key: str, run: str, factors: dict[str, Any], result: dict[str, Any]) -> bool:
+        self.held.append((key, factors, result))
+        return True
+
+    def reference(self, model: str, item: str, max_new: int) -> dict[str, Any] | None:
+        return self.store.reference(model, item, max_new)
+
+    def add_reference(self, model: str, item: str, max_new: int, data: dict[str, Any]) -> None:
+        self.store.add_reference(model, item, max_new, data)
+
+    def flush(self) -> None:
+        self.store.import_records(self.run, self.settings, self.cells, self.held)
+
+
+def writes(as_json: bool) -> int:
+    """Per-sample commits against one write at the end, on the same grid, side by side."""
+    import tempfile
+    from pathlib import Path
+
+    from salience.evals.runner import run
+
+    grid = Grid(items=4, lengths=(0, 256), methods=("none", "xml"), samples=4, margin=True,
+                max_new_tokens=48, positions=("before", "after"), design="rotated")  # fmt: skip
+    backend = LocalBackend(None, "bfloat16")
+    folder = Path(tempfile.mkdtemp(prefix="salience-bench-"))
+    inside = 0.0
+    walls: dict[str, float] = {}
+    for name in ("durable", "deferred"):
+        store = Store(folder / f"{name}.sqlite3")
+        if name == "durable":
+            plain_add = store.add
+
+            def timed(*a: Any, plain_add: Any = plain_add) -> bool:
+                nonlocal inside
+                t = time.perf_counter()
+                try:
+                    return bool(plain_add(*a))
+                finally:
+                    inside += time.perf_counter() - t
+
+            store.add = timed  # type: ignore[method-assign,assignment]
+            t = time.perf_counter()
+            stats = run(grid, backend, store, "w")
+        else:
+            deferred = _Deferred(store)
+            t = time.perf_counter()
+            stats = run(grid, backend, deferred, "w")
+            deferred.flush()
+        walls[name] = time.perf_counter() - t
+        store.close()
+    share = inside / walls["durable"]
+    result = {"samples": stats.total, "write_seconds": inside, "wall_seconds": walls,
+              "write_share": share}  # fmt: skip
+    if as_json:
+        print(json.dumps(result, indent=2))
+    print(f"durable run {walls['durable']:.1f} s, deferred run {walls['deferred']:.1f} s "
+          f"({stats.total} samples; ratio {walls['durable'] / walls['deferred']:.3f}); "
+          f"{inside * 1000 / stats.total:.2f} ms per sample written")  # fmt: skip
+    print(f"per-sample writes: {100 * share:.2f} % of the run")
     return 0
 
 

@@ -156,3 +156,19 @@ def test_head_to_head_names_the_best_method_and_its_margin_over_each_other() -> 
     assert not any("| b | 16 |" in line for line in lines)  # never against itself
     only = [r for r in records if r["method"] in ("none", "a")]
     assert head_to_head(only, ["none", "a"]) == []
+
+
+def test_a_cell_of_one_item_shows_its_count_and_no_interval() -> None:
+    """A bootstrap over one item cannot vary: the floors table says so instead of printing a
+    degenerate [x, x] interval; two items get a real one."""
+    from salience.evals.report import floors
+
+    def record(item: str, family: str, both: float) -> dict[str, object]:
+        return {"item": item, "family": family, "method": "none", "length": 0, "strict": True,
+                "quality": True, "sampled": {"both": both}, "prompt_hash": item}  # fmt: skip
+
+    records = [record("a", "title", 0.5), record("b", "quoted", 0.25), record("c", "quoted", 0.75)]
+    table = "\n".join(floors(records))
+    assert "| title | 1 | 1.00 (1 item: no interval) | 0.50 (1 item: no interval) | – |" in table
+    quoted = next(line for line in table.splitlines() if line.startswith("| quoted |"))
+    assert "no interval" not in quoted and "0.50 [0.25, 0.75]" in quoted
