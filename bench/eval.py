@@ -267,7 +267,7 @@ def writes(as_json: bool) -> int:
     print(f"durable run {walls['durable']:.1f} s, deferred run {walls['deferred']:.1f} s "
           f"({stats.total} samples; ratio {walls['durable'] / walls['deferred']:.3f}); "
           f"{inside * 1000 / stats.total:.2f} ms per sample written")  # fmt: skip
-    print(f"per-sample writes: {100 * share:.2f} % of the run")
+    print(f"per-sample writes: {100 * share:.3f} % of the run")
     return 0
 
 
