@@ -19,15 +19,20 @@ STUDIES = {  # folder → the report's arguments before --records, as the result
     "distance": [],
     "measures": ["measures", "--headline", str(ROOT / "evals/data/headline-smollm2-135m.json")],
     "inject": ["inject"],
+    # in progress: docs/eval/effective/study.sh commits its records and report as it goes
+    "effective": [],
 }
+COMMITTED = sorted(s for s in STUDIES if (ROOT / "docs/eval" / s / "records.jsonl.gz").is_file())
+IN_PROGRESS = {"effective"}
 
 
 def test_every_committed_records_file_has_its_report_here() -> None:
     folders = {p.parent.name for p in (ROOT / "docs/eval").glob("*/records.jsonl.gz")}
-    assert folders == set(STUDIES)
+    assert folders <= set(STUDIES)
+    assert set(STUDIES) - folders <= IN_PROGRESS  # a finished study's records are committed
 
 
-@pytest.mark.parametrize("study", sorted(STUDIES))
+@pytest.mark.parametrize("study", COMMITTED)
 def test_the_committed_summary_is_reproduced_from_the_committed_records(
     study: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
