@@ -135,7 +135,8 @@ def from_options(cls: Callable[..., T], args: argparse.Namespace, **given: Any) 
     of the same name takes the option's value, ``given`` overrides those (values an option
     holds in another form), and every other field keeps its default."""
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    return cls(**{n: getattr(args, n) for n in names if hasattr(args, n)}, **given)
+    values = {n: getattr(args, n) for n in names if hasattr(args, n)}
+    return cls(**{**values, **given})
 
 
 def read_text(path: str | None, what: str = "input") -> tuple[str, str | None]:
