@@ -330,6 +330,7 @@ def run_eval(args: argparse.Namespace) -> int:
     if imported is not None:
         skipped = ", ".join(f"{k}: {v}" for k, v in imported.skipped.most_common()) or "none"
         print(f"dataset: {len(imported.rows)} rows can be verified; skipped rows: {skipped}")
+    before = len(store.done(name))
     try:
         stats = run(
             grid, backend, store, name, progress, concurrency, batch=args.batch, executor=executor
@@ -345,12 +346,13 @@ def run_eval(args: argparse.Namespace) -> int:
             bar.close()
         if args.jsonl and store.done(name):
             store.export_jsonl(name, args.jsonl)
-        got = stop.stats
+        held = len(store.done(name))  # what is in the database: exact, whatever Ctrl-C cut
+        saved = held - before
+        grid_size = f" of {stop.stats.total}" if stop.stats.total else ""
         again = shlex.join(["salience", *sys.argv[1:]]) if sys.argv[1:] else "the same command"
         print(
-            f"interrupted: {got.done} new sample{'s' if got.done != 1 else ''} saved this time; "
-            f"{got.done + got.skipped} of {got.total} in run {name} ({args.db}). Resume with:\n"
-            f"  {again}",
+            f"interrupted: {saved} new sample{'s' if saved != 1 else ''} saved this time; "
+            f"{held}{grid_size} in run {name} ({args.db}). Resume with:\n  {again}",
             file=sys.stderr,
         )
         return 130
