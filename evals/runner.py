@@ -284,13 +284,16 @@ def run(
     concurrency: int = 1,
     batch: int = 16,
     executor: Executor | None = None,
+    activity: Callable[[RunStats], None] | None = None,
 ) -> RunStats:
     """Run every sample not yet stored. A batched backend (the local model) computes up to
     ``batch`` rows per forward pass (``batch`` ≤ 1: sample by sample, the plain path); any
     other with ``concurrency`` > 1 (a remote backend) computes samples on that many threads.
     ``executor`` computes the work elsewhere instead (evals.distributed: Ray actors); either
     way the work is cut the same and the records are written here alone, one by one, as each
-    sample finishes."""
+    sample finishes. ``progress`` hears each sample recorded; ``activity`` (a progress
+    display) also each phase (planning, references, running) and what the backend is doing
+    between results, at most every ACTIVITY_EVERY seconds."""
     store.claim(
         run_name, {**grid.settings(), "backend": backend.name, "model": backend.model}, grid.cells()
     )  # fmt: skip  (refuses a name holding records of other settings)
@@ -301,6 +304,11 @@ def run(
     def show(phase: str | None = None) -> None:
         if phase is not None:
             stats.phase = phase
+        if activity is not None:
+            stats.wall_seconds = time.perf_counter() - start
+            activity(stats)
+
+    def recorded() -> None:
         if progress is not None:
             stats.wall_seconds = time.perf_counter() - start
             progress(stats)
@@ -315,7 +323,7 @@ def run(
             stats.activity = what
             show()
 
-    backend.activity = hear if progress is not None else None
+    backend.activity = hear if activity is not None else None
     try:
         show("planning")
         planned = plan(grid, backend)
@@ -333,7 +341,7 @@ def run(
         if executor is None:
             executor = _in_process(backend, batch, concurrency)
         show("running")
-        _record(grid, store, run_name, executor(work), todo, stats, show)
+        _record(grid, store, run_name, executor(work), todo, stats, recorded)
     except KeyboardInterrupt:
         stats.wall_seconds = time.perf_counter() - start
         raise RunInterrupted(stats) from None

@@ -233,7 +233,7 @@ def write_jsonl(records: Iterable[dict[str, Any]], path: str | Path) -> int:
     temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp{target.suffix}")
     n = 0
     try:
-        with _open_text(temporary, "w") as f:
+        with _open_text(temporary, "w", name=target) as f:
             for record in records:
                 f.write(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n")
                 n += 1
@@ -249,12 +249,18 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def _open_text(path: Path, mode: str) -> Any:
+def _open_text(path: Path, mode: str, name: Path | None = None) -> Any:
+    """``path`` as text, through gzip where it ends in .gz; writing, the gzip header names
+    ``name`` (the file a temporary one becomes) and no time, so the same records give the
+    same bytes."""
     import gzip
     import io
 
     if path.suffix == ".gz":
-        if mode == "w":  # mtime 0: the same records give the same bytes
-            return io.TextIOWrapper(gzip.GzipFile(str(path), "wb", mtime=0), encoding="utf-8")
+        if mode == "w":
+            raw = open(path, "wb", buffering=0)  # noqa: SIM115 (the GzipFile closes it)
+            packed = gzip.GzipFile(str(name or path), "wb", fileobj=raw, mtime=0)
+            packed.myfileobj = raw  # closed when the GzipFile is
+            return io.TextIOWrapper(packed, encoding="utf-8")
         return io.TextIOWrapper(gzip.GzipFile(str(path), "rb"), encoding="utf-8")
     return open(path, mode, encoding="utf-8")

@@ -132,8 +132,10 @@ def defuse(text: str) -> str:
     quotation marks. Idempotent."""
     if not found(_MARKER_WORD, text, 9):
         return text
-    text = _RESERVED_TAG.sub("&lt;", text)
-    return _RESERVED_WORDS.sub(lambda m: f"“{m.group(0)}”", text)
+    # words first: a quotation mark can end a tag's name ("<ruleRemember, …:" → "<rule“…"),
+    # which the tags' pass then sees; escaping a "<" never makes a word marker
+    text = _RESERVED_WORDS.sub(lambda m: f"“{m.group(0)}”", text)
+    return _RESERVED_TAG.sub("&lt;", text)
 
 
 def _defuser(text: str, trusted: bool) -> Callable[[int, int], str]:

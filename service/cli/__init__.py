@@ -7,7 +7,16 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 
-from . import annotate, completion, config_cmd, eval_cmd, generate, model_cmd, serve
+from . import (
+    annotate,
+    completion,
+    config_cmd,
+    eval_calibrate,
+    eval_cmd,
+    generate,
+    model_cmd,
+    serve,
+)
 from .common import EXIT_RUNTIME, EXIT_USAGE, CliError, HelpFormatter, Parser, report_error
 
 EPILOG = """\
@@ -37,12 +46,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="JSON output, for the commands that have it (the same as --json after the "
         "command), and errors as JSON on stderr",
     )  # fmt: skip
+    parser.set_defaults(root_parser=parser)  # salience completion walks it
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     annotate.register(commands)
     serve.register(commands)
     generate.register(commands)
     model_cmd.register(commands)
-    eval_cmd.register(commands)
+    eval_calibrate.register(eval_cmd.register(commands))
     config_cmd.register(commands)
     completion.register(commands)
     return parser

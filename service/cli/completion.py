@@ -25,9 +25,7 @@ def register(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from . import build_parser
-
-    tree = list(walk(build_parser()))
+    tree = list(walk(args.root_parser))
     print({"bash": bash, "zsh": zsh, "fish": fish}[args.shell](tree), end="")
     return 0
 

@@ -214,7 +214,7 @@ def _pass(run: Any, grid: Any, backend: Any, store: Any, name: str, args: Any, w
     if bar is not None:
         print(f"{what} pass: {grid.items} items × {grid.samples} sampled answers ({name})",
               file=sys.stderr, flush=True)  # fmt: skip
-    stats = run(grid, backend, store, name, bar, 1, batch=args.batch)
+    stats = run(grid, backend, store, name, bar, 1, batch=args.batch, activity=bar)
     if bar is not None:
         bar.close()
         print(f"{what} pass: {stats.done} new, {stats.skipped} resumed", file=sys.stderr)

@@ -49,7 +49,9 @@ def _family_ids() -> tuple[str, ...]:
 FAMILY_IDS = _family_ids()
 
 
-def register(commands: Any) -> None:
+def register(commands: Any) -> Any:
+    """``salience eval`` and its subcommands; returns its subcommands (``eval calibrate`` joins
+    them from its own module)."""
     from .eval_reports import export_eval, floors_eval, import_eval, list_eval, report_eval
 
     p = command(commands, "eval", "run or report the constraint-following evaluation", __doc__)
@@ -227,9 +229,6 @@ def register(commands: Any) -> None:
     )
     ls.add_argument("--db", default=DEFAULT_DB, help="the SQLite file of the records")
     ls.add_argument("--json", action="store_true", help="one JSON object per run")
-    from .eval_calibrate import register as register_calibrate
-
-    register_calibrate(sub)
     fl = command(
         sub,
         "floors",
@@ -243,6 +242,7 @@ def register(commands: Any) -> None:
     fl.add_argument("--db", default=DEFAULT_DB, help="the SQLite file of the records")
     fl.add_argument("--min", type=float, default=0.3, help="the floor")
     fl.add_argument("--write", default=None, metavar="FILE", help="write the selection as JSON")
+    return sub
 
 
 def run_eval(args: argparse.Namespace) -> int:
@@ -333,8 +333,9 @@ def run_eval(args: argparse.Namespace) -> int:
     before = len(store.done(name))
     try:
         stats = run(
-            grid, backend, store, name, progress, concurrency, batch=args.batch, executor=executor
-        )
+            grid, backend, store, name, progress, concurrency, batch=args.batch,
+            executor=executor, activity=bar,
+        )  # fmt: skip
         if bar is not None:
             bar.close()
         if args.jsonl:

@@ -37,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(str(error), 2, name="bad-config") from None
     except ValidationError as error:
         problems = "; ".join(
-            f"{'_'.join(map(str, e['loc']))}={e.get('input')!r}: {e['msg']}" for e in error.errors()
+            f"{_where('_'.join(map(str, e['loc'])))}={e.get('input')!r}: {e['msg']}"
+            for e in error.errors()
         )
         raise CliError(
             f"bad setting: {problems} (fix it where it is set: `salience config` says where)", 2
@@ -61,3 +62,10 @@ def run(args: argparse.Namespace) -> int:
         os.environ[f"SALIENCE_{key.upper()}"] = str(value)
     uvicorn.run("salience.service.app:create_app", factory=True, workers=settings.workers, **common)
     return 0
+
+
+def _where(name: str) -> str:
+    """A setting as its user set it: the environment variable where one is set, else the
+    config file's key."""
+    variable = f"SALIENCE_{name.upper()}"
+    return variable if variable in os.environ else name

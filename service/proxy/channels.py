@@ -21,15 +21,12 @@ walked with an explicit stack, and anything that is not a list of message object
 
 from __future__ import annotations
 
-import itertools
+import bisect
 from collections.abc import Iterable
 from typing import Any
 
 from salience.markup.rendering import RESERVED, defuse, has_marker
 
-# how far a split marker can reach into each of two parts, beyond the blanks at the seam: the
-# longest marker ("Remember, these rules must be followed:") is 40 characters
-_SEAM = 64
 # what an upstream may put between two text parts when it joins them
 _JOINERS = ("", " ", "\n")
 
@@ -141,56 +138,57 @@ def _tree(value: Any) -> tuple[Any, int]:
 
 
 def _seams(parts: list[Any]) -> tuple[list[Any], int]:
-    """Markers that form only when consecutive text parts are joined, defused at the seam: a
-    tag's ``<`` in the first part becomes ``&lt;``, a reserved word gets its quotation marks on
-    both sides of the seam."""
-    texts = [
-        i for i, p in enumerate(parts) if isinstance(p, dict) and isinstance(p.get("text"), str)
-    ]
-    changed = 0
-    out = parts
-    for left, right in itertools.pairwise(texts):
-        a, b = out[left]["text"], out[right]["text"]
-        new_a, new_b = _fix_seam(a, b)
-        if (new_a, new_b) != (a, b):
-            if out is parts:
-                out = list(parts)
-            out[left] = {**out[left], "text": new_a}
-            out[right] = {**out[right], "text": new_b}
-            changed += 1
+    """Markers that form only when the text parts are joined (across one seam or several: "R",
+    "e", "member, these rules must be followed:"), defused where they form: a tag's ``<``
+    becomes ``&lt;``, a reserved phrase gets its quotation marks, the opening one in the part
+    where it starts and the closing one in the part where it ends. Every joiner an upstream
+    may use is tried; each pass defuses every marker it finds, and a pass finds none once the
+    passes before it found them all."""
+    at = [i for i, p in enumerate(parts) if isinstance(p, dict) and isinstance(p.get("text"), str)]
+    if len(at) < 2:
+        return parts, 0
+    texts = [parts[i]["text"] for i in at]
+    before = list(texts)
+    for _ in range(2 * len(_JOINERS) + 2):
+        edits = [e for joiner in _JOINERS for e in _crossings(texts, joiner)]
+        if not edits:
+            break
+        for part, offset, cut, put in sorted(set(edits), reverse=True):
+            texts[part] = texts[part][:offset] + put + texts[part][offset + cut :]
+    changed = sum(a != b for a, b in zip(texts, before, strict=True))
+    if not changed:
+        return parts, 0
+    out = list(parts)
+    for i, text in zip(at, texts, strict=True):
+        if text != out[i]["text"]:
+            out[i] = {**out[i], "text": text}
     return out, changed
 
 
-def _fix_seam(a: str, b: str) -> tuple[str, str]:
-    for _ in range(8):  # each fix removes one crossing marker; a seam holds very few
-        crossing = _crossing(a, b)
-        if crossing is None:
-            return a, b
-        start, end = crossing  # in a's and b's own offsets: start into a, end into b
-        if a[start] == "<":
-            a = a[:start] + "&lt;" + a[start + 1 :]
-        else:
-            a, b = a[:start] + "“" + a[start:], b[:end] + "”" + b[end:]
-    return a, b
+def _crossings(texts: list[str], joiner: str) -> list[tuple[int, int, int, str]]:
+    """The edits that defuse every marker of ``joiner.join(texts)``: (part, offset, characters
+    replaced, text put there). Each part is defused on its own already, so a marker found here
+    forms across a seam."""
+    joined = joiner.join(texts)
+    if not RESERVED.search(joined):
+        return []
+    starts = []
+    position = 0
+    for t in texts:
+        starts.append(position)
+        position += len(t) + len(joiner)
 
+    def locate(offset: int) -> tuple[int, int]:
+        part = bisect.bisect_right(starts, offset) - 1
+        return part, offset - starts[part]
 
-def _crossing(a: str, b: str) -> tuple[int, int] | None:
-    """The first marker that exists only across the seam of ``a`` and ``b`` (each already
-    defused on its own) under some joiner, as (its start in ``a``, its end in ``b``), or None."""
-    blanks_a = len(a) - len(a.rstrip())
-    blanks_b = len(b) - len(b.lstrip())
-    tail_from = max(0, len(a) - blanks_a - _SEAM)
-    tail, head = a[tail_from:], b[: blanks_b + _SEAM]
-    seam = len(tail)
-    for joiner in _JOINERS:
-        joined = tail + joiner + head
-        for m in RESERVED.finditer(joined):
-            if m.start() >= seam:
-                break  # the rest lies in b alone, which is defused
-            if m.start() == 0 and tail_from > 0:
-                continue  # cut out of its context (a word boundary, a quotation mark)
-            if m.group(0) == "<":  # a tag: its name (the lookahead) reaches past the seam
-                return tail_from + m.start(), 0
-            if m.end() > seam + len(joiner):  # a word that ends in b
-                return tail_from + m.start(), m.end() - seam - len(joiner)
-    return None
+    edits = []
+    for m in RESERVED.finditer(joined):
+        part, offset = locate(m.start())
+        if m.group(0) == "<":
+            edits.append((part, offset, 1, "&lt;"))
+            continue
+        last, end = locate(m.end() - 1)
+        edits.append((last, end + 1, 0, "”"))
+        edits.append((part, offset, 0, "“"))
+    return edits
