@@ -45,6 +45,15 @@ class Table:
     lengths: list[int]
     values: dict[str, dict[tuple[str, int], float]]
 
+    def resampled(
+        self, resamples: int, seed: int
+    ) -> tuple[dict[tuple[str, int], float], list[dict[tuple[str, int], float]]]:
+        """The means over every item, and over each of ``resamples`` bootstrap draws of items."""
+        items = list(self.values)
+        rng = random.Random(seed)
+        boot = [self.means([rng.choice(items) for _ in items]) for _ in range(resamples)]
+        return self.means(items), boot
+
     def means(self, items: Sequence[str]) -> dict[tuple[str, int], float]:
         out = {}
         for key in ((m, n) for m in self.methods for n in self.lengths):
@@ -132,10 +141,7 @@ def _percentiles(draws: list[float | None]) -> tuple[float | None, float | None]
 
 def curves(table: Table, resamples: int = RESAMPLES, seed: int = 0) -> list[Curve]:
     items = list(table.values)
-    rng = random.Random(seed)
-    draws = [[rng.choice(items) for _ in items] for _ in range(resamples)]
-    boot = [table.means(d) for d in draws]
-    point = table.means(items)
+    point, boot = table.resampled(resamples, seed)
     out = []
     for method in table.methods:
         rates = {}
@@ -182,10 +188,7 @@ def recoveries(table: Table, resamples: int = RESAMPLES, seed: int = 0) -> list[
     if "none" not in table.methods:
         return []
     items = list(table.values)
-    rng = random.Random(seed)
-    draws = [[rng.choice(items) for _ in items] for _ in range(resamples)]
-    boot = [table.means(d) for d in draws]
-    point = table.means(items)
+    point, boot = table.resampled(resamples, seed)
     out = []
     for n in table.lengths[1:]:
 

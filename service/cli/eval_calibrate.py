@@ -145,18 +145,9 @@ def calibrate_eval(args: argparse.Namespace) -> int:
         if kept:
             path = f"{args.out}.tmp-bank.json"
             bank.write(chosen, path)  # the measurement pass reads its items from a bank file
-            measurement = Grid(
-                split=args.split,
-                items=len(kept),
-                kinds=("prose",),
-                lengths=(0,),
-                positions=("before",),
-                methods=("none",),
-                seed=args.measure_seed,
-                max_new_tokens=args.max_new_tokens,
-                samples=args.samples,
-                temperature=args.temperature,
-                bank=path,
+            # the same grid on the kept items alone, with the draws of the measurement seed
+            measurement = dataclasses.replace(
+                selection, items=len(kept), seed=args.measure_seed, families=None, bank=path
             )
             mname = _name(measurement, backend)
             try:
